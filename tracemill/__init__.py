@@ -1,0 +1,73 @@
+"""tracemill: turn what your LLM agents did into better agents.
+
+The public surface, declared in one place. Importing tracemill loads only the tracing SDK;
+the store, miner and trainer load when first used and name their extra if it is missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tracemill.errors import (
+    ConfigError,
+    MissingDependencyError,
+    PayloadError,
+    PayloadTooLargeError,
+    SchemaError,
+    StoreError,
+    StoreLockedError,
+    TracemillError,
+)
+from tracemill.tracer import (
+    LLMCall,
+    Run,
+    ToolCall,
+    agent,
+    force_flush,
+    llm_call,
+    run,
+    set_attributes,
+    set_decision,
+    shutdown,
+    step,
+    tool,
+    tool_call,
+)
+from tracemill.tracer.runtime import init, set_store_exporter_factory
+
+if TYPE_CHECKING:
+    from tracemill.collector.store import Store
+
+__version__ = "0.1.0"
+
+
+def _store_exporter(dsn: str) -> Any:
+    """``init(store=DSN)``: the collector's exporter, imported only when a store is asked for."""
+    from tracemill.deps import require
+
+    require("clickhouse_connect", extra="server", feature="Writing spans to a store (store=...)")
+    from tracemill.collector.exporter import StoreSpanExporter
+
+    return StoreSpanExporter(dsn)
+
+
+set_store_exporter_factory(_store_exporter)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Store":
+        from tracemill.deps import require
+
+        require("clickhouse_connect", extra="server", feature="The trace store")
+        from tracemill.collector.store import Store
+
+        return Store
+    raise AttributeError(f"module 'tracemill' has no attribute {name!r}")
+
+
+__all__ = [
+    "ConfigError", "LLMCall", "MissingDependencyError", "PayloadError", "PayloadTooLargeError", "Run",
+    "SchemaError", "Store", "StoreError", "StoreLockedError", "ToolCall", "TracemillError", "__version__",
+    "agent", "force_flush", "init", "llm_call", "run", "set_attributes", "set_decision", "shutdown", "step",
+    "tool", "tool_call",
+]

@@ -1,0 +1,87 @@
+"""Masking of secrets in captured payloads, before anything leaves the process.
+
+Redaction works on the encoded JSON text with compiled regular expressions, which keeps it
+off the Python-level object walk on the hot path: values under sensitive keys are always
+masked, configured patterns are masked wherever they occur, and a user callback sees the
+Python value before encoding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+MASK = "[REDACTED]"
+
+ALWAYS_MASKED_KEYS = (
+    "api_key", "apikey", "api-key", "x-api-key", "password", "passwd", "secret", "client_secret",
+    "token", "access_token", "refresh_token", "id_token", "auth_token", "authorization",
+    "proxy-authorization", "cookie", "set-cookie", "private_key",
+)
+"""Key names (case-insensitive, exact) whose values are masked whatever the settings say."""
+
+DEFAULT_PATTERNS = (
+    r"\bsk-[A-Za-z0-9_\-]{16,}",  # OpenAI-style secret keys
+    r"\bBearer [A-Za-z0-9._~+/\-]{8,}=*",
+)
+
+_JSON_VALUE = r'(?:"(?:[^"\\]|\\.)*"|-?\d[\d.eE+\-]*|true|false|null)'
+
+
+class Redactor:
+    """Masks secrets in JSON text. Build once per configuration; ``redact_json`` is thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        extra_keys: Iterable[str] = (),
+        patterns: Iterable[str] = (),
+        callback: Callable[[str, Any], Any] | None = None,
+    ) -> None:
+        keys = sorted({k.lower() for k in (*ALWAYS_MASKED_KEYS, *extra_keys)}, key=len, reverse=True)
+        self._key_re = re.compile(
+            r'("(?i:' + "|".join(re.escape(k) for k in keys) + r')"\s*:\s*)' + _JSON_VALUE
+        )
+        try:
+            self._pattern_re = re.compile("|".join(f"(?:{p})" for p in (*DEFAULT_PATTERNS, *patterns)))
+        except re.error as exc:
+            raise ValueError(f"invalid redaction pattern: {exc}") from exc
+        self.callback = callback
+
+    def apply_callback(self, attribute: str, value: Any) -> Any:
+        """Run the user callback; on failure the payload is dropped, never leaked."""
+        if self.callback is None:
+            return value
+        try:
+            return self.callback(attribute, value)
+        except Exception:
+            return MASK
+
+    def redact_json(self, text: str) -> str:
+        """Mask sensitive keys' values and pattern matches; the result is still valid JSON."""
+        masked = self._key_re.sub(r'\1"' + MASK + '"', text)
+        patterned, count = self._pattern_re.subn(MASK, masked)
+        if count == 0:
+            return masked
+        try:
+            msgspec.json.decode(patterned)
+            return patterned
+        except msgspec.DecodeError:
+            # A pattern matched across JSON syntax; mask inside each string instead.
+            return msgspec.json.encode(self._mask_strings(msgspec.json.decode(masked))).decode()
+
+    def redact_text(self, text: str) -> str:
+        """Mask ``key: value`` pairs written as JSON and pattern matches in free text."""
+        return self._pattern_re.sub(MASK, self._key_re.sub(r'\1"' + MASK + '"', text))
+
+    def _mask_strings(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._pattern_re.sub(MASK, value)
+        if isinstance(value, list):
+            return [self._mask_strings(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._mask_strings(v) for k, v in value.items()}
+        return value
