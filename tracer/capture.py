@@ -19,20 +19,23 @@ _REPR_LIMIT = 1000
 
 
 def _fallback(obj: Any) -> Any:
-    """Map a type msgspec cannot encode onto one it can."""
+    """Map a type msgspec cannot encode onto one it can; objects that fight back become a name."""
+    try:
+        return _convert(obj)
+    except Exception:
+        return f"<{type(obj).__name__} object>"
+
+
+def _convert(obj: Any) -> Any:
     dump = getattr(obj, "model_dump", None)  # pydantic v2
     if callable(dump):
         return dump(mode="json")
-    item = getattr(obj, "item", None)  # numpy scalars
-    if callable(item) and type(obj).__module__ == "numpy":
-        return item()
-    tolist = getattr(obj, "tolist", None)  # numpy arrays
-    if callable(tolist) and type(obj).__module__ == "numpy":
-        return tolist()
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        return obj.tolist()  # arrays become lists, numpy scalars Python numbers
     try:
         text = repr(obj)
     except Exception:
-        text = f"<{type(obj).__qualname__} object>"
+        text = f"<{type(obj).__name__} object>"
     return text if len(text) <= _REPR_LIMIT else text[:_REPR_LIMIT] + TRUNCATED_CHARS.format(len(text) - _REPR_LIMIT)
 
 
@@ -60,7 +63,11 @@ def encode_json(value: Any) -> str:
     try:
         return _encoder.encode(value).decode()
     except Exception:
+        pass
+    try:
         return _encoder.encode(_to_builtins(value)).decode()
+    except Exception:
+        return _encoder.encode(f"<{type(value).__name__} object>").decode()
 
 
 def _shrink(value: Any, str_limit: int, item_limit: int) -> Any:

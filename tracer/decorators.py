@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar, overload
 
 import wrapt
@@ -203,7 +204,7 @@ def _generator_wrapper(spec: SpanSpec) -> Callable[..., Any]:
         if RUNTIME.disabled:
             return generator
         return traced_generator(generator, _open_for_generator(spec, instance, args, kwargs),
-                                lambda span, items, closed: _close_stream(spec, span, items, closed))
+                                partial(_close_stream, spec))
 
     return wrapper
 
@@ -214,17 +215,17 @@ def _async_generator_wrapper(spec: SpanSpec) -> Callable[..., Any]:
         if RUNTIME.disabled:
             return generator
         return traced_async_generator(generator, _open_for_generator(spec, instance, args, kwargs),
-                                      lambda span, items, closed: _close_stream(spec, span, items, closed))
+                                      partial(_close_stream, spec))
 
     return wrapper
 
 
-def _close_stream(spec: SpanSpec, span: Span, items: list[Any] | None, closed_early: bool) -> None:
+def _close_stream(spec: SpanSpec, span: Span, items: list[Any] | None, count: int, closed_early: bool) -> None:
     """Record a generator's yielded items (``None`` when it failed) before its span ends."""
     if closed_early:
         span.set_attribute(semconv.CLOSED_EARLY, True)
     if items is not None:
-        span.set_attribute(semconv.OUTPUT_ITEMS, len(items))
+        span.set_attribute(semconv.OUTPUT_ITEMS, count)
         _record_output(spec, span, items)
 
 

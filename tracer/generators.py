@@ -23,7 +23,8 @@ MAX_CAPTURED_ITEMS = 100
 """Yielded items kept for the span's output; later items are counted, not kept."""
 
 OpenSpan = Callable[[], Span | None]
-CloseSpan = Callable[[Span, "list[Any] | None", bool], None]
+CloseSpan = Callable[[Span, "list[Any] | None", int, bool], None]
+"""Called before the span ends with (span, a sample of the items or None on failure, item count, closed early)."""
 
 
 class _Items:
@@ -46,7 +47,7 @@ class _Items:
 
 def _finish(span: Span, close: CloseSpan, items: _Items | None, closed_early: bool) -> None:
     try:
-        close(span, None if items is None else items.summary(), closed_early)
+        close(span, None if items is None else items.summary(), 0 if items is None else items.count, closed_early)
     except Exception:
         log_once("generator.output", "tracemill: could not record a generator's output")
     try:

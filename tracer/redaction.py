@@ -1,9 +1,12 @@
 """Masking of secrets in captured payloads, before anything leaves the process.
 
-Redaction works on the encoded JSON text with compiled regular expressions, which keeps it
-off the Python-level object walk on the hot path: values under sensitive keys are always
-masked, configured patterns are masked wherever they occur, and a user callback sees the
-Python value before encoding.
+Redaction works on the encoded JSON text with compiled regular expressions, which keeps the
+common case (nothing to mask) off any Python-level object walk: values under sensitive keys are
+always masked, and a user callback sees the Python value before encoding. Patterns are searched
+in the JSON text; only when one matches is the payload decoded and the pattern applied inside
+each string value, so a match can never join or split JSON strings. (The search runs on the
+escaped text, so a pattern that needs a literal quote, backslash or control character to match
+is not supported.)
 """
 
 from __future__ import annotations
@@ -63,15 +66,9 @@ class Redactor:
     def redact_json(self, text: str) -> str:
         """Mask sensitive keys' values and pattern matches; the result is still valid JSON."""
         masked = self._key_re.sub(r'\1"' + MASK + '"', text)
-        patterned, count = self._pattern_re.subn(MASK, masked)
-        if count == 0:
+        if self._pattern_re.search(masked) is None:
             return masked
-        try:
-            msgspec.json.decode(patterned)
-            return patterned
-        except msgspec.DecodeError:
-            # A pattern matched across JSON syntax; mask inside each string instead.
-            return msgspec.json.encode(self._mask_strings(msgspec.json.decode(masked))).decode()
+        return msgspec.json.encode(self._mask_strings(msgspec.json.decode(masked))).decode()
 
     def redact_text(self, text: str) -> str:
         """Mask ``key: value`` pairs written as JSON and pattern matches in free text."""

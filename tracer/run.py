@@ -12,7 +12,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, format_span_id, format_trace_id
+from opentelemetry.trace import Span, SpanContext, format_span_id, format_trace_id
 
 from tracemill.tracer import semconv
 from tracemill.tracer.logs import log_once
@@ -35,6 +35,7 @@ class Run:
     ) -> None:
         self.name = name
         self.span: Span | None = None
+        self._span_context: SpanContext | None = None  # kept after the run ends, for feedback
         self._token: object | None = None
         self._inherited = {
             k: v for k, v in (
@@ -61,6 +62,7 @@ class Run:
                 attributes[semconv.INPUT] = capture(semconv.INPUT, self._input)
             self.span = tracer.start_span(f"{semconv.OP_INVOKE_WORKFLOW} {self.name}", context=parent,
                                           attributes=attributes)
+            self._span_context = self.span.get_span_context()
             ctx = trace.set_span_in_context(self.span, parent)
             if self._inherited:
                 ctx = otel_context.set_value(RUN_ATTRIBUTES_KEY, self._inherited, ctx)
@@ -96,11 +98,11 @@ class Run:
     @property
     def trace_id(self) -> str | None:
         """The run's trace id as 32 hex digits (what feedback refers to), or None when untraced."""
-        return format_trace_id(self.span.get_span_context().trace_id) if self.span is not None else None
+        return format_trace_id(self._span_context.trace_id) if self._span_context is not None else None
 
     @property
     def span_id(self) -> str | None:
-        return format_span_id(self.span.get_span_context().span_id) if self.span is not None else None
+        return format_span_id(self._span_context.span_id) if self._span_context is not None else None
 
 
 def run(
