@@ -1,9 +1,11 @@
 """``@agent``, ``@tool`` and ``@step``: one span per call of any kind of callable.
 
-Each decorator builds an immutable :class:`SpanSpec` once, at decoration time, and a
-``wrapt`` wrapper picked for the function's kind (sync, async, generator, async generator),
-so a call does no introspection. ``wrapt`` keeps the signature, docstring, ``__wrapped__``
-and method binding (instance, class and static methods) intact.
+Each decorator builds an immutable :class:`SpanSpec` once, at decoration time, and a wrapper
+picked for the function's kind (sync, async, generator, async generator), so a call does no
+introspection. The wrappers are plain closures with ``functools.wraps`` (signature, docstring,
+``__wrapped__`` kept; methods bind like any function; class and static methods are unwrapped
+and re-wrapped): measured here, a ``wrapt.FunctionWrapper`` call costs about 1.2 µs against
+0.3 µs for a closure, which alone would exceed the budget of a disabled tracer.
 
 The wrappers never raise into user code: a failure inside tracemill is logged once and the
 function runs as if undecorated; the user's own exceptions pass through unchanged.
@@ -14,10 +16,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, update_wrapper
 from typing import Any, Literal, TypeVar, overload
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span
@@ -64,15 +65,12 @@ def _parameters(func: Callable[..., Any]) -> tuple[tuple[str, ...], str | None]:
     return names, varargs
 
 
-def _arguments(spec: SpanSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _arguments(spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name (defaults not applied: what the caller passed)."""
     names = spec.param_names
-    if spec.drop_first:
-        if instance is not None:
-            names = names[1:]
-        elif args:
-            args = args[1:]
-            names = names[1:]
+    if spec.drop_first and args:
+        args = args[1:]
+        names = names[1:]
     bound = dict(zip(names, args, strict=False))
     if len(args) > len(names):
         bound[spec.varargs_name or "args"] = list(args[len(names):])
@@ -82,8 +80,7 @@ def _arguments(spec: SpanSpec, instance: Any, args: tuple[Any, ...], kwargs: dic
 
 
 def _open(
-    spec: SpanSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-    parent: otel_context.Context | None = None,
+    spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any], parent: otel_context.Context | None = None,
 ) -> Span | None:
     """Start the span of one call, or return None when tracing is off."""
     tracer = active_tracer()
@@ -91,7 +88,7 @@ def _open(
         return None
     attributes = dict(spec.static_attributes)
     if spec.capture_input and RUNTIME.settings.capture_content:
-        attributes[spec.input_attribute] = capture(spec.input_attribute, _arguments(spec, instance, args, kwargs))
+        attributes[spec.input_attribute] = capture(spec.input_attribute, _arguments(spec, args, kwargs))
     links = None
     if spec.tool_name is not None:
         trace_id = trace.get_current_span(parent).get_span_context().trace_id
@@ -134,9 +131,9 @@ def _end(span: Span, token: object) -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
 
-def _begin(spec: SpanSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, object] | None:
+def _begin(spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, object] | None:
     try:
-        span = _open(spec, instance, args, kwargs)
+        span = _open(spec, args, kwargs)
         if span is None:
             return None
         return span, otel_context.attach(trace.set_span_in_context(span))
@@ -146,11 +143,13 @@ def _begin(spec: SpanSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[st
         return None
 
 
-def _sync_wrapper(spec: SpanSpec) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if RUNTIME.disabled:
+def _sync_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    rt = RUNTIME
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if rt.disabled:
             return wrapped(*args, **kwargs)
-        opened = _begin(spec, instance, args, kwargs)
+        opened = _begin(spec, args, kwargs)
         if opened is None:
             return wrapped(*args, **kwargs)
         span, token = opened
@@ -165,11 +164,13 @@ def _sync_wrapper(spec: SpanSpec) -> Callable[..., Any]:
     return wrapper
 
 
-def _async_wrapper(spec: SpanSpec) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if RUNTIME.disabled:
+def _async_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    rt = RUNTIME
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if rt.disabled:
             return await wrapped(*args, **kwargs)
-        opened = _begin(spec, instance, args, kwargs)
+        opened = _begin(spec, args, kwargs)
         if opened is None:
             return await wrapped(*args, **kwargs)
         span, token = opened
@@ -184,13 +185,13 @@ def _async_wrapper(spec: SpanSpec) -> Callable[..., Any]:
     return wrapper
 
 
-def _open_for_generator(spec: SpanSpec, instance: Any, args: Any, kwargs: Any) -> Callable[[], Span | None]:
+def _open_for_generator(spec: SpanSpec, args: Any, kwargs: Any) -> Callable[[], Span | None]:
     """Defer the span's start to the first iteration, parented where the generator was created."""
     parent = otel_context.get_current()
 
     def open_span() -> Span | None:
         try:
-            return _open(spec, instance, args, kwargs, parent=parent)
+            return _open(spec, args, kwargs, parent=parent)
         except Exception:
             log_once(f"start:{spec.span_name}", "tracemill: could not start a span for %s", spec.span_name)
             return None
@@ -198,23 +199,27 @@ def _open_for_generator(spec: SpanSpec, instance: Any, args: Any, kwargs: Any) -
     return open_span
 
 
-def _generator_wrapper(spec: SpanSpec) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _generator_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    rt = RUNTIME
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         generator = wrapped(*args, **kwargs)  # argument errors surface at the call, as without tracing
-        if RUNTIME.disabled:
+        if rt.disabled:
             return generator
-        return traced_generator(generator, _open_for_generator(spec, instance, args, kwargs),
+        return traced_generator(generator, _open_for_generator(spec, args, kwargs),
                                 partial(_close_stream, spec))
 
     return wrapper
 
 
-def _async_generator_wrapper(spec: SpanSpec) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _async_generator_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    rt = RUNTIME
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         generator = wrapped(*args, **kwargs)
-        if RUNTIME.disabled:
+        if rt.disabled:
             return generator
-        return traced_async_generator(generator, _open_for_generator(spec, instance, args, kwargs),
+        return traced_async_generator(generator, _open_for_generator(spec, args, kwargs),
                                       partial(_close_stream, spec))
 
     return wrapper
@@ -233,15 +238,14 @@ def _unwrap_descriptor(func: Any) -> Any:
     return func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
 
 
-def _pick_wrapper(spec: SpanSpec, func: Any) -> Callable[..., Any]:
-    target = _unwrap_descriptor(func)
-    if inspect.isasyncgenfunction(target):
-        return _async_generator_wrapper(spec)
-    if inspect.isgeneratorfunction(target):
-        return _generator_wrapper(spec)
-    if inspect.iscoroutinefunction(target):
-        return _async_wrapper(spec)
-    return _sync_wrapper(spec)
+def _pick_wrapper(spec: SpanSpec, func: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(func):
+        return _async_generator_wrapper(spec, func)
+    if inspect.isgeneratorfunction(func):
+        return _generator_wrapper(spec, func)
+    if inspect.iscoroutinefunction(func):
+        return _async_wrapper(spec, func)
+    return _sync_wrapper(spec, func)
 
 
 def _spec(
@@ -274,9 +278,11 @@ def _first_doc_line(func: Any) -> str | None:
 
 
 def _decorate(func: Any, spec: SpanSpec) -> Any:
-    if not callable(_unwrap_descriptor(func)):
+    if isinstance(func, (classmethod, staticmethod)):
+        return type(func)(_decorate(func.__func__, spec))
+    if not callable(func):
         raise TypeError(f"tracemill decorators take a function or method (got {type(func).__name__})")
-    return wrapt.FunctionWrapper(func, _pick_wrapper(spec, func))
+    return update_wrapper(_pick_wrapper(spec, func), func)
 
 
 @overload

@@ -135,6 +135,15 @@ class LLMCall(_ManualSpan):
         tracer = active_tracer()
         if tracer is None:
             return None
+        name = f"{self.operation} {self.model}" if self.model else self.operation
+        return start_span(tracer, name, kind=SpanKind.CLIENT, attributes=self.start_attributes(), parent=self._parent)
+
+    def start_attributes(self) -> dict[str, Any]:
+        """The attributes the span starts with: operation, provider, request parameters and inputs.
+
+        Integrations that open a framework's span before knowing whether it is the call of record
+        use this to give that span the same attributes later.
+        """
         attributes: dict[str, Any] = {
             semconv.OPERATION_NAME: self.operation,
             semconv.PROVIDER_NAME: self.provider,
@@ -151,8 +160,7 @@ class LLMCall(_ManualSpan):
         if tools:
             attributes[semconv.TOOL_DEFINITIONS] = capture(semconv.TOOL_DEFINITIONS, list(tools))
         attributes.update(self._extra)
-        name = f"{self.operation} {self.model}" if self.model else self.operation
-        return start_span(tracer, name, kind=SpanKind.CLIENT, attributes=attributes, parent=self._parent)
+        return attributes
 
     def record_output(
         self,

@@ -30,6 +30,11 @@ DEFAULT_PATTERNS = (
     r"\bsk-[A-Za-z0-9_\-]{16,}",  # OpenAI-style secret keys
     r"\bBearer [A-Za-z0-9._~+/\-]{8,}=*",
 )
+_DEFAULT_PATTERN_HINTS = ("sk-", "Bearer ")
+"""Literals every default pattern contains: when none occurs, the pattern regex is skipped."""
+
+_KEY_HINTS = ("key", "pass", "secret", "token", "auth", "cookie")
+"""Substrings covering every always-masked key: when none occurs, the key regex is skipped."""
 
 _JSON_VALUE = r'(?:"(?:[^"\\]|\\.)*"|-?\d[\d.eE+\-]*|true|false|null)'
 
@@ -48,10 +53,14 @@ class Redactor:
         self._key_re = re.compile(
             r'("(?i:' + "|".join(re.escape(k) for k in keys) + r')"\s*:\s*)' + _JSON_VALUE
         )
+        self._key_hints = tuple({*_KEY_HINTS, *(k.lower() for k in extra_keys)})
+        patterns = tuple(patterns)
         try:
             self._pattern_re = re.compile("|".join(f"(?:{p})" for p in (*DEFAULT_PATTERNS, *patterns)))
         except re.error as exc:
             raise ValueError(f"invalid redaction pattern: {exc}") from exc
+        # With user patterns there is no literal to look for first: always search.
+        self._pattern_hints = None if patterns else _DEFAULT_PATTERN_HINTS
         self.callback = callback
 
     def apply_callback(self, attribute: str, value: Any) -> Any:
@@ -65,14 +74,34 @@ class Redactor:
 
     def redact_json(self, text: str) -> str:
         """Mask sensitive keys' values and pattern matches; the result is still valid JSON."""
-        masked = self._key_re.sub(r'\1"' + MASK + '"', text)
-        if self._pattern_re.search(masked) is None:
+        masked = self._mask_keys(text)
+        if not self._may_match_patterns(masked) or self._pattern_re.search(masked) is None:
             return masked
         return msgspec.json.encode(self._mask_strings(msgspec.json.decode(masked))).decode()
 
+    def _mask_keys(self, text: str) -> str:
+        lowered = text.lower()
+        for hint in self._key_hints:  # a plain loop: about 3x faster than any() over a generator
+            if hint in lowered:
+                return self._key_re.sub(self._key_replacement, text)
+        return text
+
+    @staticmethod
+    def _key_replacement(match: re.Match[str]) -> str:
+        return match.group(1) + '"' + MASK + '"'
+
+    def _may_match_patterns(self, text: str) -> bool:
+        hints = self._pattern_hints
+        if hints is None:
+            return True
+        for hint in hints:  # noqa: SIM110 - a loop is ~3x faster than any() on this hot path
+            if hint in text:
+                return True
+        return False
+
     def redact_text(self, text: str) -> str:
         """Mask ``key: value`` pairs written as JSON and pattern matches in free text."""
-        return self._pattern_re.sub(MASK, self._key_re.sub(r'\1"' + MASK + '"', text))
+        return self._pattern_re.sub(MASK, self._mask_keys(text))
 
     def _mask_strings(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -63,3 +63,14 @@ DECISION_OPTIONS: Final = "tracemill.decision.options"
 DECISION_CHOICE: Final = "tracemill.decision.choice"
 DECISION_REASON: Final = "tracemill.decision.reason"
 CLOSED_EARLY: Final = "tracemill.closed_early"
+
+# General OTel names the integrations record.
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+
+# tracemill's own names for what the integrations observe.
+TIME_TO_FIRST_CHUNK: Final = "tracemill.response.time_to_first_chunk_s"
+LLM_DELEGATED: Final = "tracemill.llm.delegated"
+"""On a framework's LLM span whose request a provider integration traced: that span is the call of record."""
+FRAMEWORK: Final = "tracemill.framework"

@@ -1,0 +1,87 @@
+"""Per-call cost of ``@tracemill.step`` against a raw OpenTelemetry span, measured in one run.
+
+Both sides use the same tracer provider and a span processor that drops spans, so the figures
+are the cost of tracing itself (span start/end, context, capture), not of exporting. The raw
+baseline captures input and output with ``repr``, the way a hand-written span typically does;
+tracemill captures them as redacted, budgeted JSON.
+
+Run: python benchmarks/bench_tracer.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import timeit
+
+from opentelemetry.sdk.trace import SpanProcessor
+
+import tracemill
+from tracemill.tracer import runtime
+
+
+class DropSpans(SpanProcessor):
+    """Ends the pipeline at the processor: nothing is queued or exported."""
+
+
+def business(query, k=3):
+    return {"query": query, "hits": k}
+
+
+@tracemill.step
+def traced_business(query, k=3):
+    return {"query": query, "hits": k}
+
+
+def best_per_call_ns(func, *, number: int, repeat: int) -> float:
+    return min(timeit.repeat(func, number=number, repeat=repeat)) / number * 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=20_000, help="calls per timing")
+    parser.add_argument("--repeat", type=int, default=7, help="timings; the best is reported")
+    args = parser.parse_args(argv)
+
+    tracemill.init(processor=DropSpans(), env={})
+    raw_tracer = runtime.RUNTIME.provider.get_tracer("raw-baseline")
+
+    def raw_span_call():
+        with raw_tracer.start_as_current_span("business") as span:
+            span.set_attribute("input", repr((("shoes",), {"k": 5})))
+            result = business("shoes", k=5)
+            span.set_attribute("output", repr(result))
+            return result
+
+    def traced_call():
+        return traced_business("shoes", k=5)
+
+    def plain_call():
+        return business("shoes", k=5)
+
+    # interleave so drift on a shared machine hits both sides alike
+    raw_ns = traced_ns = float("inf")
+    for _ in range(3):
+        raw_ns = min(raw_ns, best_per_call_ns(raw_span_call, number=args.number, repeat=args.repeat))
+        traced_ns = min(traced_ns, best_per_call_ns(traced_call, number=args.number, repeat=args.repeat))
+
+    tracemill.shutdown()
+    tracemill.init(disabled=True, env={})
+    plain_ns = best_per_call_ns(plain_call, number=args.number * 5, repeat=args.repeat)
+    disabled_ns = best_per_call_ns(traced_call, number=args.number * 5, repeat=args.repeat)
+    tracemill.shutdown()
+
+    ratio = traced_ns / raw_ns
+    print("tracer cost per call (best of repeats, same provider, spans dropped at the processor)")
+    print(f"  raw OTel span, repr capture         {raw_ns / 1000:8.2f} µs")
+    print(f"  @tracemill.step, JSON capture        {traced_ns / 1000:8.2f} µs   ratio {ratio:.2f}x (target <= 1.25x)")
+    print(f"  plain call, no decorator             {plain_ns / 1000:8.3f} µs")
+    print(f"  @tracemill.step, tracing disabled    {disabled_ns / 1000:8.3f} µs   "
+          f"(+{(disabled_ns - plain_ns) / 1000:.3f} µs; target < 1 µs)")
+    ok = ratio <= 1.25 and disabled_ns < 1000
+    print("PASS" if ok else "OVER TARGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
