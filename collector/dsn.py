@@ -83,17 +83,13 @@ def parse_dsn(dsn: str, *, database: str | None = None) -> StoreDsn:
         parts = urlsplit(dsn)
         parts.port  # noqa: B018 - property access validates the port
     except ValueError as exc:
-        raise ConfigError(
-            f"store DSN {redact(dsn)!r} is not a valid URL ({exc}); expected {ACCEPTED_FORMS}"
-        ) from exc
+        raise ConfigError(f"store DSN {redact(dsn)!r} is not a valid URL ({exc}); expected {ACCEPTED_FORMS}") from exc
     scheme = parts.scheme.lower()
     if scheme == "chdb":
         return _parse_chdb(dsn, parts, database)
     if scheme in ("http", "https"):
         return _parse_http(dsn, parts, database)
-    raise ConfigError(
-        f"store DSN {redact(dsn)!r} has scheme {parts.scheme or '(none)'!r}; expected {ACCEPTED_FORMS}"
-    )
+    raise ConfigError(f"store DSN {redact(dsn)!r} has scheme {parts.scheme or '(none)'!r}; expected {ACCEPTED_FORMS}")
 
 
 def _parse_chdb(dsn: str, parts: SplitResult, database: str | None) -> StoreDsn:
@@ -109,8 +105,7 @@ def _parse_chdb(dsn: str, parts: SplitResult, database: str | None) -> StoreDsn:
     unknown = sorted(set(params) - {"database"})
     if unknown:
         raise ConfigError(
-            f"store DSN {dsn!r} has unknown parameter(s) {', '.join(unknown)}; "
-            "chDB DSNs accept only ?database=name"
+            f"store DSN {dsn!r} has unknown parameter(s) {', '.join(unknown)}; chDB DSNs accept only ?database=name"
         )
     db = database or (params["database"][-1] if "database" in params else "") or DEFAULT_DATABASE
     return StoreDsn(kind="chdb", path=os.path.normpath(path), database=_check_database(db, dsn))
