@@ -112,6 +112,13 @@ def test_repeated_insert_with_same_dedup_token_stores_nothing(store, sdk_spans):
     assert _count(store) == 4
 
 
+def test_identical_insert_without_token_is_dropped_as_duplicate(store, sdk_spans):
+    rows = sdk_spans_to_rows(sdk_spans)
+    store.insert_spans(rows)
+    store.insert_spans(rows)
+    assert _count(store) == 2
+
+
 def test_dedup_token_survives_reopening_the_store(chdb_dsn, store, sdk_spans):
     rows = sdk_spans_to_rows(sdk_spans)
     store.insert_spans(rows, dedup_token="seg-1")
