@@ -43,6 +43,22 @@ def cli_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from tracemill import __version__
+
+        console.print(f"tracemill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Trace LLM agents, store the traces in ClickHouse, mine failures, and train on corrections."""
+
+
 @app.command()
 @cli_errors
 def demo(
