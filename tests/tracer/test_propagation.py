@@ -6,6 +6,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -87,3 +88,39 @@ def test_thread_propagation_can_be_turned_off():
         assert child.parent is None
     finally:
         tracemill.shutdown()
+
+
+def test_only_the_tracing_context_is_carried_into_threads(spans):
+    import contextvars
+
+    request_id = contextvars.ContextVar("request_id", default="fresh")
+    seen = []
+
+    @tracemill.agent
+    def spawn():
+        request_id.set("caller")
+        thread = threading.Thread(target=lambda: seen.append(request_id.get()))
+        thread.start()
+        thread.join()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            seen.append(pool.submit(request_id.get).result())
+
+    spawn()
+    assert seen == ["fresh", "fresh"]
+
+
+def test_pool_workers_do_not_keep_the_first_callers_span(spans):
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        @tracemill.agent
+        def first():
+            return pool.submit(work, 1).result()
+
+        first()
+        # a call submitted outside any span runs outside any span, even on the same worker thread
+        assert pool.submit(lambda: trace_api.get_current_span().get_span_context().is_valid).result() is False
+        pool.submit(work, 2).result()
+        orphan = [s for s in spans.finished if s.name == "execute_tool work"][-1]
+        assert orphan.parent is None
+    finally:
+        pool.shutdown()
