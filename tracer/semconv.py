@@ -64,13 +64,17 @@ DECISION_CHOICE: Final = "tracemill.decision.choice"
 DECISION_REASON: Final = "tracemill.decision.reason"
 CLOSED_EARLY: Final = "tracemill.closed_early"
 
-# General OTel names the integrations record.
+# More GenAI request names and general OTel names, recorded by the integrations.
+REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 
 # tracemill's own names for what the integrations observe.
 TIME_TO_FIRST_CHUNK: Final = "tracemill.response.time_to_first_chunk_s"
-LLM_DELEGATED: Final = "tracemill.llm.delegated"
-"""On a framework's LLM span whose request a provider integration traced: that span is the call of record."""
 FRAMEWORK: Final = "tracemill.framework"
+LLM_DELEGATED: Final = "tracemill.llm.delegated"
+"""Set on a framework's LLM span whose request a provider integration traced as the call of record."""
