@@ -18,6 +18,7 @@ from tracemill.errors import (
     StoreLockedError,
     TracemillError,
 )
+from tracemill.integrations import instrument, uninstrument
 from tracemill.tracer import (
     LLMCall,
     Run,
@@ -68,6 +69,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ConfigError", "LLMCall", "MissingDependencyError", "PayloadError", "PayloadTooLargeError", "Run",
     "SchemaError", "Store", "StoreError", "StoreLockedError", "ToolCall", "TracemillError", "__version__",
-    "agent", "force_flush", "init", "llm_call", "run", "set_attributes", "set_decision", "shutdown", "step",
-    "tool", "tool_call",
+    "agent", "force_flush", "init", "instrument", "llm_call", "run", "set_attributes", "set_decision", "shutdown",
+    "step", "tool", "tool_call", "uninstrument",
 ]
