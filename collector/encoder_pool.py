@@ -1,0 +1,80 @@
+"""Where the writer's CPU work runs: in its own thread, or in worker processes.
+
+Turning spans into rows and rows into a Native block is pure Python and costs several times
+the insert itself, so on a machine with more than one core it runs in worker processes (the
+GIL would serialize it with the receiver otherwise) while the writer thread inserts the
+previous block. Both modes run the same function, :func:`~tracemill.collector.blocks.encode_payloads`.
+
+Workers are started with ``spawn`` (never ``fork``: the server process runs ClickHouse's engine
+threads), ignore SIGINT (Ctrl-C stops the server, which stops them), and a crashed worker pool
+is replaced on the next submit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from tracemill.collector.blocks import EncodedBlock, encode_payloads
+
+__all__ = ["BlockEncoder", "BrokenProcessPool", "default_processes"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_processes() -> int:
+    """One worker process per core beyond the first; none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, cores - 1)
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class BlockEncoder:
+    """Encodes spooled payloads into Native blocks, inline (``processes=0``) or in a process pool."""
+
+    def __init__(self, processes: int) -> None:
+        if processes < 0:
+            raise ValueError(f"processes must be 0 or more (got {processes!r})")
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, payloads: list[tuple[int, bytes]], column_types: tuple[str, ...]) -> Future[EncodedBlock]:
+        if self.processes == 0:
+            future: Future[EncodedBlock] = Future()
+            try:
+                future.set_result(encode_payloads(payloads, column_types))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+        if self._pool is None:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+            )
+        return self._pool.submit(encode_payloads, payloads, column_types)
+
+    def warm_up(self) -> None:
+        """Start the worker processes and load their imports now, not on the first batch."""
+        if self.processes:
+            futures = [self.submit([], ()) for _ in range(self.processes)]
+            for future in futures:
+                future.result()
+
+    def restart(self) -> None:
+        """Drop a broken pool; the next submit starts a fresh one."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            logger.warning("an encoder worker process died; starting new ones")
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,290 @@
+"""The batch writer: drains the spool into the store in large column-oriented inserts.
+
+One background thread. It keeps a short pipeline of groups: each is either a group recorded
+before a crash (replayed exactly as recorded, with its token) or the oldest waiting batches, up
+to ``batch_spans`` spans, claimed once enough have arrived or the oldest has waited
+``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
+(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). While the
+thread inserts the head of the pipeline, worker processes encode the groups behind it
+(:mod:`tracemill.collector.encoder_pool`).
+
+When the store fails, the head group is retried with exponential backoff while the receiver
+keeps filling the spool; the receiver reads :attr:`SpoolWriter.healthy` and
+:meth:`SpoolWriter.retry_after_s` to answer 503 with ``Retry-After`` once the spool is full.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from tracemill.collector.blocks import EncodedBlock, insert_block, span_column_types
+from tracemill.collector.connection import StoreLink
+from tracemill.collector.encoder_pool import BlockEncoder, BrokenProcessPool
+from tracemill.collector.spool import Group, Spool
+from tracemill.errors import StoreError
+
+__all__ = ["SpoolWriter"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _InFlight:
+    group: Group
+    future: Future[EncodedBlock]
+    buried: bool = False
+
+
+class SpoolWriter:
+    """Moves spooled batches into the store. ``start()`` it; ``stop()`` drains what it can, then ends."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        link: StoreLink,
+        *,
+        batch_spans: int = 10_000,
+        flush_interval_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        encoder_processes: int = 0,
+    ) -> None:
+        self._spool = spool
+        self._link = link
+        self.batch_spans = batch_spans
+        self.flush_interval_s = flush_interval_s
+        self.max_backoff_s = max_backoff_s
+        self._encoder = BlockEncoder(encoder_processes)
+        self._depth = encoder_processes + 1  # groups encoded ahead of the insert
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._drain_deadline = 0.0
+        self._thread: threading.Thread | None = None
+        self._replay: deque[Group] = deque()
+        self._recovered: set[int] = set()  # groups found recorded at start: a stop interrupted them
+        self._inflight: deque[_InFlight] = deque()
+        self._column_types: tuple[str, ...] | None = None
+        self._idle = threading.Condition()
+        # What status reports.
+        self.inserted_spans = 0
+        self.inserted_groups = 0
+        self.replayed_groups = 0
+        self.buried_batches = 0
+        self.last_insert_at: float | None = None
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the writer is already started")
+        self._replay.extend(self._spool.recorded_groups())
+        self._recovered = {group.id for group in self._replay}
+        if self._replay:
+            logger.info("replaying %d spooled group(s) recorded before the last stop", len(self._replay))
+        self._encoder.warm_up()
+        self._thread = threading.Thread(target=self._run, name="tracemill-spool-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, drain_timeout_s: float = 10.0) -> None:
+        """Insert what is waiting (for up to ``drain_timeout_s``), then stop; the rest stays spooled."""
+        if self._thread is not None:
+            self._drain_deadline = time.monotonic() + drain_timeout_s
+            self._stopping.set()
+            self._wake.set()
+            self._thread.join(drain_timeout_s + 30.0)
+            self._thread = None
+        self._encoder.close()
+
+    def wake(self) -> None:
+        """A batch arrived: look at the spool now rather than at the next tick."""
+        self._wake.set()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until the spool is empty (True) or ``timeout_s`` passes (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while not self._drained():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.2))
+        return True
+
+    # -- what the receiver and status ask ---------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """False while the store cannot be opened or refuses inserts."""
+        return self.last_error is None
+
+    def retry_after_s(self) -> int:
+        """Seconds a client should wait before sending again when the spool is full."""
+        if self.healthy:
+            return 1
+        return max(1, min(int(self._retry_at - time.monotonic()) + 1, int(self.max_backoff_s)))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "last_error": self.last_error,
+            "failing_since": self.failing_since,
+            "inserted_spans": self.inserted_spans,
+            "inserted_groups": self.inserted_groups,
+            "replayed_groups": self.replayed_groups,
+            "buried_batches": self.buried_batches,
+            "last_insert_at": self.last_insert_at,
+            "batch_spans": self.batch_spans,
+            "flush_interval_s": self.flush_interval_s,
+            "encoder_processes": self._encoder.processes,
+        }
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping.is_set()
+            if stopping and (time.monotonic() >= self._drain_deadline or self._drained()):
+                break
+            try:
+                worked = self._round(draining=stopping)
+            except Exception as exc:  # the writer thread must survive anything and retry
+                logger.exception("the spool writer failed unexpectedly; retrying")
+                self._failed(f"unexpected writer error: {type(exc).__name__}: {exc}")
+                worked = False
+            if stopping and not self.healthy:
+                break  # the store is failing: what is left stays spooled for the next start
+            if not worked:
+                self._sleep(stopping)
+        self._notify_idle()
+
+    def _drained(self) -> bool:
+        return self._spool.pending_spans == 0 and not self._replay and not self._inflight
+
+    def _sleep(self, stopping: bool) -> None:
+        if not self.healthy:
+            # Backing off: only stop interrupts, new batches do not.
+            self._stopping.wait(max(0.0, self._retry_at - time.monotonic()))
+            return
+        if stopping:
+            return
+        self._wake.wait(self._next_flush_in())
+        self._wake.clear()
+
+    def _next_flush_in(self) -> float:
+        pending, oldest = self._spool.oldest_unclaimed()
+        if not pending or oldest is None:
+            return self.flush_interval_s
+        return max(0.01, min(self.flush_interval_s, oldest + self.flush_interval_s - time.time()))
+
+    def _round(self, *, draining: bool) -> bool:
+        """Insert the head of the pipeline if it is ready; True when something was done."""
+        if not self.healthy and time.monotonic() < self._retry_at:
+            return False
+        try:
+            store = self._link.get()
+            if self._column_types is None:
+                self._column_types = span_column_types(store)
+        except StoreError as exc:
+            self._failed(str(exc))
+            return False
+        self._fill(draining=draining)
+        if not self._inflight:
+            self._notify_idle()
+            return False
+        head = self._inflight[0]
+        try:
+            block = head.future.result()
+        except BrokenProcessPool:
+            self._encoder.restart()
+            self._resubmit_all()
+            return True
+        if not head.buried:
+            for batch_id, reason in block.failed:
+                logger.error("spooled batch %d cannot be converted to rows and is set aside: %s", batch_id, reason)
+                self._spool.bury(batch_id, reason)
+                self.buried_batches += 1
+            head.buried = True
+        if block.rows:
+            started = time.monotonic()
+            try:
+                insert_block(store, block, dedup_token=head.group.token)
+            except StoreError as exc:
+                self._spool.note_attempt(head.group)
+                self._failed(str(exc))
+                return False
+            self._spool.confirm(head.group)
+            self._succeeded(head.group, block.rows, time.monotonic() - started)
+        else:
+            self._spool.forget_group(head.group)
+        self._inflight.popleft()
+        self._fill(draining=draining)
+        return True
+
+    def _fill(self, *, draining: bool) -> None:
+        """Start encoding groups until the pipeline is full: replays first, then due new batches."""
+        assert self._column_types is not None
+        while len(self._inflight) < self._depth:
+            if self._replay:
+                group = self._replay.popleft()
+            else:
+                group = self._claim(draining=draining)
+                if group is None:
+                    return
+            self._inflight.append(_InFlight(group, self._submit(group)))
+
+    def _submit(self, group: Group) -> Future[EncodedBlock]:
+        assert self._column_types is not None
+        return self._encoder.submit(self._spool.payloads(group.batch_ids), self._column_types)
+
+    def _resubmit_all(self) -> None:
+        for entry in self._inflight:
+            entry.future = self._submit(entry.group)
+
+    def _claim(self, *, draining: bool) -> Group | None:
+        pending, oldest = self._spool.oldest_unclaimed()
+        if not pending:
+            return None
+        waited_s = time.time() - oldest if oldest is not None else 0.0
+        due = pending >= self.batch_spans or waited_s >= self.flush_interval_s or draining
+        if not due:
+            return None
+        batches = self._spool.unclaimed(max_spans=self.batch_spans)
+        return self._spool.record_group(batches) if batches else None
+
+    def _failed(self, message: str) -> None:
+        now = time.monotonic()
+        if self.last_error is None:
+            logger.warning("spooled spans cannot be written yet: %s", message)
+            self.failing_since = time.time()
+            self._backoff_s = 0.5
+        else:
+            self._backoff_s = min(self.max_backoff_s, max(0.5, self._backoff_s * 2))
+        self.last_error = message
+        self._retry_at = now + self._backoff_s
+
+    def _succeeded(self, group: Group, spans: int, elapsed_s: float) -> None:
+        if self.last_error is not None:
+            logger.info("the store accepts spans again; draining the spool")
+        self.last_error = None
+        self.failing_since = None
+        self._backoff_s = 0.0
+        self.inserted_spans += spans
+        self.inserted_groups += 1
+        if group.id in self._recovered:
+            self.replayed_groups += 1
+        self.last_insert_at = time.time()
+        logger.debug("inserted %d spans (group %s) in %.3fs", spans, group.token, elapsed_s)
+        self._notify_idle()
+
+    def _notify_idle(self) -> None:
+        with self._idle:
+            self._idle.notify_all()

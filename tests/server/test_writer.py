@@ -1,0 +1,142 @@
+"""The spool writer on a real chDB store: merged inserts, exactly-once replays, poison batches, workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracemill.collector.blocks import encode_payloads, insert_block, payloads_to_rows, span_column_types
+from tracemill.collector.connection import StoreLink
+from tracemill.collector.rows import SPAN_COLUMNS
+from tracemill.collector.spool import Spool
+from tracemill.collector.writer import SpoolWriter
+
+from .conftest import make_request
+
+
+def _writer(spool: Spool, store, **kwargs) -> SpoolWriter:
+    return SpoolWriter(spool, StoreLink(lambda: store, location=store.location), **kwargs)
+
+
+def _span_counts(store) -> tuple[int, int]:
+    return tuple(store.query("SELECT count(), uniqExact(SpanId) FROM otel_traces").result_rows[0])
+
+
+def test_waiting_batches_are_merged_into_one_insert(tmp_path, store):
+    with Spool.open(str(tmp_path)) as spool:
+        for seed in range(5):
+            spool.append(make_request(100, seed=seed).SerializeToString(), 100)
+        writer = _writer(spool, store, batch_spans=1000, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert writer.wait_idle(30)
+        finally:
+            writer.stop()
+        assert writer.inserted_groups == 1
+        assert writer.inserted_spans == 500
+        assert _span_counts(store) == (500, 500)
+        assert spool.stats().batches == 0
+
+
+def test_groups_hold_at_most_batch_spans_spans(tmp_path, store):
+    with Spool.open(str(tmp_path)) as spool:
+        for seed in range(6):
+            spool.append(make_request(100, seed=seed).SerializeToString(), 100)
+        writer = _writer(spool, store, batch_spans=200, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert writer.wait_idle(30)
+        finally:
+            writer.stop()
+        assert writer.inserted_groups == 3
+        assert _span_counts(store) == (600, 600)
+
+
+def test_group_inserted_before_a_crash_is_replayed_without_storing_a_span_twice(tmp_path, store):
+    with Spool.open(str(tmp_path)) as spool:
+        for seed in range(3):
+            spool.append(make_request(40, seed=seed).SerializeToString(), 40)
+        group = spool.record_group(spool.unclaimed(max_spans=1000))
+        # The writer inserted the group, then the process died before confirming it in the spool.
+        block = encode_payloads(spool.payloads(group.batch_ids), span_column_types(store))
+        insert_block(store, block, dedup_token=group.token)
+        assert _span_counts(store) == (120, 120)
+    with Spool.open(str(tmp_path)) as spool:  # the restarted server
+        spool.append(make_request(10, seed=9).SerializeToString(), 10)
+        writer = _writer(spool, store, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert writer.wait_idle(30)
+        finally:
+            writer.stop()
+        assert writer.replayed_groups == 1
+        assert _span_counts(store) == (130, 130)
+        assert spool.recorded_groups() == [] and spool.stats().batches == 0
+
+
+def test_group_recorded_but_not_inserted_before_a_crash_is_stored_once(tmp_path, store):
+    with Spool.open(str(tmp_path)) as spool:
+        spool.append(make_request(25).SerializeToString(), 25)
+        spool.record_group(spool.unclaimed(max_spans=1000))
+    with Spool.open(str(tmp_path)) as spool:
+        writer = _writer(spool, store, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert writer.wait_idle(30)
+        finally:
+            writer.stop()
+        assert _span_counts(store) == (25, 25)
+
+
+def test_batch_that_cannot_be_converted_is_set_aside_and_the_rest_is_stored(tmp_path, store, caplog):
+    with Spool.open(str(tmp_path)) as spool:
+        spool.append(make_request(10, seed=1).SerializeToString(), 10)
+        bad = spool.append(b"\x0a\xff\xff\xff\xff\x0f not protobuf", 3)
+        spool.append(make_request(10, seed=2).SerializeToString(), 10)
+        writer = _writer(spool, store, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert writer.wait_idle(30)
+        finally:
+            writer.stop()
+        assert _span_counts(store) == (20, 20)
+        assert writer.buried_batches == 1
+        assert spool.stats().dead_batches == 1
+        assert f"spooled batch {bad} cannot be converted" in caplog.text
+
+
+def test_stop_drains_batches_that_were_not_yet_due(tmp_path, store):
+    with Spool.open(str(tmp_path)) as spool:
+        spool.append(make_request(7).SerializeToString(), 7)
+        writer = _writer(spool, store, batch_spans=10_000, flush_interval_s=3600)
+        writer.start()
+        writer.stop(drain_timeout_s=30)
+        assert _span_counts(store) == (7, 7)
+
+
+def test_encoded_block_holds_the_same_rows_as_the_column_insert(store):
+    payloads = [(1, make_request(30, seed=1).SerializeToString()), (2, make_request(30, seed=2).SerializeToString())]
+    rows, failed = payloads_to_rows(payloads)
+    assert failed == []
+    store.insert_spans(rows, dedup_token="column-insert")
+    insert_block(store, encode_payloads(payloads, span_column_types(store)), dedup_token="native-block")
+    columns = ", ".join(f"`{c}`" for c in SPAN_COLUMNS)
+    stored = store.query(f"SELECT {columns} FROM otel_traces ORDER BY SpanId").result_rows
+    assert len(stored) == 120
+    # sorted by span id, the two copies of each span (one per insert path) are neighbours and equal
+    assert all(stored[i] == stored[i + 1] for i in range(0, 120, 2))
+    assert len({row[2] for row in stored}) == 60
+
+
+@pytest.mark.timeout(120)
+def test_writer_with_a_worker_process_stores_every_span(tmp_path, store):
+    with Spool.open(str(tmp_path)) as spool:
+        for seed in range(4):
+            spool.append(make_request(50, seed=seed).SerializeToString(), 50)
+        writer = _writer(spool, store, batch_spans=100, flush_interval_s=0.05, encoder_processes=1)
+        writer.start()
+        try:
+            assert writer.wait_idle(60)
+        finally:
+            writer.stop()
+        assert writer.status()["encoder_processes"] == 1
+        assert _span_counts(store) == (200, 200)
