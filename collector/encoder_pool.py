@@ -6,8 +6,9 @@ GIL would serialize it with the receiver otherwise) while the writer thread inse
 previous block. Both modes run the same function, :func:`~tracemill.collector.blocks.encode_payloads`.
 
 Workers are started with ``spawn`` (never ``fork``: the server process runs ClickHouse's engine
-threads), ignore SIGINT (Ctrl-C stops the server, which stops them), and a crashed worker pool
-is replaced on the next submit.
+threads), ignore SIGINT (Ctrl-C stops the server, which stops them), exit on their own when the
+server dies without stopping them (kill -9 leaves no orphans), and a crashed worker pool is
+replaced on the next submit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -31,8 +34,16 @@ def default_processes() -> int:
     return max(0, cores - 1)
 
 
-def _worker_init() -> None:
+def _worker_init(server_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def exit_with_server() -> None:
+        # A worker blocked on its task queue never notices that the server was killed; this does.
+        while os.getppid() == server_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_server, name="tracemill-exit-with-server", daemon=True).start()
 
 
 class BlockEncoder:
@@ -56,7 +67,10 @@ class BlockEncoder:
             import multiprocessing
 
             self._pool = ProcessPoolExecutor(
-                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                max_workers=self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         return self._pool.submit(encode_payloads, payloads, column_types)
 
