@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from tracemill.errors import TracemillError
+from tracemill.errors import ConfigError, TracemillError
 
 app = typer.Typer(
     name="tracemill",
@@ -73,6 +73,169 @@ def demo(
     from tracemill.demo import run_demo
 
     run_demo(store=store, runs=runs, as_json=as_json, console=console)
+
+
+_SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
+_STORE_HELP = "Store DSN to read when no server answers (default: the embedded store in the user data dir)."
+_TOKEN_HELP = "Bearer token of the server, when it requires one."
+
+
+@app.command()
+@cli_errors
+def serve(
+    store: str = typer.Option(
+        None, "--store", envvar="TRACEMILL_STORE",
+        help="Store DSN this server owns: chdb:///abs/path or http(s)://user:pass@host:8123/db "
+             "(default: the embedded store in the user data dir).",
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", envvar="TRACEMILL_HOST",
+        help="Address to listen on. Anything but loopback requires --token.",
+    ),
+    port: int = typer.Option(
+        4318, "--port", envvar="TRACEMILL_PORT", min=0, max=65535,
+        help="Port for OTLP/HTTP (/v1/traces) and the JSON API (/api); 0 picks a free port.",
+    ),
+    token: str = typer.Option(
+        None, "--token", envvar="TRACEMILL_TOKEN",
+        help="Require 'Authorization: Bearer TOKEN' on every request.",
+    ),
+    spool: str = typer.Option(
+        None, "--spool", envvar="TRACEMILL_SPOOL",
+        help="Directory of the durable spool (default: '<store>.spool' beside an embedded store).",
+    ),
+    forward: str = typer.Option(
+        None, "--forward", envvar="TRACEMILL_FORWARD",
+        help="Also send received spans to this OTLP/HTTP endpoint (Jaeger, Tempo, Phoenix, Langfuse...).",
+    ),
+    cluster: str = typer.Option(
+        None, "--cluster", envvar="TRACEMILL_CLUSTER",
+        help="ClickHouse cluster: create the schema ON CLUSTER with Replicated engines.",
+    ),
+    log_level: str = typer.Option(
+        "info", "--log-level", envvar="TRACEMILL_LOG_LEVEL",
+        help="Server log level: debug, info, warning or error.",
+    ),
+) -> None:
+    """Receive OTLP traces into the store and answer the other commands (runs until Ctrl-C)."""
+    import logging
+
+    from tracemill.deps import require
+
+    require("uvicorn", extra="server", feature="tracemill serve")
+    from tracemill.server import ServerSettings
+    from tracemill.server import serve as run_server
+
+    level = log_level.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"--log-level must be debug, info, warning or error (got {log_level!r})")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ServerSettings.from_env(
+        store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster
+    )
+
+    def ready(server: Any, url: str) -> None:
+        err_console.print(
+            f"tracemill serve: listening on [bold]{url}[/] (OTLP: {url}/v1/traces, API: {url}/api)\n"
+            f"  store: {server.store_location} (database {server.store_database})\n"
+            f"  spool: {server.spool_dir}" + (f"\n  forwarding to: {settings.forward}" if settings.forward else ""),
+            highlight=False, soft_wrap=True,
+        )
+
+    run_server(settings, on_ready=ready)
+
+
+@app.command()
+@cli_errors
+def status(
+    server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
+    store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
+    token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+) -> None:
+    """Show the store's contents and, when a server runs, its spool, writer and receiver."""
+    from tracemill.client import connect
+    from tracemill.views import render_status
+
+    backend = connect(server=server, store=store, token=token)
+    try:
+        result = backend.status()
+    finally:
+        backend.close()
+    if as_json:
+        console.print_json(data=result)
+    else:
+        render_status(console, result, via=f"{backend.kind} {backend.where}")
+
+
+@app.command()
+@cli_errors
+def traces(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many traces to list."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (newest first) for paging."),
+    service: str = typer.Option(None, "--service", help="Only traces with spans of this service.name."),
+    search: str = typer.Option(
+        None, "--search", "-s",
+        help="Only traces with this text in a span name, attribute value, status message or trace id prefix.",
+    ),
+    errors: bool = typer.Option(False, "--errors", help="Only traces with at least one error span."),
+    since: str = typer.Option(None, "--since", help="Only spans after this: 30m, 2h, 7d or an ISO-8601 time."),
+    until: str = typer.Option(None, "--until", help="Only spans before this: a duration back or an ISO-8601 time."),
+    attr: list[str] = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
+        None, "--attr", help="Only traces with a span attribute KEY=VALUE (repeatable)."
+    ),
+    server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
+    store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
+    token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+) -> None:
+    """List recent traces, newest first, with filters and text search."""
+    from tracemill.client import connect
+    from tracemill.views import render_traces
+
+    attributes = {}
+    for item in attr or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--attr must look like KEY=VALUE (got {item!r})")
+        attributes[key] = value
+    backend = connect(server=server, store=store, token=token)
+    try:
+        found = backend.traces(
+            limit=limit, offset=offset, service=service, search=search, errors_only=errors,
+            since=since, until=until, attributes=attributes or None,
+        )
+    finally:
+        backend.close()
+    if as_json:
+        console.print_json(data=found)
+    else:
+        render_traces(console, found)
+
+
+@app.command()
+@cli_errors
+def show(
+    trace_id: str = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits."),
+    details: bool = typer.Option(True, "--details/--no-details", help="Show attributes, events and links."),
+    server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
+    store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
+    token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a tree."),
+) -> None:
+    """Show one trace as a tree of spans."""
+    from tracemill.client import connect
+    from tracemill.views import render_trace
+
+    backend = connect(server=server, store=store, token=token)
+    try:
+        found = backend.trace(trace_id)
+    finally:
+        backend.close()
+    if as_json:
+        console.print_json(data=found)
+    else:
+        render_trace(console, found, details=details)
 
 
 def main() -> None:

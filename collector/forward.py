@@ -1,0 +1,119 @@
+"""Optional forwarding of received spans to another OTLP/HTTP endpoint (Jaeger, Tempo, Phoenix, Langfuse…).
+
+Best effort by design: forwarding runs in its own thread from a bounded queue, never delays or
+fails the acknowledgement of a request (the spool is the durable copy), retries briefly, and
+counts what it had to drop. The payload sent is the validated protobuf the spool stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Forwarder", "traces_url"]
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE = {429, 502, 503, 504}
+
+
+def traces_url(endpoint: str) -> str:
+    """``endpoint`` with the OTLP traces path, as the OTel SDKs derive it from a base URL."""
+    base = endpoint.rstrip("/")
+    return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
+
+class Forwarder:
+    """Sends each accepted payload on to ``endpoint``; ``start()`` before use, ``stop()`` at the end."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_queue: int = 1000,
+        timeout_s: float = 10.0,
+        attempts: int = 3,
+    ) -> None:
+        self.url = traces_url(endpoint)
+        self._headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_queue)
+        self._timeout_s = timeout_s
+        self._attempts = attempts
+        self._thread: threading.Thread | None = None
+        self.forwarded = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tracemill-forwarder", daemon=True)
+        self._thread.start()
+
+    def submit(self, payload: bytes) -> None:
+        """Queue ``payload`` for sending; when the queue is full it is dropped and counted."""
+        try:
+            self._queue.put_nowait(payload)
+        except queue.Full:
+            self._drop("the forwarding queue is full")
+
+    def stop(self, *, timeout_s: float = 5.0) -> None:
+        """Send what is queued for up to ``timeout_s``, then stop."""
+        if self._thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout_s)
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "forwarded_requests": self.forwarded,
+            "dropped_requests": self.dropped,
+            "queued_requests": self._queue.qsize(),
+            "last_error": self.last_error,
+        }
+
+    def _run(self) -> None:
+        while True:
+            payload = self._queue.get()
+            if payload is None:
+                return
+            self._send(payload)
+
+    def _send(self, payload: bytes) -> None:
+        delay = 0.5
+        for attempt in range(1, self._attempts + 1):
+            request = urllib.request.Request(self.url, data=payload, headers=self._headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                    response.read()
+                self.forwarded += 1
+                if self.last_error is not None:
+                    logger.info("forwarding to %s works again", self.url)
+                    self.last_error = None
+                return
+            except urllib.error.HTTPError as exc:
+                reason = f"HTTP {exc.code} from {self.url}"
+                if exc.code not in _RETRYABLE:
+                    self._drop(reason)
+                    return
+            except (urllib.error.URLError, OSError) as exc:
+                reason = f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}"
+            if attempt < self._attempts:
+                time.sleep(delay)
+                delay *= 2
+        self._drop(reason)
+
+    def _drop(self, reason: str) -> None:
+        self.dropped += 1
+        if self.last_error is None:  # log the first failure of a streak, not every batch
+            logger.warning("forwarding spans failed (%s); this batch is dropped from forwarding only", reason)
+        self.last_error = reason
