@@ -4,7 +4,11 @@ A Starlette app served by uvicorn on 127.0.0.1 (a free port) in a background thr
 examples and the benchmark queue replies with :meth:`OpenAIServer.reply` — text, tool calls,
 HTTP errors, delays — and the real ``openai`` client talks to it over HTTP, streaming included
 (SSE with tool-call deltas and a usage chunk when ``stream_options.include_usage`` is set).
-An empty script answers ``"ok"``. Every request body is kept in :attr:`OpenAIServer.requests`.
+An empty script answers :attr:`OpenAIServer.default` (``"ok"``). Every request body is kept in
+:attr:`OpenAIServer.requests`.
+
+``python tests/integrations/openai_server.py --text "..."`` serves the same API from a process of
+its own (the benchmark uses it) and prints its base URL once it listens.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ class Reply:
     input_tokens: int = 11
     output_tokens: int = 7
     model: str | None = None  # defaults to the requested model
-    extra_chunks: int = 0  # more text chunks at the end of a stream ("more" each)
     fail_after_chunks: int | None = None  # a streamed chat answer sends an error event after this many text chunks
 
 
@@ -64,6 +67,7 @@ def _pieces(text: str) -> list[str]:
 class OpenAIServer:
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
+        self.default = Reply()  # the answer when the script is empty
         self.requests: list[dict[str, Any]] = []
         self._counter = 0
         self._server: uvicorn.Server | None = None
@@ -100,6 +104,7 @@ class OpenAIServer:
     def start(self) -> OpenAIServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on small responses
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", ws="none",
@@ -132,7 +137,7 @@ class OpenAIServer:
     async def _next(self, request: Request) -> tuple[dict[str, Any], Reply]:
         body = await request.json()
         self.requests.append(body)
-        reply = self.script.popleft() if self.script else Reply()
+        reply = self.script.popleft() if self.script else self.default
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         return body, reply
@@ -177,11 +182,9 @@ class OpenAIServer:
                 if count == reply.fail_after_chunks:
                     yield _sse({"error": {"message": reply.error_message, "type": "server_error"}})
                     return
-                await asyncio.sleep(reply.chunk_delay_s)
+                if reply.chunk_delay_s:
+                    await asyncio.sleep(reply.chunk_delay_s)
                 yield chunk({"content": piece})
-            for _ in range(reply.extra_chunks):
-                await asyncio.sleep(reply.chunk_delay_s)
-                yield chunk({"content": " more"})
             for index, call in enumerate(reply.tool_calls):
                 arguments = json.dumps(call.arguments)
                 half = len(arguments) // 2
@@ -237,7 +240,8 @@ class OpenAIServer:
                     started = {**item, "status": "in_progress", "content": []}
                     yield event("response.output_item.added", output_index=index, item=started)
                     for piece in _pieces(reply.text or ""):
-                        await asyncio.sleep(reply.chunk_delay_s)
+                        if reply.chunk_delay_s:
+                            await asyncio.sleep(reply.chunk_delay_s)
                         yield event("response.output_text.delta", output_index=index, content_index=0,
                                     item_id=item["id"], delta=piece, logprobs=[])
                     yield event("response.output_item.done", output_index=index, item=item)
@@ -250,3 +254,32 @@ class OpenAIServer:
             yield event("response.completed", response=response("completed", output, True))
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the scripted OpenAI-compatible API until killed.")
+    parser.add_argument("--text", default="ok", help="the answer to every request")
+    parser.add_argument("--tool-call", action="store_true", help="also ask for one tool call in every answer")
+    args = parser.parse_args(argv)
+    server = OpenAIServer()
+    server.default = Reply(text=args.text, tool_calls=[ToolCallReply("lookup", {"query": "weather"}, "call_1")]
+                           if args.tool_call else ())
+    server.start()
+    server.requests = _Discard()  # a long-running server keeps no history
+    print(server.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    def append(self, item: Any) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    main()
