@@ -245,7 +245,7 @@ class StoreHolder:
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tracemill.cli", *args],
-        capture_output=True, text=True, env=clean_env(COLUMNS="200", **(env or {})), timeout=timeout,
+        capture_output=True, text=True, env=clean_env(**{"COLUMNS": "200", **(env or {})}), timeout=timeout,
     )
 
 
