@@ -83,10 +83,24 @@ def instrument(*names: str) -> list[str]:
             elif not _available(integration):
                 logger.debug("tracemill: %s is not installed; skipping its integration", integration.requires)
                 continue
-            module = importlib.import_module(integration.module)
-            module.instrument()
+            try:
+                module = importlib.import_module(integration.module)
+                module.instrument()
+            except Exception:
+                # A framework version this integration cannot patch must not stop the program.
+                logger.warning("tracemill: could not instrument %s; it runs untraced", integration.name,
+                               exc_info=True)
+                _undo(integration)
+                continue
             _active.add(integration.name)
         return sorted(_active)
+
+
+def _undo(integration: Integration) -> None:
+    try:
+        importlib.import_module(integration.module).uninstrument()
+    except Exception:
+        logger.debug("tracemill: could not undo a partial %s instrumentation", integration.name, exc_info=True)
 
 
 def uninstrument(*names: str) -> None:
@@ -96,7 +110,7 @@ def uninstrument(*names: str) -> None:
         for integration in targets:
             if integration.name not in _active:
                 continue
-            importlib.import_module(integration.module).uninstrument()
+            _undo(integration)
             _active.discard(integration.name)
 
 

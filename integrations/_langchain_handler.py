@@ -197,8 +197,10 @@ class TracemillCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         runs = self._runs
         runs[run_id] = run
         if len(runs) > _MAX_OPEN_RUNS:  # runs whose end never came: end the oldest
-            oldest = next(iter(runs))
-            stale = runs.pop(oldest)
+            try:
+                stale = runs.pop(next(iter(runs)))
+            except (RuntimeError, StopIteration, KeyError):  # another thread changed the map meanwhile
+                return
             if stale.span is not None:
                 stale.span.set_attribute(semconv.CLOSED_EARLY, True)
                 stale.span.end()

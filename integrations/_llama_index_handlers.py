@@ -52,7 +52,7 @@ def _span_name(id_: str) -> str:
 
 
 class _State:
-    __slots__ = ("context", "kind", "llm", "messages", "output", "span", "streaming", "token", "tool",
+    __slots__ = ("context", "kind", "llm", "messages", "output", "owner", "span", "streaming", "token", "tool",
                  "tool_call_id")
 
     def __init__(self, kind: str, context: otel_context.Context, span: Span | None) -> None:
@@ -64,6 +64,7 @@ class _State:
         self.messages: Any = None  # (input messages, tools) from the start event
         self.output: Any = None  # the response from the end event
         self.streaming = False
+        self.owner: Any = None  # the tool a tool span runs
 
 
 # --- LlamaIndex messages to GenAI ---------------------------------------------------------------
@@ -211,6 +212,8 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
             return state
         if isinstance(instance, BaseTool) and method in _TOOL_METHODS:
             parent_state = self.state(parent_span_id)
+            if parent_state is not None and parent_state.kind == "tool" and parent_state.owner is instance:
+                return _State("alias", parent, None)  # __call__ -> call of the same tool: one execution
             metadata = instance.metadata
             arguments = dict(bound_args.arguments.get("kwargs") or {})
             if not arguments and bound_args.arguments.get("args"):
@@ -222,7 +225,7 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
                             attributes={semconv.FRAMEWORK: "llama_index"})
             tool.start()
             state = _State("tool", trace.set_span_in_context(tool.span, parent) if tool.span else parent, tool.span)
-            state.tool = tool
+            state.tool, state.owner = tool, instance
             return state
         attributes: dict[str, Any] = {semconv.FRAMEWORK: "llama_index"}
         kind = "step"

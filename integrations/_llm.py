@@ -96,8 +96,6 @@ class FrameworkLLMSpan:
             tracer = active_tracer()
             if tracer is None:
                 return None
-            # A framework LLM call inside another one (a wrapper model) is the nearer call: it takes over.
-            claim_llm_slot(self._parent)
             attributes = self._call().start_attributes()
             # The operation is set at the end, once it is known that this span is the call of record.
             attributes.pop(semconv.OPERATION_NAME, None)
@@ -105,6 +103,8 @@ class FrameworkLLMSpan:
             self.span = start_span(tracer, name, kind=SpanKind.CLIENT, attributes=attributes, parent=self._parent)
             context = trace.set_span_in_context(self.span, self._parent)
             self.context = otel_context.set_value(_SLOT_KEY, self.slot, context)
+            # A framework LLM call inside another one (a wrapper model) is the nearer call: it takes over.
+            claim_llm_slot(self._parent)
         except Exception:
             log_once("framework_llm.start", "tracemill: could not start a %s LLM span", self.framework)
             self.span = self.context = None

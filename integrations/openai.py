@@ -15,7 +15,7 @@ the call of record (see ``_llm``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import wrapt
@@ -157,10 +157,11 @@ def _begin(api: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMCall | None
                            system_instructions=instructions if _given(instructions) else None,
                            tool_definitions=tools, temperature=temperature, top_p=top_p,
                            max_tokens=max_tokens if _given(max_tokens) else None, attributes=extra)
-        # Inside a framework's LLM run this request is the call of record; see _llm.
-        claim_llm_slot()
         call.start()
-        return call if call.span is not None else None
+        if call.span is None:
+            return None
+        claim_llm_slot()  # inside a framework's LLM run, this request is the call of record; see _llm
+        return call
     except Exception:
         log_once("openai.begin", "tracemill: could not start an OpenAI span; the call runs untraced")
         return None
@@ -417,11 +418,21 @@ class _RawStreamResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         return self.__wrapped__.parse(to=to)
 
 
+def _replayable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Turn one-shot iterators among the inputs into lists, so recording them does not use them up."""
+    for key in ("messages", "input", "tools"):
+        value = kwargs.get(key)
+        if isinstance(value, Iterator):
+            kwargs = {**kwargs, key: list(value)}
+    return kwargs
+
+
 def _sync_wrapper(api: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if RUNTIME.disabled:
             return wrapped(*args, **kwargs)
         started = time.monotonic()
+        kwargs = _replayable(kwargs)
         call = _begin(api, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -444,6 +455,7 @@ def _async_wrapper(api: str) -> Callable[..., Any]:
         if RUNTIME.disabled:
             return await wrapped(*args, **kwargs)
         started = time.monotonic()
+        kwargs = _replayable(kwargs)
         call = _begin(api, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)

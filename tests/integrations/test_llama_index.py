@@ -200,6 +200,18 @@ def test_tool_returning_an_error_marks_the_tool_span_error(traced):
     assert span.attributes["gen_ai.tool.call.id"] == "call_d"
 
 
+def test_calling_a_tool_directly_records_one_tool_span(traced):
+    tool = FunctionTool.from_defaults(add)
+
+    output = tool(a=2, b=3)
+
+    assert output.raw_output == 5
+    (span,) = _by_op(traced, "execute_tool")
+    assert span.name == "execute_tool add"
+    assert _json(span, "gen_ai.tool.call.arguments") == {"a": 2, "b": 3}
+    assert _json(span, "gen_ai.tool.call.result") == "5"
+
+
 # --- LLMs used directly ---------------------------------------------------------------------
 
 

@@ -131,6 +131,13 @@ def test_call_inside_a_decorated_agent_nests_under_it(traced, client, openai_ser
     assert llm.context.trace_id == agent.context.trace_id
 
 
+def test_messages_given_as_an_iterator_still_reach_the_server(traced, client, openai_server):
+    client.chat.completions.create(model="gpt-test", messages=iter(MESSAGES))
+
+    assert openai_server.requests[0]["messages"] == MESSAGES
+    assert len(_json(traced.named("chat gpt-test"), "gen_ai.input.messages")) == 2
+
+
 def test_async_chat_completion_records_one_span(traced, openai_server):
     async def main():
         client = _async_client(openai_server)

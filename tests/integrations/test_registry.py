@@ -60,6 +60,15 @@ def test_missing_framework_is_skipped_quietly_when_no_name_is_given(monkeypatch,
     assert "tracemill_absent_framework is not installed" in caplog.text
 
 
+def test_integration_that_fails_to_patch_is_logged_and_skipped(monkeypatch, instrument, caplog):
+    monkeypatch.setitem(integrations.REGISTRY, "openai", Integration(
+        "openai", "tracemill.integrations._llm", "openai", "The OpenAI integration"))  # a module with no instrument()
+
+    assert instrument() == ["langchain", "llama_index"]
+    assert "could not instrument openai; it runs untraced" in caplog.text
+    caplog.clear()  # the failure was expected here
+
+
 def test_importing_tracemill_imports_no_framework():
     code = ("import sys, tracemill, tracemill.integrations; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'langchain_core', 'llama_index')))")
