@@ -428,6 +428,23 @@ def test_with_raw_response_stream_is_traced_through_parse(traced, client, openai
         {"type": "text", "content": "raw stream"}]
 
 
+def test_async_with_raw_response_stream_is_traced_through_parse(traced, openai_server):
+    openai_server.reply("async raw")
+
+    async def main():
+        client = _async_client(openai_server)
+        try:
+            raw = await client.chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES,
+                                                                         stream=True)
+            return "".join([c.choices[0].delta.content or "" async for c in raw.parse()])
+        finally:
+            await client.close()
+
+    assert asyncio.run(main()) == "async raw"
+    assert _json(traced.named("chat gpt-test"), "gen_ai.output.messages")[0]["parts"] == [
+        {"type": "text", "content": "async raw"}]
+
+
 def test_async_chat_stream_read_to_the_end_records_output(traced, openai_server):
     openai_server.reply("x y z")
 
