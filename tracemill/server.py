@@ -65,7 +65,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "longest time in seconds a received span waits in the spool before it is inserted; default 1.0"),
     EnvVar("TRACEMILL_WRITER_PROCESSES", "writer_processes",
            "worker processes that convert and encode spans for the writer (0: in the writer thread); "
-           "default: one per CPU core beyond the first"),
+           "default: one per CPU core beyond the first, at most 4, none on 1-2 cores"),
     EnvVar("TRACEMILL_FORWARD", "forward",
            "also send every received batch to this OTLP/HTTP endpoint (best effort), e.g. "
            "http://localhost:4320 for Jaeger; default: none"),
