@@ -51,7 +51,7 @@ class SpoolWriter:
         *,
         batch_spans: int = 10_000,
         flush_interval_s: float = 1.0,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = 10.0,
         encoder_processes: int = 0,
     ) -> None:
         self._spool = spool

@@ -338,7 +338,11 @@ def serve(
     import uvicorn
 
     sock = _bind(settings)
-    server = CollectorServer(settings)
+    try:
+        server = CollectorServer(settings)
+    except BaseException:
+        sock.close()
+        raise
     try:
         bound_port = sock.getsockname()[1]
         url = dataclasses.replace(settings, port=bound_port).url

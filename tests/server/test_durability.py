@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import PROTOBUF, StoreHolder, free_port, make_request, query_store, span_ids, start_server
+from .conftest import PROTOBUF, StoreHolder, free_port, make_request, query_store, run_cli, span_ids, start_server
 
 
 @pytest.mark.timeout(240)
@@ -121,3 +121,15 @@ def test_server_on_an_unreachable_clickhouse_server_still_acknowledges_into_the_
     response = server.client.get("/api/traces")
     assert response.status_code == 503
     assert "unavailable" in response.json()["error"]
+
+
+def test_second_server_on_the_same_spool_is_refused_naming_the_first(tmp_path, servers):
+    server = start_server(tmp_path)
+    servers.append(server)
+    result = run_cli(
+        "serve", "--store", f"chdb://{tmp_path}/other", "--spool", str(server.spool_dir),
+        "--port", str(free_port()), timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"in use by process {server.proc.pid}" in result.stderr
+    assert "--spool" in result.stderr
