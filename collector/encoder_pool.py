@@ -1,9 +1,10 @@
-"""Where the writer's CPU work runs: in its own thread, or in worker processes.
+"""Where the writer's CPU work runs: in an encoder thread, or in worker processes.
 
 Turning spans into rows and rows into a Native block is pure Python and costs several times
-the insert itself, so on a machine with more than one core it runs in worker processes (the
-GIL would serialize it with the receiver otherwise) while the writer thread inserts the
-previous block. Both modes run the same function, :func:`~tracemill.collector.blocks.encode_payloads`.
+the insert itself. It never runs in the writer thread: while the writer inserts one block
+(ClickHouse's engine works outside the GIL for much of that), the next is encoded. With more
+than two cores it runs in worker processes, where it does not compete with the receiver for the
+GIL at all. Both modes run the same function, :func:`~tracemill.collector.blocks.encode_payloads`.
 
 Workers are started with ``spawn`` (never ``fork``: the server process runs ClickHouse's engine
 threads), ignore SIGINT (Ctrl-C stops the server, which stops them), exit on their own when the
@@ -18,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from tracemill.collector.blocks import EncodedBlock, encode_payloads
@@ -51,22 +52,20 @@ def _worker_init(server_pid: int) -> None:
 
 
 class BlockEncoder:
-    """Encodes spooled payloads into Native blocks, inline (``processes=0``) or in a process pool."""
+    """Encodes spooled payloads into Native blocks in one thread (``processes=0``) or a process pool."""
 
     def __init__(self, processes: int) -> None:
         if processes < 0:
             raise ValueError(f"processes must be 0 or more (got {processes!r})")
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     def submit(self, payloads: list[tuple[int, bytes]], column_types: tuple[str, ...]) -> Future[EncodedBlock]:
         if self.processes == 0:
-            future: Future[EncodedBlock] = Future()
-            try:
-                future.set_result(encode_payloads(payloads, column_types))
-            except Exception as exc:
-                future.set_exception(exc)
-            return future
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="tracemill-encoder")
+            return self._thread.submit(encode_payloads, payloads, column_types)
         if self._pool is None:
             import multiprocessing
 
@@ -93,6 +92,9 @@ class BlockEncoder:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=True, cancel_futures=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -60,7 +60,7 @@ class SpoolWriter:
         self.flush_interval_s = flush_interval_s
         self.max_backoff_s = max_backoff_s
         self._encoder = BlockEncoder(encoder_processes)
-        self._depth = encoder_processes + 1  # groups encoded ahead of the insert
+        self._depth = encoder_processes + 2  # groups encoded ahead of the insert
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drain_deadline = 0.0
