@@ -5,8 +5,8 @@ before a crash (replayed exactly as recorded, with its token) or the oldest wait
 to ``batch_spans`` spans, claimed once enough have arrived or the oldest has waited
 ``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
 (see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). While the
-thread inserts the head of the pipeline, worker processes encode the groups behind it
-(:mod:`tracemill.collector.encoder_pool`).
+thread inserts the head of the pipeline, the groups behind it are encoded in an encoder thread
+or worker processes (:mod:`tracemill.collector.encoder_pool`).
 
 When the store fails, the head group is retried with exponential backoff while the receiver
 keeps filling the spool; the receiver reads :attr:`SpoolWriter.healthy` and
