@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.schema import SCHEMA_TABLE, SPANS_TABLE, TRACE_ID_TS_TABLE
-from tracemill.errors import ConfigError
+from tracemill.errors import ConfigError, TraceNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
@@ -37,10 +37,6 @@ _ERROR = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class TraceNotFoundError(ConfigError, LookupError):
-    """No trace has the given id (or the prefix matches several)."""
 
 
 def store_status(store: Store) -> dict[str, Any]:

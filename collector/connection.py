@@ -14,15 +14,11 @@ import time
 from collections.abc import Callable
 
 from tracemill.collector.store import Store
-from tracemill.errors import StoreError
+from tracemill.errors import StoreError, StoreUnavailableError
 
 __all__ = ["StoreLink", "StoreUnavailableError"]
 
 logger = logging.getLogger(__name__)
-
-
-class StoreUnavailableError(StoreError):
-    """The store could not be opened (yet); the message says why and when the next attempt is."""
 
 
 class StoreLink:

@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from tracemill.errors import PayloadError, PayloadTooLargeError
+from tracemill.errors import PayloadError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -57,10 +57,6 @@ _MEDIA_TYPES: dict[str, Encoding] = {
 }
 _SUPPORTED_TYPES = "application/x-protobuf or application/json"
 _SUPPORTED_ENCODINGS = "gzip, deflate or none"
-
-
-class UnsupportedMediaTypeError(PayloadError):
-    """The request's Content-Type or Content-Encoding is not one OTLP/HTTP defines (HTTP 415)."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tracemill.errors import ConfigError, TracemillError
+from tracemill.errors import ConfigError, SpoolError, SpoolFullError, SpoolLockedError
 
 __all__ = ["Batch", "Group", "Spool", "SpoolError", "SpoolFullError", "SpoolLockedError", "SpoolStats"]
 
@@ -72,18 +72,6 @@ _SCHEMA = (
 )
 
 _UNCLAIMED = "id > (SELECT COALESCE(MAX(last_batch), 0) FROM groups)"
-
-
-class SpoolError(TracemillError):
-    """The spool could not be opened or written."""
-
-
-class SpoolLockedError(SpoolError):
-    """Another process already uses this spool directory."""
-
-
-class SpoolFullError(SpoolError):
-    """The spool holds as many bytes as it may; the receiver answers with backpressure."""
 
 
 @dataclass(frozen=True)

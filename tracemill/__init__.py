@@ -14,9 +14,16 @@ from tracemill.errors import (
     PayloadError,
     PayloadTooLargeError,
     SchemaError,
+    ServerError,
+    SpoolError,
+    SpoolFullError,
+    SpoolLockedError,
     StoreError,
     StoreLockedError,
+    StoreUnavailableError,
     TracemillError,
+    TraceNotFoundError,
+    UnsupportedMediaTypeError,
 )
 from tracemill.integrations import instrument, uninstrument
 from tracemill.tracer import (
@@ -68,7 +75,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ConfigError", "LLMCall", "MissingDependencyError", "PayloadError", "PayloadTooLargeError", "Run",
-    "SchemaError", "Store", "StoreError", "StoreLockedError", "ToolCall", "TracemillError", "__version__",
-    "agent", "force_flush", "init", "instrument", "llm_call", "run", "set_attributes", "set_decision", "shutdown",
-    "step", "tool", "tool_call", "uninstrument",
+    "SchemaError", "ServerError", "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
+    "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
+    "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "run",
+    "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "uninstrument",
 ]

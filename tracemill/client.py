@@ -20,19 +20,11 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from tracemill.errors import ConfigError, StoreLockedError, TracemillError
+from tracemill.errors import ConfigError, ServerError, StoreLockedError
 
 __all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url"]
 
 DEFAULT_PORT = 4318
-
-
-class ServerError(TracemillError):
-    """The server answered with an error; the message is the server's, ``status`` its HTTP status."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Backend(Protocol):

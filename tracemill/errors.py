@@ -5,12 +5,19 @@ built-in it refines where one fits, so ``except ValueError`` keeps working::
 
     TracemillError
     ├── ConfigError (ValueError)            a setting or argument has a bad value
+    │   └── TraceNotFoundError (LookupError) no trace has the given id (or a prefix matches several)
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── StoreError                           the ClickHouse store failed
     │   ├── StoreLockedError                 an embedded store is held by another process
+    │   ├── StoreUnavailableError            the store could not be opened (yet)
     │   └── SchemaError                      the store's schema cannot be created or migrated
-    └── PayloadError (ValueError)            received telemetry cannot be decoded
-        └── PayloadTooLargeError             received telemetry is over the size limit
+    ├── SpoolError                           the collector's spool could not be opened or written
+    │   ├── SpoolLockedError                 another server already uses this spool directory
+    │   └── SpoolFullError                   the spool is full: the receiver applies backpressure
+    ├── PayloadError (ValueError)            received telemetry cannot be decoded (HTTP 400)
+    │   ├── PayloadTooLargeError             received telemetry is over the size limit (HTTP 413)
+    │   └── UnsupportedMediaTypeError        a Content-Type/-Encoding OTLP/HTTP does not define (HTTP 415)
+    └── ServerError                          a tracemill server answered with an error
 
 This module imports nothing, so every component may use it.
 """
@@ -48,3 +55,35 @@ class PayloadError(TracemillError, ValueError):
 
 class PayloadTooLargeError(PayloadError):
     """Received telemetry is larger than the configured limit."""
+
+
+class TraceNotFoundError(ConfigError, LookupError):
+    """No trace has the given id (or the prefix matches several)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be opened (yet); the message says why and when the next attempt is."""
+
+
+class SpoolError(TracemillError):
+    """The spool could not be opened or written."""
+
+
+class SpoolLockedError(SpoolError):
+    """Another process already uses this spool directory."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool holds as many bytes as it may; the receiver answers with backpressure."""
+
+
+class UnsupportedMediaTypeError(PayloadError):
+    """The request's Content-Type or Content-Encoding is not one OTLP/HTTP defines (HTTP 415)."""
+
+
+class ServerError(TracemillError):
+    """The server answered with an error; the message is the server's, ``status`` its HTTP status."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
