@@ -87,8 +87,11 @@ def _open(
     if tracer is None:
         return None
     attributes = dict(spec.static_attributes)
-    if spec.capture_input and RUNTIME.settings.capture_content:
-        attributes[spec.input_attribute] = capture(spec.input_attribute, _arguments(spec, args, kwargs))
+    if RUNTIME.settings.capture_content:
+        if spec.capture_input:
+            attributes[spec.input_attribute] = capture(spec.input_attribute, _arguments(spec, args, kwargs))
+        if spec.options is not None:  # captured per call: settings (capture, redaction) may change after decoration
+            attributes[semconv.DECISION_OPTIONS] = capture(semconv.DECISION_OPTIONS, list(spec.options))
     links = None
     if spec.tool_name is not None:
         trace_id = trace.get_current_span(parent).get_span_context().trace_id
@@ -378,14 +381,12 @@ def step(
 
     def decorate(f: Any) -> Any:
         static: dict[str, Any] = {semconv.STEP_KIND: "decision" if decision else kind}
-        if decision and options is not None:
-            static[semconv.DECISION_OPTIONS] = capture(semconv.DECISION_OPTIONS, list(options))
         target = _unwrap_descriptor(f)
         span_name = name or getattr(target, "__qualname__", None) or _func_name(f)
         return _decorate(f, _spec(
             f, "step", span_name, static, input_attribute=semconv.INPUT, output_attribute=semconv.OUTPUT,
             capture_input=capture_input, capture_output=capture_output, attributes=attributes,
-            decision=decision, options=options,
+            decision=decision, options=options if decision else None,
         ))
 
     return decorate(func) if func is not None else decorate

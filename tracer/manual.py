@@ -157,8 +157,8 @@ class LLMCall(_ManualSpan):
             if system is not None:
                 parts = [{"type": "text", "content": system}] if isinstance(system, str) else list(system)
                 attributes[semconv.SYSTEM_INSTRUCTIONS] = capture(semconv.SYSTEM_INSTRUCTIONS, parts)
-        if tools:
-            attributes[semconv.TOOL_DEFINITIONS] = capture(semconv.TOOL_DEFINITIONS, list(tools))
+            if tools:
+                attributes[semconv.TOOL_DEFINITIONS] = capture(semconv.TOOL_DEFINITIONS, list(tools))
         attributes.update(self._extra)
         return attributes
 

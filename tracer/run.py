@@ -16,7 +16,16 @@ from opentelemetry.trace import Span, SpanContext, format_span_id, format_trace_
 
 from tracemill.tracer import semconv
 from tracemill.tracer.logs import log_once
-from tracemill.tracer.spans import RUN_ATTRIBUTES_KEY, active_tracer, capture, capture_enabled, record_error
+from tracemill.tracer.redaction import MASK
+from tracemill.tracer.runtime import RUNTIME
+from tracemill.tracer.spans import (
+    RUN_ATTRIBUTES_KEY,
+    active_tracer,
+    capture,
+    capture_enabled,
+    capture_text,
+    record_error,
+)
 
 
 class Run:
@@ -56,8 +65,7 @@ class Run:
                 semconv.OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW, semconv.RUN_NAME: self.name, **self._inherited,
             }
             for key, value in self._metadata.items():
-                attributes[semconv.METADATA_PREFIX + key] = value if isinstance(value, (str, bool, int, float)) \
-                    else capture(semconv.METADATA_PREFIX + key, value)
+                attributes[semconv.METADATA_PREFIX + key] = _metadata_value(key, value)
             if self._input is not None and capture_enabled():
                 attributes[semconv.INPUT] = capture(semconv.INPUT, self._input)
             self.span = tracer.start_span(f"{semconv.OP_INVOKE_WORKFLOW} {self.name}", context=parent,
@@ -103,6 +111,17 @@ class Run:
     @property
     def span_id(self) -> str | None:
         return format_span_id(self._span_context.span_id) if self._span_context is not None else None
+
+
+def _metadata_value(key: str, value: Any) -> Any:
+    """Metadata is not content (it is kept with capture off) but it is redacted like content."""
+    if RUNTIME.redactor.is_sensitive_key(key):
+        return MASK
+    if isinstance(value, str):
+        return capture_text(value)
+    if isinstance(value, (bool, int, float)):
+        return value
+    return capture(semconv.METADATA_PREFIX + key, value)
 
 
 def run(

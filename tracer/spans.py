@@ -102,11 +102,14 @@ def set_decision(*, choice: Any, options: Sequence[Any] | None = None, reason: s
     """Record a decision made in code on the current span: the options, the choice and why.
 
     Use it inside a ``@tracemill.step(decision=True)`` when the return value is not the choice
-    itself (e.g. a router that returns the branch's result). Never raises.
+    itself (e.g. a router that returns the branch's result). With content capture off only the
+    step kind is recorded. Never raises.
     """
     try:
         span = trace.get_current_span()
         span.set_attribute(semconv.STEP_KIND, "decision")
+        if not capture_enabled():
+            return
         span.set_attribute(semconv.DECISION_CHOICE, capture(semconv.DECISION_CHOICE, choice))
         if options is not None:
             span.set_attribute(semconv.DECISION_OPTIONS, capture(semconv.DECISION_OPTIONS, list(options)))

@@ -162,3 +162,49 @@ def test_capture_content_off_records_no_payloads(spans):
     assert llm["gen_ai.usage.input_tokens"] == 1
     tool = spans.named("execute_tool lookup").attributes
     assert "gen_ai.tool.call.arguments" not in tool and "gen_ai.tool.call.result" not in tool
+
+
+def test_whole_value_under_a_sensitive_key_is_masked_whatever_its_type():
+    text = encode_json({"headers": {"Authorization": ["Basic dXNlcjpodW50ZXIy"]},
+                        "login": {"password": {"value": "hunter2"}}, "api_key": ["x-live-123"], "keep": {"a": 1}})
+    assert json.loads(Redactor().redact_json(text)) == {
+        "headers": {"Authorization": MASK}, "login": {"password": MASK}, "api_key": MASK, "keep": {"a": 1}}
+
+
+def test_secrets_nested_in_tool_arguments_do_not_reach_the_span(spans):
+    @tracemill.tool
+    def call_api(headers, body):
+        return "ok"
+
+    call_api({"Authorization": ["Basic dXNlcjpodW50ZXIy"]}, {"password": {"value": "hunter2"}, "q": "x"})
+    captured = spans.named("execute_tool call_api").attributes["gen_ai.tool.call.arguments"]
+    assert "hunter2" not in captured and "dXNlcjpodW50ZXIy" not in captured
+    assert json.loads(captured) == {"headers": {"Authorization": MASK}, "body": {"password": MASK, "q": "x"}}
+
+
+def test_capture_content_off_records_no_decisions_or_tool_definitions(spans):
+    spans.reinit(capture_content=False)
+
+    @tracemill.step(decision=True, options=["search", "answer"], name="route")
+    def route(question):
+        tracemill.set_decision(choice={"secret_plan": "hello"}, reason="because user said hello")
+        return "search"
+
+    route("q")
+    with tracemill.llm_call(provider="openai", model="m", tool_definitions=[{"type": "function"}]):
+        pass
+    route_attributes = spans.named("route").attributes
+    assert route_attributes["tracemill.step.kind"] == "decision"
+    assert not [k for k in route_attributes if k.startswith("tracemill.decision.")]
+    assert "gen_ai.tool.definitions" not in spans.named("chat m").attributes
+
+
+def test_run_metadata_is_redacted(spans):
+    with tracemill.run("r", metadata={"api_key": "sk-abcdefghijklmnopqrstu", "note": "Bearer abcdefgh12345",
+                                      "team": "search", "retries": 2}):
+        pass
+    attributes = spans.named("invoke_workflow r").attributes
+    assert attributes["tracemill.metadata.api_key"] == MASK
+    assert attributes["tracemill.metadata.note"] == MASK
+    assert attributes["tracemill.metadata.team"] == "search"
+    assert attributes["tracemill.metadata.retries"] == 2
