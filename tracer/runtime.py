@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from tracemill.tracer.config import DEFAULT_ENDPOINT, TracerSettings, settings_from_env
-from tracemill.tracer.logs import logger
+from tracemill.tracer.logs import log_once, logger
+from tracemill.tracer.pipeline import SwitchableProcessor, SwitchableSampler
 from tracemill.tracer.redaction import Redactor
 from tracemill.tracer.threads import propagate_context_to_threads, stop_propagating_context_to_threads
 
@@ -46,11 +47,41 @@ class Runtime:
         self.redactor = Redactor()
         self.tracer: trace.Tracer | None = None
         self.disabled = False
-        self.provider: TracerProvider | None = None
-        self.owns_provider = False
-        self.processors: list[SpanProcessor] = []
+        self.provider: TracerProvider | None = None  # the provider tracemill's spans come from
+        self.owned_provider: TracerProvider | None = None  # the one tracemill created, at most one
+        self.pipeline = SwitchableProcessor()
+        self.sampler = SwitchableSampler(ParentBased(TraceIdRatioBased(1.0)))
+        self._attached: list[TracerProvider] = []  # providers the pipeline was added to
         self.stopped = False  # shutdown() ran: no zero-config restart until init()
         self.lock = threading.RLock()
+
+    @property
+    def owns_provider(self) -> bool:
+        return self.provider is not None and self.provider is self.owned_provider
+
+    def provider_for(self, settings: TracerSettings) -> TracerProvider:
+        """The global SDK provider (the program's or tracemill's own), created and set if there is none."""
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            provider = current
+        else:
+            if self.owned_provider is None:
+                self.owned_provider = TracerProvider(
+                    resource=Resource.create({"service.name": settings.service_name}), sampler=self.sampler
+                )
+            provider = self.owned_provider
+            trace.set_tracer_provider(provider)
+        if provider is self.owned_provider:
+            service = provider.resource.attributes.get("service.name")
+            if service != settings.service_name:
+                log_once(f"service_name:{settings.service_name}",
+                         "tracemill: service_name %r is ignored; this process traces as %r, set by its first "
+                         "init() (an OpenTelemetry provider's resource cannot change)",
+                         settings.service_name, service, exc_info=False)
+        if not any(p is provider for p in self._attached):
+            provider.add_span_processor(self.pipeline)
+            self._attached.append(provider)
+        return provider
 
 
 RUNTIME = Runtime()
@@ -79,19 +110,15 @@ def _default_exporter(settings: TracerSettings) -> SpanExporter:
     return OTLPSpanExporter(endpoint=_traces_url(DEFAULT_ENDPOINT), headers=dict(settings.headers) or None)
 
 
-def _detach_pipeline(rt: Runtime) -> None:
-    for processor in rt.processors:
+def _stop_pipeline(rt: Runtime) -> None:
+    """Flush and shut down the current export pipeline; the provider stays (it may be global)."""
+    previous = rt.pipeline.swap(None)
+    rt.tracer = None
+    if previous is not None:
         try:
-            processor.shutdown()
+            previous.shutdown()
         except Exception:
             logger.warning("tracemill: a span processor failed to shut down", exc_info=True)
-    rt.processors = []
-    if rt.owns_provider and rt.provider is not None:
-        try:
-            rt.provider.shutdown()
-        except Exception:
-            logger.warning("tracemill: the tracer provider failed to shut down", exc_info=True)
-    rt.provider, rt.owns_provider, rt.tracer = None, False, None
 
 
 def configure(
@@ -108,7 +135,7 @@ def configure(
     global _atexit_registered
     rt = RUNTIME
     with rt.lock:
-        _detach_pipeline(rt)
+        _stop_pipeline(rt)
         rt.stopped = False
         rt.settings = settings
         rt.redactor = Redactor(
@@ -123,29 +150,14 @@ def configure(
             return settings
         if processor is None:
             processor = BatchSpanProcessor(exporter if exporter is not None else _default_exporter(settings))
-        current = trace.get_tracer_provider()
-        if isinstance(current, TracerProvider) and current is not rt.provider and not _is_ours(current):
-            provider, owns = current, False  # the program's own provider: add to it
-        else:
-            provider = TracerProvider(
-                resource=Resource.create({"service.name": settings.service_name}),
-                sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
-            )
-            provider._tracemill_owned = True  # type: ignore[attr-defined]
-            owns = True
-            if not isinstance(current, TracerProvider):
-                trace.set_tracer_provider(provider)
-        provider.add_span_processor(processor)
-        rt.provider, rt.owns_provider, rt.processors = provider, owns, [processor]
-        rt.tracer = provider.get_tracer(SCOPE_NAME, SCOPE_VERSION)
+        rt.provider = rt.provider_for(settings)
+        rt.sampler.inner = ParentBased(TraceIdRatioBased(settings.sample_ratio))
+        rt.pipeline.swap(processor)
+        rt.tracer = rt.provider.get_tracer(SCOPE_NAME, SCOPE_VERSION)
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
         return settings
-
-
-def _is_ours(provider: TracerProvider) -> bool:
-    return bool(getattr(provider, "_tracemill_owned", False))
 
 
 def init(
@@ -216,13 +228,16 @@ def ensure_initialized() -> trace.Tracer | None:
 
 def force_flush(timeout_millis: int = 30000) -> bool:
     """Export every finished span now."""
-    rt = RUNTIME
-    return all(p.force_flush(timeout_millis) for p in rt.processors)
+    return RUNTIME.pipeline.force_flush(timeout_millis)
 
 
 def shutdown() -> None:
-    """Flush and stop the export pipeline (also runs at interpreter exit)."""
+    """Flush and stop the export pipeline (also runs at interpreter exit).
+
+    The tracer provider stays installed, so other OpenTelemetry instrumentation keeps working
+    and a later ``init()`` starts a new pipeline on it.
+    """
     rt = RUNTIME
     with rt.lock:
-        _detach_pipeline(rt)
+        _stop_pipeline(rt)
         rt.stopped = True

@@ -115,3 +115,49 @@ def test_programs_own_tracer_provider_is_added_to_not_replaced(monkeypatch):
     with theirs.get_tracer("t").start_as_current_span("after"):
         pass
     assert [s.name for s in their_exporter.get_finished_spans()] == ["shared", "after"]
+
+
+def test_init_again_keeps_the_global_provider_alive_for_other_instrumentation(spans):
+    from opentelemetry import trace
+
+    spans.reinit()
+    tracemill.shutdown()
+    spans.reinit(capture_content=False)
+
+    @tracemill.tool
+    def inner():
+        return 1
+
+    other = trace.get_tracer("some.other.instrumentation")
+    with other.start_as_current_span("http request"):
+        inner()
+    http, tool = spans.named("http request"), spans.named("execute_tool inner")
+    assert tool.parent.span_id == http.context.span_id
+    assert tool.context.trace_id == http.context.trace_id
+
+
+def test_earlier_pipelines_stop_receiving_spans_after_init_again():
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+    tracemill.init(processor=SimpleSpanProcessor(first), service_name="tracemill-tests", env={})
+    tracemill.init(processor=SimpleSpanProcessor(second), service_name="tracemill-tests", env={})
+    try:
+        @tracemill.step(name="once")
+        def once():
+            return 1
+
+        once()
+        assert [s.name for s in second.get_finished_spans()] == ["once"]
+        assert first.get_finished_spans() == ()
+    finally:
+        tracemill.shutdown()
+
+
+def test_a_different_service_name_on_init_again_is_warned_about(caplog):
+    exporter = InMemorySpanExporter()
+    tracemill.init(processor=SimpleSpanProcessor(exporter), service_name="tracemill-tests", env={})
+    with caplog.at_level(logging.WARNING, logger="tracemill"):
+        tracemill.init(processor=SimpleSpanProcessor(exporter), service_name="renamed-later", env={})
+    try:
+        assert "service_name 'renamed-later' is ignored" in caplog.text
+    finally:
+        tracemill.shutdown()

@@ -1,0 +1,80 @@
+"""The span processor and sampler tracemill installs once, whose contents ``init()`` replaces.
+
+OpenTelemetry lets a process set its global tracer provider once, and a provider's tracers keep
+the processors and sampler they were built with. So tracemill attaches one delegating processor
+and one delegating sampler and swaps what they delegate to: a second ``init()`` (a notebook cell
+run again, a test) changes the export pipeline without leaving the global provider shut down or
+piling processors onto a provider the program owns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+
+
+class SwitchableProcessor(SpanProcessor):
+    """Delegates to the processor of the current ``init()``, or to nothing."""
+
+    def __init__(self) -> None:
+        self._inner: SpanProcessor | None = None
+        self._lock = threading.Lock()
+
+    def swap(self, processor: SpanProcessor | None) -> SpanProcessor | None:
+        """Install ``processor``; return the previous one (the caller shuts it down)."""
+        with self._lock:
+            previous, self._inner = self._inner, processor
+        return previous
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        inner = self._inner
+        if inner is not None:
+            inner.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        inner = self._inner
+        if inner is not None:
+            inner._on_ending(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        inner = self._inner
+        if inner is not None:
+            inner.on_end(span)
+
+    def shutdown(self) -> None:
+        previous = self.swap(None)
+        if previous is not None:
+            previous.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        inner = self._inner
+        return inner.force_flush(timeout_millis) if inner is not None else True
+
+
+class SwitchableSampler(Sampler):
+    """Delegates to the sampler of the current ``init()`` (parent-based ratio sampling)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        return self.inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"tracemill({self.inner.get_description()})"
