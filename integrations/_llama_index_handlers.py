@@ -220,8 +220,7 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
                 arguments = {"args": list(bound_args.arguments["args"])}
             tool = ToolCall(metadata.name or type(instance).__name__, parent=parent, arguments=arguments,
                             call_id=parent_state.tool_call_id if parent_state is not None else None,
-                            description=(metadata.description or "").strip().splitlines()[0] or None
-                            if metadata.description else None,
+                            description=next(iter((metadata.description or "").strip().splitlines()), None),
                             attributes={semconv.FRAMEWORK: "llama_index"})
             tool.start()
             state = _State("tool", trace.set_span_in_context(tool.span, parent) if tool.span else parent, tool.span)

@@ -105,7 +105,8 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
-            self._self_state.finish(closed_early=True)
+            # an exception leaving the ``with`` block fails the call; a plain exit closes it early
+            self._self_state.finish(exc_info[1], closed_early=exc_info[1] is None)
 
     def close(self) -> None:
         try:
@@ -156,7 +157,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
-            self._self_state.finish(closed_early=True)
+            self._self_state.finish(exc_info[1], closed_early=exc_info[1] is None)
 
     async def close(self) -> None:
         try:

@@ -212,6 +212,15 @@ def test_calling_a_tool_directly_records_one_tool_span(traced):
     assert _json(span, "gen_ai.tool.call.result") == "5"
 
 
+
+def test_tool_with_a_blank_description_is_still_traced(traced):
+    tool = FunctionTool.from_defaults(fn=add, description="   \n  ")
+
+    assert tool(a=1, b=2).raw_output == 3
+    (span,) = _by_op(traced, "execute_tool")
+    assert span.name == "execute_tool add"
+    assert "gen_ai.tool.description" not in span.attributes
+
 # --- LLMs used directly ---------------------------------------------------------------------
 
 

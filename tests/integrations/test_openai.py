@@ -360,6 +360,18 @@ def test_chat_stream_left_in_a_with_block_ends_span(traced, client, openai_serve
     assert span.end_time is not None
 
 
+def test_exception_leaving_a_stream_with_block_fails_the_span(traced, client, openai_server):
+    openai_server.reply("one two three")
+    with pytest.raises(KeyError, match="consumer bug"), _stream_chat(client) as stream:
+        next(stream)
+        raise KeyError("consumer bug")
+
+    span = traced.named("chat gpt-test")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "KeyError"
+    assert "tracemill.closed_early" not in span.attributes
+
+
 def test_chat_stream_dropped_unread_ends_span_on_garbage_collection(traced, client, openai_server):
     stream = _stream_chat(client)
     assert traced.finished == []
