@@ -107,6 +107,8 @@ class Forwarder:
                     return
             except (urllib.error.URLError, OSError) as exc:
                 reason = f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}"
+            except Exception as exc:  # e.g. http.client.BadStatusLine: a broken peer must not kill the thread
+                reason = f"bad answer from {self.url}: {type(exc).__name__}: {exc}"
             if attempt < self._attempts:
                 time.sleep(delay)
                 delay *= 2
