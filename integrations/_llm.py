@@ -30,7 +30,7 @@ from tracemill.tracer import semconv
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.manual import LLMCall
 from tracemill.tracer.messages import Message
-from tracemill.tracer.spans import active_tracer, record_error, start_span
+from tracemill.tracer.spans import active_tracer, end_span, start_span
 
 _SLOT_KEY = otel_context.create_key("tracemill.llm_slot")
 _claim_lock = threading.Lock()
@@ -155,12 +155,7 @@ class FrameworkLLMSpan:
                 span.set_attribute(semconv.CLOSED_EARLY, True)
         except Exception:
             log_once("framework_llm.end", "tracemill: could not record a %s LLM call", self.framework)
-        if exc is not None:
-            record_error(span, exc)
-        try:
-            span.end()
-        except Exception:
-            log_once("span.end", "tracemill: a span failed to end")
+        end_span(span, exc)
 
 
 def plain(value: Any) -> Any:

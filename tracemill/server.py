@@ -24,17 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tracemill.errors import ConfigError
+from tracemill.tracer.config import EnvVar
 
 __all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "serve"]
 
 logger = logging.getLogger("tracemill.server")
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    name: str
-    field: str
-    doc: str
 
 
 ENV_VARS: tuple[EnvVar, ...] = (

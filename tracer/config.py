@@ -22,6 +22,8 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
 @dataclass(frozen=True)
 class EnvVar:
+    """One environment variable: its name, the settings field it fills, and what it means (with its default)."""
+
     name: str
     field: str
     doc: str

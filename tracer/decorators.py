@@ -28,7 +28,7 @@ from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.generators import traced_async_generator, traced_generator
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.runtime import RUNTIME
-from tracemill.tracer.spans import active_tracer, capture, record_error, start_span
+from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpanRole = Literal["agent", "tool", "step"]
@@ -121,15 +121,11 @@ def _close_ok(spec: SpanSpec, span: Span, token: object, result: Any) -> None:
 
 
 def _close_error(span: Span, token: object, exc: BaseException) -> None:
-    record_error(span, exc)
-    _end(span, token)
+    _end(span, token, exc)
 
 
-def _end(span: Span, token: object) -> None:
-    try:
-        span.end()
-    except Exception:
-        log_once("span.end", "tracemill: a span failed to end")
+def _end(span: Span, token: object, exc: BaseException | None = None) -> None:
+    end_span(span, exc)
     if token is not None:
         otel_context.detach(token)  # type: ignore[arg-type]
 

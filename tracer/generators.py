@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from tracemill.tracer.logs import log_once
-from tracemill.tracer.spans import record_error
+from tracemill.tracer.spans import end_span, record_error
 
 MAX_CAPTURED_ITEMS = 100
 """Yielded items kept for the span's output; later items are counted, not kept."""
@@ -50,10 +50,7 @@ def _finish(span: Span, close: CloseSpan, items: _Items | None, closed_early: bo
         close(span, None if items is None else items.summary(), 0 if items is None else items.count, closed_early)
     except Exception:
         log_once("generator.output", "tracemill: could not record a generator's output")
-    try:
-        span.end()
-    except Exception:
-        log_once("span.end", "tracemill: a span failed to end")
+    end_span(span)
 
 
 def traced_generator(

@@ -18,7 +18,7 @@ from tracemill.tracer import semconv
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.messages import Message, output_message, parse_arguments, to_genai_messages, tool_calls_of
-from tracemill.tracer.spans import active_tracer, capture, capture_enabled, record_error, start_span
+from tracemill.tracer.spans import active_tracer, capture, capture_enabled, end_span, record_error, start_span
 
 
 class _ManualSpan:
@@ -82,14 +82,8 @@ class _ManualSpan:
         if self._ended:
             return
         self._ended = True
-        span = self.span
-        if span is not None:
-            if exc is not None:
-                record_error(span, exc)
-            try:
-                span.end()
-            except Exception:
-                log_once("span.end", "tracemill: a span failed to end")
+        if self.span is not None:
+            end_span(self.span, exc)
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None

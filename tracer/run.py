@@ -24,7 +24,7 @@ from tracemill.tracer.spans import (
     capture,
     capture_enabled,
     capture_text,
-    record_error,
+    end_span,
 )
 
 
@@ -82,12 +82,7 @@ class Run:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         span, self.span = self.span, None
         if span is not None:
-            if exc is not None:
-                record_error(span, exc)
-            try:
-                span.end()
-            except Exception:
-                log_once("span.end", "tracemill: a span failed to end")
+            end_span(span, exc)
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None

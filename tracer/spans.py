@@ -67,6 +67,16 @@ def record_error(span: Span, exc: BaseException) -> None:
         log_once("record_error", "tracemill: could not record an exception on a span")
 
 
+def end_span(span: Span, exc: BaseException | None = None) -> None:
+    """End ``span``, recording ``exc`` first if given. Never raises."""
+    if exc is not None:
+        record_error(span, exc)
+    try:
+        span.end()
+    except Exception:
+        log_once("span.end", "tracemill: a span failed to end")
+
+
 def run_attributes() -> Mapping[str, Any] | None:
     return otel_context.get_value(RUN_ATTRIBUTES_KEY)  # type: ignore[return-value]
 
