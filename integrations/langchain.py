@@ -104,6 +104,54 @@ def _in_run_context_async(pick: Callable[[Any, Any], Any]) -> Callable[..., Any]
     return wrapper
 
 
+def _steps_in_context(inner: Iterator[Any], context: otel_context.Context) -> Iterator[Any]:
+    """Run each step of ``inner`` with the run's context attached; detach it before handing an item out."""
+    try:
+        while True:
+            token = otel_context.attach(context)
+            try:
+                item = next(inner)
+            except StopIteration:
+                return
+            finally:
+                otel_context.detach(token)
+            yield item
+    finally:
+        close = getattr(inner, "close", None)
+        if close is not None:
+            close()
+
+
+async def _async_steps_in_context(inner: AsyncIterator[Any], context: otel_context.Context) -> AsyncIterator[Any]:
+    try:
+        while True:
+            token = otel_context.attach(context)
+            try:
+                item = await inner.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                otel_context.detach(token)
+            yield item
+    finally:
+        aclose = getattr(inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _event_steps_in_run_context(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    """The v3 event stream pumps a model's v2 events one step at a time, outside the generate hooks."""
+    inner = wrapped(*args, **kwargs)
+    context = _context_of(kwargs.get("run_manager"))
+    return inner if context is None else _steps_in_context(inner, context)
+
+
+def _async_event_steps_in_run_context(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    inner = wrapped(*args, **kwargs)
+    context = _context_of(kwargs.get("run_manager"))
+    return inner if context is None else _async_steps_in_context(inner, context)
+
+
 def _scoped_steps(inner: Iterator[Any]) -> Iterator[Any]:
     from tracemill.integrations._langchain_handler import STREAM_SCOPE, StreamScope
 
@@ -190,6 +238,9 @@ def instrument() -> None:
     for model in (BaseChatModel, BaseLLM):
         _patch(model, "stream", _scoped_stream)
         _patch(model, "astream", _scoped_astream)
+    if hasattr(BaseChatModel, "_iter_v2_events"):  # langchain-core with stream_events(version="v3")
+        _patch(BaseChatModel, "_iter_v2_events", _event_steps_in_run_context)
+        _patch(BaseChatModel, "_aiter_v2_events", _async_event_steps_in_run_context)
 
 
 def uninstrument() -> None:

@@ -407,6 +407,43 @@ def test_chatopenai_stream_records_one_llm_span_with_the_streamed_output(spans, 
     assert _json(llm, "gen_ai.output.messages")[0]["parts"] == [{"type": "text", "content": "one two three"}]
 
 
+V3_IS_BETA = pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+
+
+@V3_IS_BETA
+def test_chatopenai_v3_event_stream_records_one_llm_span_with_the_streamed_output(
+    spans, instrument, openai_server, chat_openai
+):
+    instrument("langchain", "openai")
+    openai_server.reply("one two three")
+
+    stream = chat_openai().stream_events("count", version="v3")
+    events = list(stream)
+
+    assert events
+    (llm,) = _by_op(spans, "chat")
+    assert _parent_name(spans, llm) == "ChatOpenAI"
+    assert _json(llm, "gen_ai.output.messages")[0]["parts"] == [{"type": "text", "content": "one two three"}]
+
+
+@V3_IS_BETA
+def test_async_chatopenai_v3_event_stream_records_one_llm_span(spans, instrument, openai_server, chat_openai):
+    instrument("langchain", "openai")
+    openai_server.reply("one two three")
+    model = chat_openai()
+
+    async def main():
+        try:
+            stream = await model.astream_events("count", version="v3")
+            return [event async for event in stream]
+        finally:
+            await model.root_async_client.close()
+
+    assert asyncio.run(main())
+    (llm,) = _by_op(spans, "chat")
+    assert _parent_name(spans, llm) == "ChatOpenAI"
+
+
 def test_chatopenai_without_the_openai_integration_is_recorded_by_langchain(spans, instrument, openai_server,
                                                                             chat_openai):
     instrument("langchain")
