@@ -120,10 +120,6 @@ def _close_ok(spec: SpanSpec, span: Span, token: object, result: Any) -> None:
         _end(span, token)
 
 
-def _close_error(span: Span, token: object, exc: BaseException) -> None:
-    _end(span, token, exc)
-
-
 def _end(span: Span, token: object, exc: BaseException | None = None) -> None:
     end_span(span, exc)
     if token is not None:
@@ -155,7 +151,7 @@ def _sync_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., 
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _close_error(span, token, exc)
+            _end(span, token, exc)
             raise
         _close_ok(spec, span, token, result)
         return result
@@ -176,7 +172,7 @@ def _async_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[...,
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:  # CancelledError included: the span still ends
-            _close_error(span, token, exc)
+            _end(span, token, exc)
             raise
         _close_ok(spec, span, token, result)
         return result
