@@ -104,17 +104,17 @@ def _in_run_context_async(pick: Callable[[Any, Any], Any]) -> Callable[..., Any]
     return wrapper
 
 
-def _steps_in_context(inner: Iterator[Any], context: otel_context.Context) -> Iterator[Any]:
-    """Run each step of ``inner`` with the run's context attached; detach it before handing an item out."""
+def _stepwise(inner: Iterator[Any], enter: Callable[[], Any], leave: Callable[[Any], None]) -> Iterator[Any]:
+    """Run each step of ``inner`` between ``enter()`` and ``leave(token)``; leave before handing an item out."""
     try:
         while True:
-            token = otel_context.attach(context)
+            token = enter()
             try:
                 item = next(inner)
             except StopIteration:
                 return
             finally:
-                otel_context.detach(token)
+                leave(token)
             yield item
     finally:
         close = getattr(inner, "close", None)
@@ -122,16 +122,18 @@ def _steps_in_context(inner: Iterator[Any], context: otel_context.Context) -> It
             close()
 
 
-async def _async_steps_in_context(inner: AsyncIterator[Any], context: otel_context.Context) -> AsyncIterator[Any]:
+async def _async_stepwise(
+    inner: AsyncIterator[Any], enter: Callable[[], Any], leave: Callable[[Any], None]
+) -> AsyncIterator[Any]:
     try:
         while True:
-            token = otel_context.attach(context)
+            token = enter()
             try:
                 item = await inner.__anext__()
             except StopAsyncIteration:
                 return
             finally:
-                otel_context.detach(token)
+                leave(token)
             yield item
     finally:
         aclose = getattr(inner, "aclose", None)
@@ -143,65 +145,41 @@ def _event_steps_in_run_context(wrapped: Callable[..., Any], instance: Any, args
     """The v3 event stream pumps a model's v2 events one step at a time, outside the generate hooks."""
     inner = wrapped(*args, **kwargs)
     context = _context_of(kwargs.get("run_manager"))
-    return inner if context is None else _steps_in_context(inner, context)
+    return inner if context is None else _stepwise(inner, lambda: otel_context.attach(context), otel_context.detach)
 
 
 def _async_event_steps_in_run_context(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
     inner = wrapped(*args, **kwargs)
     context = _context_of(kwargs.get("run_manager"))
-    return inner if context is None else _async_steps_in_context(inner, context)
+    if context is None:
+        return inner
+    return _async_stepwise(inner, lambda: otel_context.attach(context), otel_context.detach)
 
 
-def _scoped_steps(inner: Iterator[Any]) -> Iterator[Any]:
+def _stream_scope_hooks() -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """Enter/leave of one stream's scope: set as current and resumed around each step."""
     from tracemill.integrations._langchain_handler import STREAM_SCOPE, StreamScope
 
     scope = StreamScope()
-    try:
-        while True:
-            token = STREAM_SCOPE.set(scope)
-            scope.resume()
-            try:
-                item = next(inner)
-            except StopIteration:
-                return
-            finally:
-                scope.leave()
-                STREAM_SCOPE.reset(token)
-            yield item
-    finally:
-        close = getattr(inner, "close", None)
-        if close is not None:
-            close()
 
+    def enter() -> Any:
+        token = STREAM_SCOPE.set(scope)
+        scope.resume()
+        return token
 
-async def _scoped_async_steps(inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    from tracemill.integrations._langchain_handler import STREAM_SCOPE, StreamScope
+    def leave(token: Any) -> None:
+        scope.leave()
+        STREAM_SCOPE.reset(token)
 
-    scope = StreamScope()
-    try:
-        while True:
-            token = STREAM_SCOPE.set(scope)
-            scope.resume()
-            try:
-                item = await inner.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                scope.leave()
-                STREAM_SCOPE.reset(token)
-            yield item
-    finally:
-        aclose = getattr(inner, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return enter, leave
 
 
 def _scoped_stream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    return _scoped_steps(wrapped(*args, **kwargs))
+    return _stepwise(wrapped(*args, **kwargs), *_stream_scope_hooks())
 
 
 def _scoped_astream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    return _scoped_async_steps(wrapped(*args, **kwargs))
+    return _async_stepwise(wrapped(*args, **kwargs), *_stream_scope_hooks())
 
 
 # --- instrument / uninstrument ------------------------------------------------------------------
