@@ -114,6 +114,17 @@ class Store:
         self._check_open()
         return self._client
 
+    def another_connection(self) -> Store:
+        """A second client of the same store and database, schema untouched.
+
+        A client runs one call at a time (chDB serializes the calls on its handle), so a thread that
+        must not wait behind the others' queries, like each of the writer's inserters, takes its own.
+        """
+        self._check_open()
+        client = _connect(self._dsn)
+        client.database = self.database
+        return Store(client, self._dsn)
+
     # -- the seam -------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: dict[str, Any] | Sequence[Any] | None = None) -> QueryResult:

@@ -4,9 +4,15 @@ One background thread. It keeps a short pipeline of groups: each is either a gro
 before a crash (replayed exactly as recorded, with its token) or the oldest waiting batches, up
 to ``batch_spans`` spans, claimed once enough have arrived or the oldest has waited
 ``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
-(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). While the
-thread inserts the head of the pipeline, the groups behind it are encoded in an encoder thread
-or worker processes (:mod:`tracemill.collector.encoder_pool`).
+(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once).
+
+How a group becomes rows: on the embedded store ClickHouse converts the spooled OTLP requests
+itself (:mod:`tracemill.collector.rows_sql`), in C++ and outside the GIL. A group it refuses
+(values it does not convert exactly), and every group on a ClickHouse server, takes the reference
+conversion instead (:mod:`tracemill.collector.rows` and :mod:`tracemill.collector.blocks`), encoded
+in an encoder thread or worker processes (:mod:`tracemill.collector.encoder_pool`) while the
+writer inserts the group ahead of it. Both write a group as one block under its token, and the
+refusal happens before anything is written, so either way a group is stored exactly once.
 
 When the store fails, the head group is retried with exponential backoff while the receiver
 keeps filling the spool; the receiver reads :attr:`SpoolWriter.healthy` and
@@ -16,18 +22,23 @@ keeps filling the spool; the receiver reads :attr:`SpoolWriter.healthy` and
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.blocks import EncodedBlock, insert_block, span_column_types
 from tracemill.collector.connection import StoreLink
 from tracemill.collector.encoder_pool import BlockEncoder, BrokenProcessPool
+from tracemill.collector.rows_sql import NeedsReferenceConversion, insert_requests, supports_sql_conversion
 from tracemill.collector.spool import Group, Spool
 from tracemill.errors import StoreError
+
+if TYPE_CHECKING:
+    from tracemill.collector.store import Store
 
 __all__ = ["SpoolWriter"]
 
@@ -37,7 +48,10 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _InFlight:
     group: Group
-    future: Future[EncodedBlock]
+    future: Future[EncodedBlock] | None = None
+    """The reference conversion's block (None while the group is converted in the store)."""
+    insert: Future[None] | None = None
+    """The group's insert with the conversion in the store, running on an inserter thread."""
     buried: bool = False
 
 
@@ -49,10 +63,11 @@ class SpoolWriter:
         spool: Spool,
         link: StoreLink,
         *,
-        batch_spans: int = 10_000,
+        batch_spans: int = 20_000,
         flush_interval_s: float = 1.0,
         max_backoff_s: float = 10.0,
         encoder_processes: int = 0,
+        convert_in_store: bool = True,
     ) -> None:
         self._spool = spool
         self._link = link
@@ -60,7 +75,10 @@ class SpoolWriter:
         self.flush_interval_s = flush_interval_s
         self.max_backoff_s = max_backoff_s
         self._encoder = BlockEncoder(encoder_processes)
-        self._depth = encoder_processes + 2  # groups encoded ahead of the insert
+        self._depth = encoder_processes + 2  # groups encoded, or inserted by the store, at once
+        self._inserters: ThreadPoolExecutor | None = None
+        self._spare_stores: queue.SimpleQueue[Store] = queue.SimpleQueue()
+        self._opened_stores: list[Store] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drain_deadline = 0.0
@@ -69,12 +87,15 @@ class SpoolWriter:
         self._recovered: set[int] = set()  # groups found recorded at start: a stop interrupted them
         self._inflight: deque[_InFlight] = deque()
         self._column_types: tuple[str, ...] | None = None
+        self._convert_in_store = convert_in_store
+        self._in_store: bool | None = None  # decided once the store is open
         self._idle = threading.Condition()
         # What status reports.
         self.inserted_spans = 0
         self.inserted_groups = 0
         self.replayed_groups = 0
         self.buried_batches = 0
+        self.reference_groups = 0  # groups the store refused to convert
         self.last_insert_at: float | None = None
         self.last_error: str | None = None
         self.failing_since: float | None = None
@@ -103,6 +124,12 @@ class SpoolWriter:
             self._thread.join(drain_timeout_s + 30.0)
             self._thread = None
         self._encoder.close()
+        if self._inserters is not None:
+            self._inserters.shutdown(wait=True, cancel_futures=True)
+            self._inserters = None
+        for store in self._opened_stores:
+            store.close()
+        self._opened_stores.clear()
 
     def wake(self) -> None:
         """A batch arrived: look at the spool now rather than at the next tick."""
@@ -145,6 +172,8 @@ class SpoolWriter:
             "batch_spans": self.batch_spans,
             "flush_interval_s": self.flush_interval_s,
             "encoder_processes": self._encoder.processes,
+            "conversion": "pending" if self._in_store is None else "clickhouse" if self._in_store else "python",
+            "reference_groups": self.reference_groups,
         }
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -193,14 +222,18 @@ class SpoolWriter:
             store = self._link.get()
             if self._column_types is None:
                 self._column_types = span_column_types(store)
+            if self._in_store is None:
+                self._in_store = self._convert_in_store and supports_sql_conversion(store)
         except StoreError as exc:
             self._failed(str(exc))
             return False
-        self._fill(draining=draining)
+        self._fill(store, draining=draining)
         if not self._inflight:
             self._notify_idle()
             return False
         head = self._inflight[0]
+        if head.future is None:
+            return self._insert_in_store(store, head, draining=draining)
         try:
             block = head.future.result()
         except BrokenProcessPool:
@@ -226,10 +259,57 @@ class SpoolWriter:
         else:
             self._spool.forget_group(head.group)
         self._inflight.popleft()
-        self._fill(draining=draining)
+        self._fill(store, draining=draining)
         return True
 
-    def _fill(self, *, draining: bool) -> None:
+    def _insert_in_store(self, store: Store, head: _InFlight, *, draining: bool) -> bool:
+        """Wait for the head group's insert (converted by ClickHouse); on a refusal, queue the reference conversion."""
+        if head.insert is None:  # its last attempt failed: try again
+            head.insert = self._submit_insert(store, head.group)
+        started = time.monotonic()
+        try:
+            head.insert.result()
+        except NeedsReferenceConversion as exc:
+            # A refusal is expected (values the SQL leaves to Python); any other error is worth a look.
+            level = logging.DEBUG if exc.expected else logging.WARNING
+            logger.log(level, "group %s goes through the Python conversion: %s", head.group.token, exc)
+            self.reference_groups += 1
+            head.insert = None
+            head.future = self._submit(head.group)
+            return True
+        except StoreError as exc:
+            head.insert = None
+            self._spool.note_attempt(head.group)
+            self._failed(str(exc))
+            return False
+        except BaseException:
+            head.insert = None  # the next round tries the insert again, not the same failed future
+            raise
+        self._spool.confirm(head.group)
+        self._succeeded(head.group, head.group.span_count, time.monotonic() - started)
+        self._inflight.popleft()
+        self._fill(store, draining=draining)
+        return True
+
+    def _submit_insert(self, store: Store, group: Group) -> Future[None]:
+        if self._inserters is None:
+            self._inserters = ThreadPoolExecutor(self._depth, thread_name_prefix="tracemill-inserter")
+        return self._inserters.submit(self._insert_group, store, group)
+
+    def _insert_group(self, store: Store, group: Group) -> None:
+        """On an inserter thread: the group's spooled requests into the store, on a connection of its own."""
+        try:
+            connection = self._spare_stores.get_nowait()
+        except queue.Empty:
+            connection = store.another_connection()
+            self._opened_stores.append(connection)
+        try:
+            payloads = [payload for _, payload in self._spool.payloads(group.batch_ids)]
+            insert_requests(connection, payloads, dedup_token=group.token)
+        finally:
+            self._spare_stores.put(connection)
+
+    def _fill(self, store: Store, *, draining: bool) -> None:
         """Start encoding groups until the pipeline is full: replays first, then due new batches."""
         assert self._column_types is not None
         while len(self._inflight) < self._depth:
@@ -239,7 +319,10 @@ class SpoolWriter:
                 group = self._claim(draining=draining)
                 if group is None:
                     return
-            self._inflight.append(_InFlight(group, self._submit(group)))
+            if self._in_store:
+                self._inflight.append(_InFlight(group, insert=self._submit_insert(store, group)))
+            else:
+                self._inflight.append(_InFlight(group, future=self._submit(group)))
 
     def _submit(self, group: Group) -> Future[EncodedBlock]:
         assert self._column_types is not None
@@ -247,7 +330,8 @@ class SpoolWriter:
 
     def _resubmit_all(self) -> None:
         for entry in self._inflight:
-            entry.future = self._submit(entry.group)
+            if entry.future is not None:
+                entry.future = self._submit(entry.group)
 
     def _claim(self, *, draining: bool) -> Group | None:
         pending, oldest = self._spool.oldest_unclaimed()

@@ -132,11 +132,41 @@ def test_writer_with_a_worker_process_stores_every_span(tmp_path, store):
     with Spool.open(str(tmp_path)) as spool:
         for seed in range(4):
             spool.append(make_request(50, seed=seed).SerializeToString(), 50)
-        writer = _writer(spool, store, batch_spans=100, flush_interval_s=0.05, encoder_processes=1)
+        writer = _writer(
+            spool, store, batch_spans=100, flush_interval_s=0.05, encoder_processes=1, convert_in_store=False
+        )
         writer.start()
         try:
             assert writer.wait_idle(60)
         finally:
             writer.stop()
         assert writer.status()["encoder_processes"] == 1
+        assert writer.status()["conversion"] == "python"
         assert _span_counts(store) == (200, 200)
+
+
+def test_group_the_store_refuses_to_convert_is_stored_by_the_python_conversion(tmp_path, store):
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
+
+    members = [KeyValue(key="b", value=AnyValue(int_value=1)), KeyValue(key="a", value=AnyValue())]
+    nested = make_request(5, seed=3)
+    nested.resource_spans[0].scope_spans[0].spans[0].attributes.append(
+        KeyValue(key="m", value=AnyValue(kvlist_value=KeyValueList(values=members)))
+    )
+    with Spool.open(str(tmp_path)) as spool:
+        spool.append(make_request(10, seed=1).SerializeToString(), 10)
+        writer = _writer(spool, store, batch_spans=10, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert writer.wait_idle(30)
+            spool.append(nested.SerializeToString(), 5)
+            writer.wake()
+            assert writer.wait_idle(30)
+        finally:
+            writer.stop()
+        assert writer.status()["conversion"] == "clickhouse"
+        assert writer.reference_groups == 1
+        assert writer.inserted_groups == 2
+        assert _span_counts(store) == (15, 15)
+        stored = store.query("SELECT SpanAttributes['m'] FROM otel_traces WHERE mapContains(SpanAttributes, 'm')")
+        assert stored.result_rows == [('{"a":null,"b":1}',)]
