@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=200_000, help="total spans to send")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--batch", type=int, default=1000, help="spans per OTLP request")
-    parser.add_argument("--insert-rows", type=int, default=10_000, help="rows per insert (server and baseline)")
+    parser.add_argument("--insert-rows", type=int, default=20_000, help="rows per insert (server and baseline)")
     args = parser.parse_args(argv)
     import psutil
 

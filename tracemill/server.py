@@ -54,7 +54,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "default 20971520 (20 MiB)"),
     EnvVar("TRACEMILL_BATCH_SPANS", "batch_spans",
            "spans per insert into the store: the writer waits for this many or for the flush interval; "
-           "default 10000"),
+           "default 20000"),
     EnvVar("TRACEMILL_FLUSH_INTERVAL_S", "flush_interval_s",
            "longest time in seconds a received span waits in the spool before it is inserted; default 1.0"),
     EnvVar("TRACEMILL_WRITER_PROCESSES", "writer_processes",
@@ -85,7 +85,7 @@ class ServerSettings:
     spool_max_bytes: int = 1 << 30
     spool_sync: Literal["full", "normal"] = "full"
     max_request_bytes: int = 20 << 20
-    batch_spans: int = 10_000
+    batch_spans: int = 20_000
     flush_interval_s: float = 1.0
     writer_processes: int | None = None
     """None: :func:`~tracemill.collector.encoder_pool.default_processes`."""
