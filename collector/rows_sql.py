@@ -326,6 +326,24 @@ def supports_sql_conversion(store: Store) -> bool:
 _ONE_BLOCK = 1 << 40
 
 
+@functools.cache
+def _schema_file() -> str:
+    """The schema as a file of this process (removed at exit), named by absolute path.
+
+    Not ``format_schema_source='string'``: that makes the engine cache the text in a
+    ``__cache__`` directory under the current working directory, wherever the server was started.
+    """
+    import atexit
+    import shutil
+
+    directory = tempfile.mkdtemp(prefix="tracemill-schema-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = os.path.join(directory, "otlp_trace.proto")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(otlp_proto_schema())
+    return path
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -341,9 +359,7 @@ def insert_requests(store: Store, payloads: Sequence[bytes], *, dedup_token: str
     if not payloads:
         return
     settings = {
-        "format_schema_source": "string",
-        "format_schema": otlp_proto_schema(),
-        "format_schema_message_name": "ExportTraceServiceRequest",
+        "format_schema": f"{_schema_file()}:ExportTraceServiceRequest",
         "input_format_protobuf_oneof_presence": 1,
         "output_format_json_escape_forward_slashes": 0,  # toJSONString, as Go writes '/'
         # Squash the whole group into one block (neither threshold is reached before the end), so
