@@ -251,13 +251,9 @@ class SpoolWriter:
             try:
                 insert_block(store, block, dedup_token=head.group.token)
             except StoreError as exc:
-                self._spool.note_attempt(head.group)
-                self._failed(str(exc))
-                return False
-            self._spool.confirm(head.group)
-            self._succeeded(head.group, block.rows, time.monotonic() - started)
-        else:
-            self._spool.forget_group(head.group)
+                return self._not_stored(head.group, exc)
+            return self._stored(store, block.rows, time.monotonic() - started, draining=draining)
+        self._spool.forget_group(head.group)
         self._inflight.popleft()
         self._fill(store, draining=draining)
         return True
@@ -279,17 +275,25 @@ class SpoolWriter:
             return True
         except StoreError as exc:
             head.insert = None
-            self._spool.note_attempt(head.group)
-            self._failed(str(exc))
-            return False
+            return self._not_stored(head.group, exc)
         except BaseException:
             head.insert = None  # the next round tries the insert again, not the same failed future
             raise
+        return self._stored(store, head.group.span_count, time.monotonic() - started, draining=draining)
+
+    def _stored(self, store: Store, rows: int, elapsed_s: float, *, draining: bool) -> bool:
+        """The head group is in the store: forget it in the spool and move the pipeline on."""
+        head = self._inflight[0]
         self._spool.confirm(head.group)
-        self._succeeded(head.group, head.group.span_count, time.monotonic() - started)
+        self._succeeded(head.group, rows, elapsed_s)
         self._inflight.popleft()
         self._fill(store, draining=draining)
         return True
+
+    def _not_stored(self, group: Group, exc: StoreError) -> bool:
+        self._spool.note_attempt(group)
+        self._failed(str(exc))
+        return False
 
     def _submit_insert(self, store: Store, group: Group) -> Future[None]:
         if self._inserters is None:
