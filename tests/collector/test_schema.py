@@ -174,6 +174,7 @@ def test_migrate_adopts_spans_table_created_by_the_exporter(chdb_dsn, database_n
         assert migrate(bare) == [m.version for m in MIGRATIONS]
         names = [c[0] for c in _columns(bare, "otel_traces")]
         assert names[-len(CONVENIENCE_COLUMNS) :] == [name for name, _ in CONVENIENCE_COLUMNS]
+        assert "min_bytes_for_wide_part" in _table(bare, "otel_traces")["engine_full"]
         bare.command(f"DROP DATABASE `{database_name}`")
 
 
@@ -248,6 +249,24 @@ def test_convenience_columns_are_derived_from_span_attributes(store):
         "SELECT GenAiOperation, ToolName, AgentName, ConversationId, TaskId, InputTokens, OutputTokens FROM otel_traces"
     ).result_rows
     assert row == [("execute_tool", "search", "planner", "c9", "task-3", 120, 0)]
+
+
+def test_collector_sized_inserts_are_written_as_compact_parts(store):
+    # About 15 MiB uncompressed: over ClickHouse's default Wide threshold (10 MiB), under tracemill's.
+    store.command(
+        "INSERT INTO otel_traces (TraceId, SpanName, SpanAttributes) "
+        "SELECT hex(number), 'chat', map('gen_ai.output.messages', repeat('x', 1000)) FROM numbers(15000)"
+    )
+    parts = store.query(
+        "SELECT part_type, data_uncompressed_bytes FROM system.parts "
+        "WHERE database = {db:String} AND table = 'otel_traces' AND active",
+        {"db": store.database},
+    ).result_rows
+    assert len(parts) == 1
+    part_type, size = parts[0]
+    assert 10 << 20 < size < schema.COMPACT_PART_MAX_BYTES
+    assert part_type == "Compact"
+    assert f"min_bytes_for_wide_part = {schema.COMPACT_PART_MAX_BYTES}" in _table(store, "otel_traces")["engine_full"]
 
 
 def _feedback_row(updated: datetime, **fields) -> dict:
