@@ -136,9 +136,10 @@ STRUCTURE = (
 # -- the conversion, as SQL expressions --------------------------------------------------------------
 #
 # Query planning, not execution, is most of what a large expression costs here (a few hundred
-# milliseconds for a naive version of this query), so each conversion is written once: the
-# span's own, its events' and its links' attributes are converted as one flat list and sliced
-# back apart, and each ARRAY JOIN level passes on only what the next one needs.
+# milliseconds for a naive version of this query, against about 3 µs per span to run it), so each
+# conversion is written once: the resource's, the span's own, its events' and its links' attributes
+# are converted as one flat list per span and sliced back apart, in one subquery over one chain of
+# ARRAY JOINs.
 
 _MAX_INT64 = 9_223_372_036_854_775_807
 
@@ -195,9 +196,10 @@ def _repeats_keys(keys: str) -> str:
     return f"(arrayUniq({keys}) != length({keys}))"
 
 
-def _hex_id(x: str) -> str:
-    """Lowercase hex; an all-zero id of the standard length is stored as '' (the exporter's empty id)."""
-    return f"if(length({x}) IN (8, 16) AND length(replaceAll({x}, '\\0', '')) = 0, '', lower(hex({x})))"
+def _hex_id(x: str, zero_bytes: int) -> str:
+    """Lowercase hex; the all-zero id of its length is stored as '' (the exporter's empty id)."""
+    zero = "'" + "\\0" * zero_bytes + "'"
+    return f"if({x} = {zero}, '', lower(hex({x})))"
 
 
 def _link_hex_id(x: str) -> str:
@@ -215,22 +217,15 @@ def select_rows_sql(source: str) -> str:
     Fails with ``throwIf`` (before any row leaves it) when a span holds something only the
     reference conversion writes exactly; see the module docstring.
     """
-    resources = (
-        "SELECT rs.resource.attributes.key AS resource_keys, "
-        f"{_value_strings('rs.resource.attributes')} AS resource_values, "
-        f"({_repeats_keys('resource_keys')} OR {_values_uncovered('rs.resource.attributes')}) AS resource_uncovered, "
-        f"rs.scope_spans AS scope_spans FROM {source} ARRAY JOIN resource_spans AS rs"
+    # One flat list per span: its resource's attributes, its own, each event's, each link's.
+    flat = (
+        "arrayConcat(rs.resource.attributes, s.attributes, arrayFlatten(s.events.attributes), "
+        "arrayFlatten(s.links.attributes))"
     )
-    scopes = (
-        "SELECT resource_keys, resource_values, resource_uncovered, ss.scope.name AS scope_name, "
-        f"ss.scope.version AS scope_version, ss.spans AS spans FROM ({resources}) ARRAY JOIN scope_spans AS ss"
-    )
-    # One flat list per span: its own attributes, then each event's, then each link's.
-    flat = "arrayConcat(s.attributes, arrayFlatten(s.events.attributes), arrayFlatten(s.links.attributes))"
     uncovered = " OR ".join(
         [
-            "resource_uncovered",
             _values_uncovered(flat),
+            _repeats_keys("rs.resource.attributes.key"),
             _repeats_keys("s.attributes.key"),
             f"arrayExists(k -> {_repeats_keys('k')}, s.events.attributes.key)",
             f"arrayExists(k -> {_repeats_keys('k')}, s.links.attributes.key)",
@@ -239,53 +234,56 @@ def select_rows_sql(source: str) -> str:
         ]
     )
     spans = (
-        "SELECT resource_keys, resource_values, scope_name, scope_version, "
+        "SELECT ss.scope.name AS scope_name, ss.scope.version AS scope_version, "
         "s.trace_id AS trace_id, s.span_id AS span_id, s.parent_span_id AS parent_span_id, "
         "s.trace_state AS trace_state, s.name AS name, s.kind AS kind, s.start_time_unix_nano AS start_nanos, "
         "s.end_time_unix_nano AS end_nanos, s.status.code AS status_code, s.status.message AS status_message, "
         "s.events.time_unix_nano AS event_nanos, s.events.name AS event_names, "
-        "s.links.trace_id AS link_trace_ids, s.links.span_id AS link_span_ids, "
-        "s.links.trace_state AS link_states, "
-        f"{flat}.key AS keys, {_value_strings(flat)} AS values, length(s.attributes) AS span_count, "
+        "s.links.trace_id AS link_trace_ids, s.links.span_id AS link_span_ids, s.links.trace_state AS link_states, "
+        f"{flat}.key AS keys, {_value_strings(flat)} AS values, "
+        "rs.resource.attributes.key AS resource_keys, length(resource_keys) AS resource_count, "
+        "length(s.attributes) AS span_count, "
         "arrayMap(a -> length(a), s.events.attributes) AS event_counts, "
         "arrayMap(a -> length(a), s.links.attributes) AS link_counts, "
         f"{uncovered} AS uncovered "
-        f"FROM ({scopes}) ARRAY JOIN spans AS s"
+        f"FROM {source} ARRAY JOIN resource_spans AS rs ARRAY JOIN rs.scope_spans AS ss ARRAY JOIN ss.spans AS s"
     )
+
+    def sliced_map(first: str, count: str) -> str:
+        return f"mapFromArrays(arraySlice(keys, {first}, {count}), arraySlice(values, {first}, {count}))"
 
     def sliced_maps(counts: str, first: str) -> str:
         """One Map per event (or link), cut from the flat list: ``first`` is where the first one starts."""
-        return (
-            f"arrayMap((end, n) -> mapFromArrays(arraySlice(keys, {first} + end - n, n), "
-            f"arraySlice(values, {first} + end - n, n)), arrayCumSum({counts}), {counts})"
-        )
+        return f"arrayMap((end, n) -> {sliced_map(f'{first} + end - n', 'n')}, arrayCumSum({counts}), {counts})"
 
+    events_from = "resource_count + span_count + 1"
     kinds = "['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer']"
     codes = "['Unset', 'Ok', 'Error']"
     columns = {
         "Timestamp": _nanos("start_nanos"),
-        "TraceId": _hex_id("trace_id"),
-        "SpanId": _hex_id("span_id"),
-        "ParentSpanId": _hex_id("parent_span_id"),
+        "TraceId": _hex_id("trace_id", 16),
+        "SpanId": _hex_id("span_id", 8),
+        "ParentSpanId": _hex_id("parent_span_id", 8),
         "TraceState": "trace_state",
         "SpanName": "name",
         "SpanKind": f"if(kind BETWEEN 0 AND 5, {kinds}[kind + 1], '')",
-        "ServiceName": "resource_values[indexOf(resource_keys, 'service.name')]",
-        "ResourceAttributes": "mapFromArrays(resource_keys, resource_values)",
+        # The resource's attributes come first in the flat list, so a position among them is one in it.
+        "ServiceName": "values[indexOf(resource_keys, 'service.name')]",
+        "ResourceAttributes": sliced_map("1", "resource_count"),
         "ScopeName": "scope_name",
         "ScopeVersion": "scope_version",
-        "SpanAttributes": "mapFromArrays(arraySlice(keys, 1, span_count), arraySlice(values, 1, span_count))",
+        "SpanAttributes": sliced_map("resource_count + 1", "span_count"),
         # throwIf returns 0, so Duration is unchanged; as a column (not a WHERE) it costs nothing to plan.
         "Duration": f"if(end_nanos >= start_nanos, end_nanos - start_nanos, 0) + throwIf(uncovered, '{_REFUSAL}')",
         "StatusCode": f"if(status_code BETWEEN 0 AND 2, {codes}[status_code + 1], '')",
         "StatusMessage": "status_message",
         "Events.Timestamp": f"arrayMap(t -> {_nanos('t')}, event_nanos)",
         "Events.Name": "event_names",
-        "Events.Attributes": sliced_maps("event_counts", "span_count + 1"),
+        "Events.Attributes": sliced_maps("event_counts", events_from),
         "Links.TraceId": f"arrayMap(i -> {_link_hex_id('i')}, link_trace_ids)",
         "Links.SpanId": f"arrayMap(i -> {_link_hex_id('i')}, link_span_ids)",
         "Links.TraceState": "link_states",
-        "Links.Attributes": sliced_maps("link_counts", "span_count + arraySum(event_counts) + 1"),
+        "Links.Attributes": sliced_maps("link_counts", f"{events_from} + arraySum(event_counts)"),
     }
     assert tuple(columns) == SPAN_COLUMNS
     select_list = ",\n    ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in columns.items())
