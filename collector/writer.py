@@ -4,7 +4,9 @@ One background thread. It keeps a short pipeline of groups: each is either a gro
 before a crash (replayed exactly as recorded, with its token) or the oldest waiting batches, up
 to ``batch_spans`` spans, claimed once enough have arrived or the oldest has waited
 ``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
-(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once).
+(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). The thread
+never waits on an insert the store converts: an ending insert, like an arriving batch, wakes it,
+so a new group is claimed and inserted as soon as an inserter is free and enough spans wait.
 
 How a group becomes rows: on the embedded store ClickHouse converts the spooled OTLP requests
 itself (:mod:`tracemill.collector.rows_sql`), in C++ and outside the GIL. A group it refuses
@@ -50,7 +52,7 @@ class _InFlight:
     group: Group
     future: Future[EncodedBlock] | None = None
     """The reference conversion's block (None while the group is converted in the store)."""
-    insert: Future[None] | None = None
+    insert: Future[float] | None = None
     """The group's insert with the conversion in the store, running on an inserter thread."""
     buried: bool = False
 
@@ -183,6 +185,7 @@ class SpoolWriter:
             stopping = self._stopping.is_set()
             if stopping and (time.monotonic() >= self._drain_deadline or self._drained()):
                 break
+            self._wake.clear()  # before the round: a wake-up during it makes the sleep after it return at once
             try:
                 worked = self._round(draining=stopping)
             except Exception as exc:  # the writer thread must survive anything and retry
@@ -204,9 +207,9 @@ class SpoolWriter:
             self._stopping.wait(max(0.0, self._retry_at - time.monotonic()))
             return
         if stopping:
+            self._wake.wait(0.05)  # an insert in flight wakes it when it ends
             return
         self._wake.wait(self._next_flush_in())
-        self._wake.clear()
 
     def _next_flush_in(self) -> float:
         pending, oldest = self._spool.oldest_unclaimed()
@@ -259,12 +262,18 @@ class SpoolWriter:
         return True
 
     def _insert_in_store(self, store: Store, head: _InFlight, *, draining: bool) -> bool:
-        """Wait for the head group's insert (converted by ClickHouse); on a refusal, queue the reference conversion."""
+        """Settle the head group's insert (converted by ClickHouse) once it has ended; on a refusal,
+        queue the reference conversion.
+
+        Never waits for the insert: while it runs, the loop goes on claiming groups as batches
+        arrive, so the inserters are never idle while enough spans wait. The insert's end wakes the loop.
+        """
         if head.insert is None:  # its last attempt failed: try again
             head.insert = self._submit_insert(store, head.group)
-        started = time.monotonic()
+        if not head.insert.done():
+            return False
         try:
-            head.insert.result()
+            elapsed_s = head.insert.result()
         except NeedsReferenceConversion as exc:
             # A refusal is expected (values the SQL leaves to Python); any other error is worth a look.
             level = logging.DEBUG if exc.expected else logging.WARNING
@@ -279,7 +288,7 @@ class SpoolWriter:
         except BaseException:
             head.insert = None  # the next round tries the insert again, not the same failed future
             raise
-        return self._stored(store, head.group.span_count, time.monotonic() - started, draining=draining)
+        return self._stored(store, head.group.span_count, elapsed_s, draining=draining)
 
     def _stored(self, store: Store, rows: int, elapsed_s: float, *, draining: bool) -> bool:
         """The head group is in the store: forget it in the spool and move the pipeline on."""
@@ -295,13 +304,17 @@ class SpoolWriter:
         self._failed(str(exc))
         return False
 
-    def _submit_insert(self, store: Store, group: Group) -> Future[None]:
+    def _submit_insert(self, store: Store, group: Group) -> Future[float]:
         if self._inserters is None:
             self._inserters = ThreadPoolExecutor(self._depth, thread_name_prefix="tracemill-inserter")
-        return self._inserters.submit(self._insert_group, store, group)
+        insert = self._inserters.submit(self._insert_group, store, group)
+        insert.add_done_callback(lambda _: self._wake.set())
+        return insert
 
-    def _insert_group(self, store: Store, group: Group) -> None:
-        """On an inserter thread: the group's spooled requests into the store, on a connection of its own."""
+    def _insert_group(self, store: Store, group: Group) -> float:
+        """On an inserter thread: the group's spooled requests into the store, on a connection of its own.
+        Returns the seconds it took."""
+        started = time.monotonic()
         try:
             connection = self._spare_stores.get_nowait()
         except queue.Empty:
@@ -312,6 +325,7 @@ class SpoolWriter:
             insert_requests(connection, payloads, dedup_token=group.token)
         finally:
             self._spare_stores.put(connection)
+        return time.monotonic() - started
 
     def _fill(self, store: Store, *, draining: bool) -> None:
         """Start encoding groups until the pipeline is full: replays first, then due new batches."""

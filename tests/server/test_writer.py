@@ -170,3 +170,43 @@ def test_group_the_store_refuses_to_convert_is_stored_by_the_python_conversion(t
         assert _span_counts(store) == (15, 15)
         stored = store.query("SELECT SpanAttributes['m'] FROM otel_traces WHERE mapContains(SpanAttributes, 'm')")
         assert stored.result_rows == [('{"a":null,"b":1}',)]
+
+
+def test_groups_are_claimed_and_inserted_while_an_earlier_insert_runs(tmp_path, store, monkeypatch):
+    # The first group's insert is held up (a slow store); spans arriving meanwhile must not wait
+    # for it: their group is claimed and its insert starts on the other inserter.
+    import threading
+
+    from tracemill.collector import writer as writer_module
+
+    first_started, release, second_started = threading.Event(), threading.Event(), threading.Event()
+    started: list[str] = []
+
+    def slow_first_insert(connection, payloads, *, dedup_token):
+        started.append(dedup_token)
+        if len(started) == 1:
+            first_started.set()
+            release.wait(30)
+        else:
+            second_started.set()
+        writer_module.insert_requests.__wrapped__(connection, payloads, dedup_token=dedup_token)
+
+    slow_first_insert.__wrapped__ = writer_module.insert_requests
+    monkeypatch.setattr(writer_module, "insert_requests", slow_first_insert)
+    with Spool.open(str(tmp_path)) as spool:
+        spool.append(make_request(100, seed=1).SerializeToString(), 100)
+        writer = _writer(spool, store, batch_spans=100, flush_interval_s=0.05)
+        writer.start()
+        try:
+            assert first_started.wait(10)
+            spool.append(make_request(100, seed=2).SerializeToString(), 100)
+            writer.wake()
+            assert second_started.wait(10), "the second group waited for the first group's insert"
+            release.set()
+            assert writer.wait_idle(30)
+        finally:
+            release.set()
+            writer.stop()
+        assert len(started) == 2
+        assert writer.inserted_groups == 2
+        assert _span_counts(store) == (200, 200)
