@@ -6,7 +6,8 @@ to ``batch_spans`` spans, claimed once enough have arrived or the oldest has wai
 ``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
 (see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). The thread
 never waits on an insert the store converts: an ending insert, like an arriving batch, wakes it,
-so a new group is claimed and inserted as soon as an inserter is free and enough spans wait.
+so a new group is claimed and its insert started as soon as the pipeline has room and enough
+spans wait.
 
 How a group becomes rows: on the embedded store ClickHouse converts the spooled OTLP requests
 itself (:mod:`tracemill.collector.rows_sql`), in C++ and outside the GIL. A group it refuses
