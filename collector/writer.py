@@ -210,6 +210,10 @@ class SpoolWriter:
         if stopping:
             self._wake.wait(0.05)  # an insert in flight wakes it when it ends
             return
+        if len(self._inflight) >= self._depth:
+            # Only an ending insert makes room, and it wakes the loop: no need to poll for due batches.
+            self._wake.wait(self.flush_interval_s)
+            return
         self._wake.wait(self._next_flush_in())
 
     def _next_flush_in(self) -> float:
