@@ -1,12 +1,15 @@
-"""The JSON API under ``/api/``: HTTP in front of :mod:`tracemill.collector.api`.
+"""The JSON API under ``/api/``: HTTP in front of :mod:`tracemill.collector.api` and
+:mod:`tracemill.collector.feedback`.
 
 Other tracemill commands use it when a server owns the store (chDB lets one process open it).
-Errors are JSON ``{"error": message}``: 400 for a bad parameter, 404 for an unknown trace,
-503 with ``Retry-After`` while the store is unavailable. Queries run in worker threads.
+Errors are JSON ``{"error": message}``: 400 for a bad parameter or body, 404 for an unknown trace
+or span, 413 for a body over the limit, 503 with ``Retry-After`` while the store is unavailable.
+Queries run in worker threads.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,16 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tracemill.errors import ConfigError, StoreError
+from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.server import CollectorServer
 
-__all__ = ["api_routes"]
+__all__ = ["MAX_API_BODY_BYTES", "api_routes"]
+
+MAX_API_BODY_BYTES = 8 << 20
+"""Largest JSON body the API reads (feedback writes)."""
 
 
 def api_routes(server: CollectorServer) -> list[Route]:
-    from tracemill.collector import api
+    from tracemill.collector import api, feedback
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(server.health())
@@ -53,21 +59,58 @@ def api_routes(server: CollectorServer) -> list[Route]:
         trace_id = request.path_params["trace_id"]
         return await _answer(lambda: api.get_trace(server.link.get(), trace_id))
 
+    async def feedback_list(request: Request) -> JSONResponse:
+        query = request.query_params
+        try:
+            filters = {
+                **_page(query),
+                **{key: query.get(key) or None for key in ("trace_id", "span_id", "name", "author", "kind")},
+            }
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return await _answer(lambda: {"feedback": feedback.list_feedback(server.link.get(), **filters)})
+
+    async def feedback_write(request: Request) -> JSONResponse:
+        """One feedback object, or a list of them: all stored, or none (the error says which item failed)."""
+        body = await _bounded_body(request, MAX_API_BODY_BYTES)
+        if body is None:
+            return JSONResponse(
+                {"error": f"the body is over the limit of {MAX_API_BODY_BYTES} bytes; send fewer items"}, 413
+            )
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
+        items = document if isinstance(document, list) else [document]
+        return await _answer(lambda: {"feedback": feedback.record_feedback(server.link.get(), items)}, status_code=201)
+
+    async def flags(request: Request) -> JSONResponse:
+        query = request.query_params
+        try:
+            filters = {
+                **_page(query),
+                **{key: query.get(key) or None for key in ("trace_id", "detector", "category", "severity")},
+            }
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return await _answer(lambda: {"flags": feedback.list_flags(server.link.get(), **filters)})
+
     return [
         Route("/", health, methods=["GET"]),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/status", status, methods=["GET"]),
         Route("/api/traces", traces, methods=["GET"]),
         Route("/api/traces/{trace_id}", trace, methods=["GET"]),
+        Route("/api/feedback", feedback_list, methods=["GET"]),
+        Route("/api/feedback", feedback_write, methods=["POST"]),
+        Route("/api/flags", flags, methods=["GET"]),
     ]
 
 
-async def _answer(produce: Callable[[], Any]) -> JSONResponse:
-    from tracemill.collector.api import TraceNotFoundError
-
+async def _answer(produce: Callable[[], Any], *, status_code: int = 200) -> JSONResponse:
     try:
-        return JSONResponse(await run_in_threadpool(produce))
-    except TraceNotFoundError as exc:
+        return JSONResponse(await run_in_threadpool(produce), status_code)
+    except (TraceNotFoundError, SpanNotFoundError) as exc:
         return JSONResponse({"error": str(exc)}, 404)
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, 400)
@@ -75,11 +118,27 @@ async def _answer(produce: Callable[[], Any]) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": "2"})
 
 
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` bytes (the rest is not read into memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _int(raw: str, name: str) -> int:
     try:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number (got {raw!r})") from None
+
+
+def _page(query: Any) -> dict[str, int]:
+    return {"limit": _int(query.get("limit", "100"), "limit"), "offset": _int(query.get("offset", "0"), "offset")}
 
 
 def _pair(item: str) -> tuple[str, str]:

@@ -5,7 +5,8 @@ built-in it refines where one fits, so ``except ValueError`` keeps working::
 
     TracemillError
     ├── ConfigError (ValueError)            a setting or argument has a bad value
-    │   └── TraceNotFoundError (LookupError) no trace has the given id (or a prefix matches several)
+    │   ├── TraceNotFoundError (LookupError) no trace has the given id (or a prefix matches several)
+    │   └── SpanNotFoundError (LookupError)  the trace has no span with the given id
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── StoreError                           the ClickHouse store failed
     │   ├── StoreLockedError                 an embedded store is held by another process
@@ -59,6 +60,10 @@ class PayloadTooLargeError(PayloadError):
 
 class TraceNotFoundError(ConfigError, LookupError):
     """No trace has the given id (or the prefix matches several)."""
+
+
+class SpanNotFoundError(ConfigError, LookupError):
+    """The trace has no span with the given id."""
 
 
 class StoreUnavailableError(StoreError):
