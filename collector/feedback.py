@@ -104,18 +104,11 @@ def list_feedback(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Current feedback (tombstones left out), newest first, filtered by any of the arguments."""
-    _check_page(limit, offset)
-    where, params = ["IsDeleted = 0"], {"limit": limit, "offset": offset}
-    if trace_id:
-        where.append("TraceId = {trace_id:String}")
-        params["trace_id"] = resolve_trace_id(store, trace_id)
-    for column, value, param in (("SpanId", span_id, "span_id"), ("Name", name, "name"), ("Author", author, "author"),
-                                 ("Kind", kind, "kind")):  # fmt: skip
-        if value is not None:
-            where.append(f"{column} = {{{param}:String}}")
-            params[param] = value
+    where, params = _filters(
+        store, trace_id, {"SpanId": span_id, "Name": name, "Author": author, "Kind": kind}, limit, offset
+    )
     rows = store.query(
-        f"SELECT {', '.join(_FEEDBACK_COLUMNS)} FROM {FEEDBACK_TABLE} FINAL WHERE {' AND '.join(where)} "
+        f"SELECT {', '.join(_FEEDBACK_COLUMNS)} FROM {FEEDBACK_TABLE} FINAL WHERE IsDeleted = 0 AND {where} "
         "ORDER BY UpdatedAt DESC, TraceId, SpanId, Name, Author LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     ).result_rows
@@ -133,19 +126,12 @@ def list_flags(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """The miner's current flags (the latest run's row per trace, detector and span), newest first."""
-    _check_page(limit, offset)
-    where, params = ["1"], {"limit": limit, "offset": offset}
-    if trace_id:
-        where.append("TraceId = {trace_id:String}")
-        params["trace_id"] = resolve_trace_id(store, trace_id)
-    for column, value, param in (("Detector", detector, "detector"), ("Category", category, "category"),
-                                 ("Severity", severity, "severity")):  # fmt: skip
-        if value is not None:
-            where.append(f"{column} = {{{param}:String}}")
-            params[param] = value
+    where, params = _filters(
+        store, trace_id, {"Detector": detector, "Category": category, "Severity": severity}, limit, offset
+    )
     rows = store.query(
         "SELECT TraceId, SpanId, Detector, DetectorVersion, Category, Severity, Confidence, Evidence, RunId, "
-        f"MinerVersion, CreatedAt FROM {FLAGS_TABLE} FINAL WHERE {' AND '.join(where)} "
+        f"MinerVersion, CreatedAt FROM {FLAGS_TABLE} FINAL WHERE {where} "
         "ORDER BY CreatedAt DESC, Confidence DESC, TraceId, Detector, SpanId "
         "LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
@@ -243,11 +229,24 @@ def _current_rows(store: Store, trace_ids: set[str]) -> dict[tuple[str, str, str
     return {tuple(row[:4]): {"kind": row[4], "created_at": row[5]} for row in rows}
 
 
-def _check_page(limit: int, offset: int) -> None:
+def _filters(
+    store: Store, trace_id: str | None, equal: Mapping[str, str | None], limit: int, offset: int
+) -> tuple[str, dict[str, Any]]:
+    """A WHERE condition and its parameters: the trace (id or unique prefix), columns equal to the
+    values given (None: any), and the page."""
     if not 1 <= limit <= 1000:
         raise ConfigError(f"limit must be between 1 and 1000 (got {limit})")
     if offset < 0:
         raise ConfigError(f"offset must be 0 or more (got {offset})")
+    conditions, params = ["1"], {"limit": limit, "offset": offset}
+    if trace_id:
+        conditions.append("TraceId = {trace_id:String}")
+        params["trace_id"] = resolve_trace_id(store, trace_id)
+    for column, value in equal.items():
+        if value is not None:
+            conditions.append(f"{column} = {{{column}:String}}")
+            params[column] = value
+    return " AND ".join(conditions), params
 
 
 # -- shapes --------------------------------------------------------------------------------------

@@ -59,16 +59,18 @@ def api_routes(server: CollectorServer) -> list[Route]:
         trace_id = request.path_params["trace_id"]
         return await _answer(lambda: api.get_trace(server.link.get(), trace_id))
 
-    async def feedback_list(request: Request) -> JSONResponse:
+    async def listing(request: Request, name: str, fetch: Callable[..., Any], keys: tuple[str, ...]) -> JSONResponse:
+        """``{name: fetch(store, limit, offset, **filters)}`` with the filters named by ``keys`` from the query."""
         query = request.query_params
         try:
-            filters = {
-                **_page(query),
-                **{key: query.get(key) or None for key in ("trace_id", "span_id", "name", "author", "kind")},
-            }
+            filters = {**_page(query), **{key: query.get(key) or None for key in keys}}
         except ConfigError as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        return await _answer(lambda: {"feedback": feedback.list_feedback(server.link.get(), **filters)})
+        return await _answer(lambda: {name: fetch(server.link.get(), **filters)})
+
+    async def feedback_list(request: Request) -> JSONResponse:
+        keys = ("trace_id", "span_id", "name", "author", "kind")
+        return await listing(request, "feedback", feedback.list_feedback, keys)
 
     async def feedback_write(request: Request) -> JSONResponse:
         """One feedback object, or a list of them: all stored, or none (the error says which item failed)."""
@@ -85,15 +87,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
         return await _answer(lambda: {"feedback": feedback.record_feedback(server.link.get(), items)}, status_code=201)
 
     async def flags(request: Request) -> JSONResponse:
-        query = request.query_params
-        try:
-            filters = {
-                **_page(query),
-                **{key: query.get(key) or None for key in ("trace_id", "detector", "category", "severity")},
-            }
-        except ConfigError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        return await _answer(lambda: {"flags": feedback.list_flags(server.link.get(), **filters)})
+        return await listing(request, "flags", feedback.list_flags, ("trace_id", "detector", "category", "severity"))
 
     return [
         Route("/", health, methods=["GET"]),
