@@ -66,8 +66,12 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
     existing = _current_rows(store, {item["trace_id"] for item in checked})
     now = datetime.now(timezone.utc)
     rows = []
+    seen: dict[tuple[str, str, str, str], int] = {}
     for index, item in enumerate(checked):
         key = (item["trace_id"], item["span_id"], item["name"], item["author"])
+        if key in seen:  # both rows would carry the same UpdatedAt: which one stays would be arbitrary
+            raise ConfigError(f"item {index}: item {seen[key]} already gives feedback {_describe(key)}")
+        seen[key] = index
         before = existing.get(key)
         if item["deleted"]:
             if before is None:

@@ -86,6 +86,8 @@ def test_unknown_trace_or_span_is_refused_and_nothing_of_the_write_is_stored(sto
         record_feedback(store, [good, _correction(trace_id, "00000000000000ff")])
     with pytest.raises(TraceNotFoundError, match=r"item 1: no trace with id f{32}"):
         record_feedback(store, [good, _correction("f" * 32, spans[0])])
+    with pytest.raises(ConfigError, match=r"item 1: item 0 already gives feedback 'tool_call' by 'alice' on span"):
+        record_feedback(store, [good, {**good, "comment": "again"}])
     with pytest.raises(TraceNotFoundError, match=r"item 0: no trace id starts with 'abcabc'"):
         record_feedback(store, [_correction("abcabc", spans[0])])
     assert store.query("SELECT count() FROM tracemill_feedback").result_rows[0][0] == 0
