@@ -17,6 +17,15 @@ def _writer(spool: Spool, store, **kwargs) -> SpoolWriter:
     return SpoolWriter(spool, StoreLink(lambda: store, location=store.location), **kwargs)
 
 
+def _run_until_idle(writer: SpoolWriter, timeout_s: float = 30) -> None:
+    """Start the writer, wait until the spool is empty, stop it (whatever happened)."""
+    writer.start()
+    try:
+        assert writer.wait_idle(timeout_s)
+    finally:
+        writer.stop()
+
+
 def _span_counts(store) -> tuple[int, int]:
     return tuple(store.query("SELECT count(), uniqExact(SpanId) FROM otel_traces").result_rows[0])
 
@@ -26,11 +35,7 @@ def test_waiting_batches_are_merged_into_one_insert(tmp_path, store):
         for seed in range(5):
             spool.append(make_request(100, seed=seed).SerializeToString(), 100)
         writer = _writer(spool, store, batch_spans=1000, flush_interval_s=0.05)
-        writer.start()
-        try:
-            assert writer.wait_idle(30)
-        finally:
-            writer.stop()
+        _run_until_idle(writer)
         assert writer.inserted_groups == 1
         assert writer.inserted_spans == 500
         assert _span_counts(store) == (500, 500)
@@ -42,11 +47,7 @@ def test_groups_hold_at_most_batch_spans_spans(tmp_path, store):
         for seed in range(6):
             spool.append(make_request(100, seed=seed).SerializeToString(), 100)
         writer = _writer(spool, store, batch_spans=200, flush_interval_s=0.05)
-        writer.start()
-        try:
-            assert writer.wait_idle(30)
-        finally:
-            writer.stop()
+        _run_until_idle(writer)
         assert writer.inserted_groups == 3
         assert _span_counts(store) == (600, 600)
 
@@ -63,11 +64,7 @@ def test_group_inserted_before_a_crash_is_replayed_without_storing_a_span_twice(
     with Spool.open(str(tmp_path)) as spool:  # the restarted server
         spool.append(make_request(10, seed=9).SerializeToString(), 10)
         writer = _writer(spool, store, flush_interval_s=0.05)
-        writer.start()
-        try:
-            assert writer.wait_idle(30)
-        finally:
-            writer.stop()
+        _run_until_idle(writer)
         assert writer.replayed_groups == 1
         assert _span_counts(store) == (130, 130)
         assert spool.recorded_groups() == [] and spool.stats().batches == 0
@@ -79,11 +76,7 @@ def test_group_recorded_but_not_inserted_before_a_crash_is_stored_once(tmp_path,
         spool.record_group(spool.unclaimed(max_spans=1000))
     with Spool.open(str(tmp_path)) as spool:
         writer = _writer(spool, store, flush_interval_s=0.05)
-        writer.start()
-        try:
-            assert writer.wait_idle(30)
-        finally:
-            writer.stop()
+        _run_until_idle(writer)
         assert _span_counts(store) == (25, 25)
 
 
@@ -93,11 +86,7 @@ def test_batch_that_cannot_be_converted_is_set_aside_and_the_rest_is_stored(tmp_
         bad = spool.append(b"\x0a\xff\xff\xff\xff\x0f not protobuf", 3)
         spool.append(make_request(10, seed=2).SerializeToString(), 10)
         writer = _writer(spool, store, flush_interval_s=0.05)
-        writer.start()
-        try:
-            assert writer.wait_idle(30)
-        finally:
-            writer.stop()
+        _run_until_idle(writer)
         assert _span_counts(store) == (20, 20)
         assert writer.buried_batches == 1
         assert spool.stats().dead_batches == 1
@@ -135,11 +124,7 @@ def test_writer_with_a_worker_process_stores_every_span(tmp_path, store):
         writer = _writer(
             spool, store, batch_spans=100, flush_interval_s=0.05, encoder_processes=1, convert_in_store=False
         )
-        writer.start()
-        try:
-            assert writer.wait_idle(60)
-        finally:
-            writer.stop()
+        _run_until_idle(writer, 60)
         assert writer.status()["encoder_processes"] == 1
         assert writer.status()["conversion"] == "python"
         assert _span_counts(store) == (200, 200)
