@@ -37,6 +37,11 @@ EXPORTER_COLUMNS = [
     ("SpanAttributeItems", "Array(String)", "ALIAS", ""),
 ]
 
+FLAG_COLUMNS = [
+    "RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Severity",
+    "Confidence", "Evidence", "CreatedAt",
+]  # fmt: skip
+
 CONVENIENCE_COLUMNS = [
     ("GenAiOperation", "LowCardinality(String)"),
     ("ToolName", "LowCardinality(String)"),
@@ -130,19 +135,7 @@ def test_feedback_and_flags_tables_have_replacing_keys(store):
     assert "ReplacingMergeTree(UpdatedAt, IsDeleted)" in feedback["engine_full"]
     flags = _table(store, "tracemill_flags")
     assert flags["sorting_key"] == "TraceId, Detector, SpanId"
-    assert [c[0] for c in _columns(store, "tracemill_flags")] == [
-        "RunId",
-        "MinerVersion",
-        "TraceId",
-        "SpanId",
-        "Detector",
-        "DetectorVersion",
-        "Category",
-        "Severity",
-        "Confidence",
-        "Evidence",
-        "CreatedAt",
-    ]
+    assert [c[0] for c in _columns(store, "tracemill_flags")] == FLAG_COLUMNS
 
 
 def test_new_store_records_every_migration_once(store):
@@ -311,19 +304,7 @@ def test_feedback_with_unknown_kind_or_bad_json_is_refused(store, field, value):
 
 
 def test_flags_keep_one_row_per_trace_detector_span_from_the_latest_run(store):
-    names = [
-        "RunId",
-        "MinerVersion",
-        "TraceId",
-        "SpanId",
-        "Detector",
-        "DetectorVersion",
-        "Category",
-        "Severity",
-        "Confidence",
-        "Evidence",
-        "CreatedAt",
-    ]
+    names = FLAG_COLUMNS
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     store.insert(
         "tracemill_flags", [["r1", "0.1", "t1", "s1", "loop", "1", "loop", "high", 0.7, "3 repeats", t0]], names
