@@ -63,16 +63,24 @@ def _root(
 @cli_errors
 def demo(
     store: str = typer.Option(
-        None, "--store", envvar="TRACEMILL_STORE",
-        help="Store DSN to write the demo traces to (default: the embedded store in the user data dir).",
+        None, "--store", help="Store DSN for the demo's traces (default: a fresh embedded store under --dir).",
     ),
-    runs: int = typer.Option(3, "--runs", min=1, help="How many agent runs to trace."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+    directory: str = typer.Option(
+        None, "--dir", help="Directory for the demo's store, dataset and models (default: a new one per demo "
+        "under the user data dir).",
+    ),
+    runs: int = typer.Option(200, "--runs", min=1, help="How many agent runs to trace."),
+    skip_train: bool = typer.Option(False, "--skip-train", help="Stop after exporting the dataset."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the tickets and the scripted model's behaviours."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Run a small traced agent against the embedded store and show what was stored."""
-    from tracemill.demo import run_demo
+    """Run the whole loop on a fresh store: trace an agent, mine, review, export DPO pairs, train a tiny model."""
+    from pathlib import Path
 
-    run_demo(store=store, runs=runs, as_json=as_json, console=console)
+    from tracemill.demo.loop import run_demo
+
+    run_demo(directory=Path(directory) if directory else None, store=store, runs=runs, skip_train=skip_train,
+             seed=seed, as_json=as_json, console=console)
 
 
 _SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
