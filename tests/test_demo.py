@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -67,3 +68,28 @@ def test_demo_prints_the_report_for_people(tmp_path):
     assert "5 agent runs traced" in done.stdout
     assert "tracemill serve --store" in done.stdout
     assert str(tmp_path / "demo") in done.stdout
+
+
+def test_demo_agent_talks_to_the_configured_real_model(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "integrations"))
+    try:
+        from openai_server import OpenAIServer
+    finally:
+        sys.path.pop(0)
+    with OpenAIServer() as server:
+        server.default = type(server.default)(text="I cannot book flights.")
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url,
+               "TRACEMILL_DEMO_MODEL": "some-real-model"}
+        done = subprocess.run([sys.executable, "-m", "tracemill.cli", "demo", "--dir", str(tmp_path / "demo"),
+                               "--runs", "3", "--skip-train", "--json"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["behaviours"] == {"real model": 3} and report["runs_succeeded"] == 0
+        assert [r["model"] for r in server.requests] == ["some-real-model"] * 3
+        assert all({t["function"]["name"] for t in r["tools"]} == {"search_flights", "book_flight", "get_weather"}
+                   for r in server.requests)
+        assert all(r["messages"][1]["content"].startswith("Ticket ") for r in server.requests)
+    (models,) = _query(report["store_dsn"], "SELECT groupUniqArray(SpanAttributes['gen_ai.request.model']) "
+                                            "FROM otel_traces WHERE GenAiOperation = 'chat'")[0]
+    assert models == ["some-real-model"]

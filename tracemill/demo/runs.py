@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ def trace_runs(dsn: str, runs: int, *, seed: int = 7, on_run: Callable[[RunRecor
     real = real_model()
     records: list[RunRecord] = []
     try:
-        with ModelServer(scripted) as server:
+        with contextlib.ExitStack() as stack:
             if real is None:
+                server = stack.enter_context(ModelServer(scripted))
                 client, model_name = openai.OpenAI(base_url=server.base_url, api_key="offline", max_retries=0), \
                     server.model_name
             else:
