@@ -207,8 +207,8 @@ def traces(
         )
     finally:
         backend.close()
-    if as_json:
-        console.print_json(data=found)
+    if as_json:  # the API's shape, so a script reads either the same way
+        console.print_json(data={"traces": found})
     else:
         render_traces(console, found)
 

@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from tracemill.errors import ConfigError, ServerError, StoreLockedError
+from tracemill.tracer.config import local_server_url
 
 __all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url"]
-
-DEFAULT_PORT = 4318
 
 
 class Backend(Protocol):
@@ -43,8 +42,7 @@ def default_server_url(env: Mapping[str, str] | None = None) -> str:
     explicit = env.get("TRACEMILL_SERVER", "").strip()
     if explicit:
         return explicit.rstrip("/")
-    port = env.get("TRACEMILL_PORT", "").strip() or str(DEFAULT_PORT)
-    return f"http://127.0.0.1:{port}"
+    return local_server_url(env)
 
 
 class ServerBackend:
@@ -160,7 +158,7 @@ def connect(
 
     dsn = store or default_store_dsn(env)
     try:
-        return StoreBackend(Store.open(dsn))
+        opened = Store.open(dsn)
     except StoreLockedError as exc:
         elsewhere = (
             f"The server at {url} serves another store ({health['store']['location']})."
@@ -172,6 +170,10 @@ def connect(
             "point this command at it with --server http://HOST:PORT (or TRACEMILL_SERVER); otherwise stop "
             "that process, or start `tracemill serve` and run this command again."
         ) from None
+    from tracemill.outbox import ingest_for_command
+
+    ingest_for_command(opened, store, env)
+    return StoreBackend(opened)
 
 
 def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:

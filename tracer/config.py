@@ -16,8 +16,26 @@ from typing import Any
 
 logger = logging.getLogger("tracemill")
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
-"""Where ``tracemill serve`` listens; also the OTLP/HTTP default of every OTel SDK."""
+DEFAULT_PORT = 4318
+"""Port of ``tracemill serve`` unless ``TRACEMILL_PORT`` says otherwise: the OTLP/HTTP port."""
+
+PORT_ENV = "TRACEMILL_PORT"
+"""Port of the local ``tracemill serve``: the server listens there, the CLI and zero-config tracing look there."""
+
+DEFAULT_ENDPOINT = f"http://127.0.0.1:{DEFAULT_PORT}"
+"""Where ``tracemill serve`` listens by default; also the OTLP/HTTP default of every OTel SDK."""
+
+
+def local_server_port(env: Mapping[str, str] | None = None) -> int:
+    """``TRACEMILL_PORT`` when it is a port number, else :data:`DEFAULT_PORT`."""
+    env = os.environ if env is None else env
+    raw = env.get(PORT_ENV, "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
+
+
+def local_server_url(env: Mapping[str, str] | None = None) -> str:
+    """``http://127.0.0.1:$TRACEMILL_PORT`` (default 4318): where a local ``tracemill serve`` answers."""
+    return f"http://127.0.0.1:{local_server_port(env)}"
 
 
 @dataclass(frozen=True)
@@ -34,8 +52,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "service.name of the spans (falls back to OTEL_SERVICE_NAME); default 'tracemill-agent'"),
     EnvVar("TRACEMILL_ENDPOINT", "endpoint",
            "OTLP/HTTP endpoint to export to, e.g. http://127.0.0.1:4318 (a tracemill server or any OTel "
-           "backend); default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else "
-           f"{DEFAULT_ENDPOINT}"),
+           "backend); default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else the local "
+           "tracemill server on TRACEMILL_PORT when it answers and the outbox in TRACEMILL_DATA_DIR when not"),
     EnvVar("TRACEMILL_STORE", "store",
            "DSN of a store to write to directly from this process (chdb:///path or http(s)://host:8123/db); "
            "takes precedence over the endpoint"),

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from tracemill.tracer.config import DEFAULT_ENDPOINT, TracerSettings, settings_from_env
+from tracemill.tracer.config import DEFAULT_ENDPOINT, TracerSettings, local_server_url, settings_from_env
 from tracemill.tracer.logs import log_once, logger
 from tracemill.tracer.pipeline import SwitchableProcessor, SwitchableSampler
 from tracemill.tracer.redaction import Redactor
@@ -107,7 +107,11 @@ def _default_exporter(settings: TracerSettings) -> SpanExporter:
 
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return OTLPSpanExporter(headers=dict(settings.headers) or None)
-    return OTLPSpanExporter(endpoint=_traces_url(DEFAULT_ENDPOINT), headers=dict(settings.headers) or None)
+    # Nothing configured: the local server if it answers, else the outbox it and the CLI ingest.
+    from tracemill.paths import outbox_dir
+    from tracemill.tracer.local_export import LocalExporter
+
+    return LocalExporter(_traces_url(local_server_url()), outbox_dir(), headers=settings.headers)
 
 
 def _stop_pipeline(rt: Runtime) -> None:
