@@ -8,6 +8,7 @@ Both status spellings (``Error`` and the older exporter's ``STATUS_CODE_ERROR``)
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -96,16 +97,18 @@ def list_traces(
         params["service"] = service
     if search:
         params["q"] = search
+        params["needles"] = search_needles(search)
         span_filters.append(
             "(positionCaseInsensitiveUTF8(SpanName, {q:String}) > 0"
-            " OR arrayExists(v -> positionCaseInsensitiveUTF8(v, {q:String}) > 0, mapValues(SpanAttributes))"
+            " OR arrayExists(v -> multiSearchAnyCaseInsensitiveUTF8(v, {needles:Array(String)}),"
+            " mapValues(SpanAttributes))"
             " OR positionCaseInsensitiveUTF8(StatusMessage, {q:String}) > 0"
             " OR startsWith(TraceId, lower({q:String})))"
         )
     if errors_only:
         span_filters.append(_ERROR)
     for i, (key, value) in enumerate(sorted((attributes or {}).items())):
-        span_filters.append(f"SpanAttributes[{{k{i}:String}}] = {{v{i}:String}}")
+        span_filters.append(attribute_condition(f"k{i}", f"v{i}"))
         params[f"k{i}"] = key
         params[f"v{i}"] = value
     if since is not None:
@@ -158,6 +161,31 @@ def list_traces(
             }
         )
     return out
+
+
+def search_needles(text: str) -> list[str]:
+    """``text`` and the forms a JSON writer with ``ensure_ascii`` stores it in (``—`` as ``\\u2014``).
+
+    Attribute values holding JSON (messages, tool arguments) keep whatever escaping the client used.
+    Escapes are compared case-insensitively, so the lower and upper forms cover ``\\u00e9`` and ``\\u00c9``.
+    """
+    forms = [text] + [json.dumps(form)[1:-1] for form in (text, text.lower(), text.upper())]
+    return list(dict.fromkeys(forms))
+
+
+def attribute_condition(key_param: str, value_param: str) -> str:
+    """A span has attribute ``key`` equal to ``value``, or, for a list-valued attribute, an element equal to it.
+
+    The key must be present: an empty value matches an empty attribute, not a missing one (a Map
+    lookup of a missing key gives ''). List values are stored as JSON arrays (``["stop"]``).
+    """
+    value = f"SpanAttributes[{{{key_param}:String}}]"
+    wanted = f"{{{value_param}:String}}"
+    return (
+        f"(mapContains(SpanAttributes, {{{key_param}:String}}) AND ({value} = {wanted} OR (startsWith({value}, '[') "
+        f"AND arrayExists(x -> if(JSONType(x) = 'String', JSONExtractString(x), x) = {wanted}, "
+        f"JSONExtractArrayRaw({value})))))"
+    )
 
 
 def resolve_trace_id(store: Store, trace_id: str) -> str:

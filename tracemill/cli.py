@@ -182,7 +182,9 @@ def traces(
     since: str = typer.Option(None, "--since", help="Only spans after this: 30m, 2h, 7d or an ISO-8601 time."),
     until: str = typer.Option(None, "--until", help="Only spans before this: a duration back or an ISO-8601 time."),
     attr: list[str] = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
-        None, "--attr", help="Only traces with a span attribute KEY=VALUE (repeatable)."
+        None, "--attr",
+        help="Only traces with a span attribute KEY=VALUE (repeatable). A list-valued attribute matches any "
+             "of its elements; KEY= matches an empty value, never a missing key.",
     ),
     server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
     store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
