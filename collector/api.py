@@ -131,7 +131,9 @@ def list_traces(
             argMin(if(ParentSpanId = '', SpanName, ''), (ParentSpanId != '', Timestamp)) AS RootName,
             argMin(SpanName, Timestamp) AS FirstName,
             argMin(ServiceName, Timestamp) AS Service,
-            anyIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != '') AS Agent,
+            arraySort(groupUniqArrayIf(SpanAttributes['gen_ai.agent.name'], SpanAttributes['gen_ai.agent.name'] != ''))
+                AS Agents,
+            countIf(ParentSpanId = '') = 0 AS RootMissing,
             anyIf(SpanAttributes['tracemill.task.id'], SpanAttributes['tracemill.task.id'] != '') AS Task,
             sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS InputTokens,
             sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS OutputTokens
@@ -143,14 +145,17 @@ def list_traces(
     """
     out = []
     for row in store.query(sql, params).result_rows:
-        (trace_id, start_ns, end_ns, spans, errors, root, first, svc, agent, task, tokens_in, tokens_out) = row
+        (trace_id, start_ns, end_ns, spans, errors, root, first, svc, agents, root_missing, task, tokens_in,
+         tokens_out) = row  # fmt: skip
         out.append(
             {
                 "trace_id": trace_id,
                 "name": root or first,
                 "service": svc,
-                "agent": agent,
+                "agent": ", ".join(agents),
+                "agents": list(agents),
                 "task": task,
+                "root_missing": bool(root_missing),
                 "start": _iso(start_ns),
                 "start_ns": int(start_ns),
                 "duration_ms": round(max(0, int(end_ns) - int(start_ns)) / 1e6, 3),
@@ -223,7 +228,8 @@ _SPAN_SELECT = f"""
 def get_trace(store: Store, trace_id: str, *, max_spans: int = MAX_TRACE_SPANS) -> dict[str, Any]:
     """One trace as a tree of spans (children ordered by start), with every stored field of each span.
 
-    Spans whose parent is missing become roots, so a partly received trace still shows all it has.
+    Spans whose parent is missing become roots marked ``parent_missing``, so a partly received trace
+    still shows all it has and says what is lost.
     The time range comes from ``otel_traces_trace_id_ts`` first, as Grafana's trace view does, so
     only the partitions of that trace are read. Raises :class:`TraceNotFoundError`.
     """
@@ -258,7 +264,8 @@ def get_trace(store: Store, trace_id: str, *, max_spans: int = MAX_TRACE_SPANS) 
         "error_count": sum(1 for s in spans if s["error"]),
         "services": sorted({s["service"] for s in spans}),
         "truncated": truncated,
-        "roots": _tree(spans),
+        "roots": (roots := _tree(spans)),
+        "missing_parents": sum(1 for root in roots if root["parent_missing"]),
     }
 
 
@@ -300,6 +307,7 @@ def _tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     roots = []
     for span in spans:  # already in start order, so children lists come out ordered too
         parent = by_id.get(span["parent_span_id"]) if span["parent_span_id"] else None
+        span["parent_missing"] = bool(span["parent_span_id"]) and parent is None
         if parent is None or parent is span:
             roots.append(span)
         else:

@@ -220,6 +220,10 @@ def traces(
 def show(
     trace_id: str = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits."),
     details: bool = typer.Option(True, "--details/--no-details", help="Show attributes, events and links."),
+    full: bool = typer.Option(
+        False, "--full", help="Show every attribute whole (messages and JSON indented) instead of cut to one line."
+    ),
+    span: str = typer.Option(None, "--span", help="Show only this span (16 hex digits) and its children, whole."),
     server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
     store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
     token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
@@ -237,7 +241,7 @@ def show(
     if as_json:
         console.print_json(data=found)
     else:
-        render_trace(console, found, details=details)
+        render_trace(console, found, details=details, full=full, span_id=span)
 
 
 def main() -> None:

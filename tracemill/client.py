@@ -107,14 +107,19 @@ class StoreBackend:
 
     kind: Literal["server", "store"] = "store"
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, other_server: Mapping[str, Any] | None = None) -> None:
         self._store = store
         self.where = store.location
+        self._other_server = dict(other_server) if other_server is not None else None
 
     def status(self) -> dict[str, Any]:
+        """The store's status; ``other_server`` names the server that answered for another store, if one did."""
         from tracemill.collector.api import store_status
 
-        return {"server": None, "store": {**store_status(self._store), "available": True}}
+        out: dict[str, Any] = {"server": None, "store": {**store_status(self._store), "available": True}}
+        if self._other_server is not None:
+            out["other_server"] = self._other_server
+        return out
 
     def traces(self, **filters: Any) -> list[dict[str, Any]]:
         from tracemill.collector.api import list_traces
@@ -173,7 +178,13 @@ def connect(
     from tracemill.outbox import ingest_for_command
 
     ingest_for_command(opened, store, env)
-    return StoreBackend(opened)
+    other = None
+    if health is not None:
+        other = {"url": url, "pid": health.get("pid"), "store": {
+            "location": (health.get("store") or {}).get("location"),
+            "database": (health.get("store") or {}).get("database"),
+        }}  # fmt: skip
+    return StoreBackend(opened, other_server=other)
 
 
 def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:

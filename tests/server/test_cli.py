@@ -109,6 +109,17 @@ def test_explicit_store_other_than_the_servers_is_read_directly(tmp_path, served
     assert status["server"] is None and status["store"]["location"] == f"{tmp_path}/other"
 
 
+def test_status_of_another_store_names_the_store_the_running_server_owns(tmp_path, served):
+    server, _ = served
+    other = f"chdb://{tmp_path}/other"
+    status = _json(run_cli("status", "--json", "--store", other, "--server", server.url, "--token", TOKEN))
+    assert status["other_server"]["url"] == server.url
+    assert status["other_server"]["store"]["location"] == str(server.store_dir)
+    table = run_cli("status", "--store", other, "--server", server.url, "--token", TOKEN)
+    assert f"runs for another store: {server.store_dir}" in table.stdout
+    assert "not running" not in table.stdout
+
+
 def test_locked_store_with_no_server_answering_says_so_and_how_to_fix(tmp_path):
     holder = StoreHolder(tmp_path / "store")
     try:
