@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from tracemill.errors import ConfigError, ServerError, StoreLockedError
+from tracemill.server import env_name
 from tracemill.tracer.config import local_server_url
 
 __all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url"]
@@ -39,7 +40,7 @@ class Backend(Protocol):
 def default_server_url(env: Mapping[str, str] | None = None) -> str:
     """``TRACEMILL_SERVER``, else the local server on ``TRACEMILL_PORT`` (default 4318)."""
     env = os.environ if env is None else env
-    explicit = env.get("TRACEMILL_SERVER", "").strip()
+    explicit = env.get(env_name("server"), "").strip()
     if explicit:
         return explicit.rstrip("/")
     return local_server_url(env)
@@ -150,7 +151,7 @@ def connect(
     """
     env = os.environ if env is None else env
     url = (server or default_server_url(env)).rstrip("/")
-    token = token if token is not None else (env.get("TRACEMILL_TOKEN") or None)
+    token = token if token is not None else (env.get(env_name("token")) or None)
     remote = ServerBackend(url, token=token)
     health = _probe(remote, probe_timeout_s)
     if health is not None and (store is None or _same_store(store, health)):

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from tracemill.errors import ConfigError
 from tracemill.tracer.config import DEFAULT_PORT, EnvVar
 
-__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "serve"]
+__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "env_name", "serve"]
 
 logger = logging.getLogger("tracemill.server")
 
@@ -70,6 +70,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+DEFAULT_LOG_LEVEL = "info"
+
+
+def env_name(field: str) -> str:
+    """The variable :data:`ENV_VARS` declares for ``field``: the CLI's options and the client read these names."""
+    for var in ENV_VARS:
+        if var.field == field:
+            return var.name
+    raise KeyError(f"no server environment variable is declared for {field!r}")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,34 @@ class TracerSettings:
         return dataclasses.replace(self, **changes)
 
 
+MIN_PAYLOAD_BYTES = 64
+"""Smallest payload budget: room for a truncation marker in valid JSON."""
+
+
+def value_problem(field: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the setting ``field``, or None when it can.
+
+    One rule per setting for both sources: ``init()`` raises with it, a ``TRACEMILL_*`` variable
+    is warned about with it and replaced by the default.
+    """
+    if field == "max_payload_bytes":
+        if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PAYLOAD_BYTES:
+            return f"must be an integer >= {MIN_PAYLOAD_BYTES}"
+    elif field == "sample_ratio":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            return "must be between 0 and 1"
+    elif field == "endpoint":
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            return f"must be an http(s) URL such as {DEFAULT_ENDPOINT}"
+    elif field == "redact_patterns":
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"has an invalid regular expression {pattern!r}: {exc}"
+    return None
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -109,24 +138,24 @@ def _parse(var: EnvVar, raw: str, default: Any) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError("expected true or false")
+        value: Any
         if isinstance(default, int):
             value = int(raw)
-            if value <= 0:
-                raise ValueError("expected a positive integer")
-            return value
-        if isinstance(default, float):
+        elif isinstance(default, float):
             value = float(raw)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError("expected a number between 0 and 1")
-            return value
-        if var.field == "redact_keys":
-            return tuple(k.strip() for k in raw.split(",") if k.strip())
-        if var.field == "redact_patterns":
+        elif var.field == "redact_keys":
+            value = tuple(k.strip() for k in raw.split(",") if k.strip())
+        elif var.field == "redact_patterns":
             patterns = json.loads(raw)
             if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
                 raise ValueError("expected a JSON array of strings")
-            return tuple(patterns)
-        return raw
+            value = tuple(patterns)
+        else:
+            value = raw
+        problem = value_problem(var.field, value)
+        if problem:
+            raise ValueError(f"{var.field} {problem}")
+        return value
     except ValueError as exc:
         logger.warning("tracemill: ignoring %s=%r (%s); using the default %r", var.name, raw, exc, default)
         return default
