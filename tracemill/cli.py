@@ -211,14 +211,10 @@ def traces(
 ) -> None:
     """List recent traces, newest first, with filters and text search."""
     from tracemill.client import connect
+    from tracemill.collector.query import parse_attributes
     from tracemill.views import render_traces
 
-    attributes = {}
-    for item in attr or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--attr must look like KEY=VALUE (got {item!r})")
-        attributes[key] = value
+    attributes = parse_attributes(attr)
     backend = connect(server=server, store=store, token=token)
     try:
         found = backend.traces(
