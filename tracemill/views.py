@@ -71,6 +71,12 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
             f"{receiver['refused_requests']:,} requests refused, "
             f"{receiver['backpressure_responses']:,} told to retry",
         )
+    outbox = status.get("outbox")
+    if outbox:
+        table.add_row("outbox", escape(
+            f"{outbox['ingested_spans']:,} spans taken in since start, {outbox['waiting_files']:,} files waiting "
+            f"({outbox['directory']})"
+        ))
     forward = status.get("forward")
     if forward:
         table.add_row(

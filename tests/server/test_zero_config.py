@@ -85,6 +85,8 @@ def test_serve_on_the_local_port_takes_in_what_programs_kept_while_it_was_down(t
     server.wait_inserted(2)
     assert outbox.pending(env["TRACEMILL_DATA_DIR"] + "/outbox") == []
     assert server.status()["outbox"]["ingested_spans"] == 2
+    shown = run_cli("status", "--server", server.url)
+    assert "2 spans taken in since start, 0 files waiting" in shown.stdout, shown.stderr
 
 
 def test_decorated_program_with_server_running_sends_to_it(tmp_path, servers):
