@@ -12,6 +12,7 @@ full) stays for the next reader.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,7 +116,8 @@ def ingest_for_command(store: Store, store_given: str | None, env: Mapping[str, 
     from tracemill.collector.dsn import default_store_dsn, parse_dsn
     from tracemill.paths import outbox_dir
 
-    default = parse_dsn(default_store_dsn(env) if env is not None else default_store_dsn())
+    env = os.environ if env is None else env
+    default = parse_dsn(default_store_dsn(env))
     if store_given is not None:
         given = parse_dsn(store_given)
         if (given.location, given.database) != (default.location, default.database):

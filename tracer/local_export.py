@@ -42,7 +42,6 @@ class LocalExporter(SpanExporter):
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._told_outbox = False
-        self._shutdown = False
         self.sent_batches = 0
         self.outbox_batches = 0
 
@@ -99,7 +98,7 @@ class LocalExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._shutdown = True
+        pass  # each export opens and closes its own connection
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True  # nothing is buffered here
