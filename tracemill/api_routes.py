@@ -134,4 +134,3 @@ def _int(raw: str, name: str) -> int:
 
 def _page(query: Any) -> dict[str, int]:
     return {"limit": _int(query.get("limit", "100"), "limit"), "offset": _int(query.get("offset", "0"), "offset")}
-
