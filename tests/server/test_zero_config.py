@@ -92,7 +92,8 @@ def test_serve_on_the_local_port_takes_in_what_programs_kept_while_it_was_down(t
 def test_decorated_program_with_server_running_sends_to_it(tmp_path, servers):
     port = free_port()
     env = _zero_config_env(tmp_path, port)
-    server = start_server(tmp_path / "server", port=port, env={"TRACEMILL_PORT": str(port)})
+    server = start_server(tmp_path / "server", port=port, env={"TRACEMILL_DATA_DIR": env["TRACEMILL_DATA_DIR"],
+                                                               "TRACEMILL_PORT": str(port)})
     servers.append(server)
     _run_program(tmp_path, env)
     server.wait_inserted(1)
