@@ -38,11 +38,11 @@ class DemoPaths:
 
 
 def default_demo_dir() -> Path:
-    """A fresh directory per demo under the user data dir, so every demo starts on an empty store."""
-    import platformdirs
+    """A fresh directory per demo under the data dir, so every demo starts on an empty store."""
+    from tracemill.paths import data_dir
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return Path(platformdirs.user_data_dir("tracemill", appauthor=False)) / "demo" / f"{stamp}-{os.getpid()}"
+    return Path(data_dir()) / "demo" / f"{stamp}-{os.getpid()}"
 
 
 def _require() -> None:
