@@ -55,7 +55,7 @@ def model_server() -> Iterator[ModelServer]:
 def test_runnable_blocks_run(page, tmp_path, model_server):
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "TRACEMILL_STORE": f"chdb://{tmp_path / 'store'}", "OPENAI_BASE_URL": model_server.base_url,
-           "OPENAI_API_KEY": "offline", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "OPENAI_API_KEY": "offline", "HOME": str(tmp_path), "TRACEMILL_DATA_DIR": str(tmp_path / "data"),
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "COLUMNS": "160"}
     for key in ("TRACEMILL_ENDPOINT", "TRACEMILL_SERVER", "TRACEMILL_DEMO_MODEL"):
         env.pop(key, None)
