@@ -365,16 +365,19 @@ def step(
 ) -> Any:
     """Trace each call as a generic step of an agent (planning, parsing, routing…).
 
-    ``kind`` lands in ``tracemill.step.kind``. ``decision=True`` marks a choice made in code:
+    ``kind`` lands in ``tracemill.step.kind``. ``decision=True`` marks a choice made in code
+    (``tracemill.decision`` is true; the kind is ``decision`` unless one is given):
     ``options`` (if given) and the return value become ``tracemill.decision.options`` and
     ``tracemill.decision.choice``; call :func:`tracemill.set_decision` inside to record a
-    choice that is not the return value.
+    choice that is not the return value. The span is named like ``@agent``/``@tool`` spans, by
+    the function's ``__name__``, unless ``name`` is given.
     """
 
     def decorate(f: Any) -> Any:
-        static: dict[str, Any] = {semconv.STEP_KIND: "decision" if decision else kind}
-        target = _unwrap_descriptor(f)
-        span_name = name or getattr(target, "__qualname__", None) or _func_name(f)
+        static: dict[str, Any] = {semconv.STEP_KIND: "decision" if decision and kind == "step" else kind}
+        if decision:
+            static[semconv.DECISION] = True
+        span_name = name or _func_name(f)
         return _decorate(f, _spec(
             f, "step", span_name, static, input_attribute=semconv.INPUT, output_attribute=semconv.OUTPUT,
             capture_input=capture_input, capture_output=capture_output, attributes=attributes,

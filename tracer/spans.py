@@ -117,7 +117,9 @@ def set_decision(*, choice: Any, options: Sequence[Any] | None = None, reason: s
     """
     try:
         span = trace.get_current_span()
-        span.set_attribute(semconv.STEP_KIND, "decision")
+        span.set_attribute(semconv.DECISION, True)
+        if semconv.STEP_KIND not in (getattr(span, "attributes", None) or {}):
+            span.set_attribute(semconv.STEP_KIND, "decision")
         if not capture_enabled():
             return
         span.set_attribute(semconv.DECISION_CHOICE, capture(semconv.DECISION_CHOICE, choice))
