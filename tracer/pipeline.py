@@ -5,6 +5,9 @@ the processors and sampler they were built with. So tracemill attaches one deleg
 and one delegating sampler and swaps what they delegate to: a second ``init()`` (a notebook cell
 run again, a test) changes the export pipeline without leaving the global provider shut down or
 piling processors onto a provider the program owns.
+
+Every finished span passes a last redaction pass (:mod:`tracemill.tracer.span_redaction`) on its
+way to the current processor, so no exporter of tracemill's pipeline sees an unmasked secret.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
+from tracemill.tracer.logs import log_once
+from tracemill.tracer.redaction import Redactor
+from tracemill.tracer.span_redaction import redact_span
+
 
 class SwitchableProcessor(SpanProcessor):
     """Delegates to the processor of the current ``init()``, or to nothing."""
@@ -26,6 +33,7 @@ class SwitchableProcessor(SpanProcessor):
     def __init__(self) -> None:
         self._inner: SpanProcessor | None = None
         self._lock = threading.Lock()
+        self.redactor = Redactor()
 
     def swap(self, processor: SpanProcessor | None) -> SpanProcessor | None:
         """Install ``processor``; return the previous one (the caller shuts it down)."""
@@ -45,8 +53,14 @@ class SwitchableProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         inner = self._inner
-        if inner is not None:
-            inner.on_end(span)
+        if inner is None:
+            return
+        try:
+            span = redact_span(span, self.redactor)
+        except Exception:  # an unredacted span must not leave: drop it, say so once
+            log_once("redact_span", "tracemill: a span could not be redacted and was not exported")
+            return
+        inner.on_end(span)
 
     def shutdown(self) -> None:
         previous = self.swap(None)

@@ -141,6 +141,7 @@ def configure(
         rt.redactor = Redactor(
             extra_keys=settings.redact_keys, patterns=settings.redact_patterns, callback=settings.redact
         )
+        rt.pipeline.redactor = rt.redactor
         if settings.propagate_threads:
             propagate_context_to_threads()
         else:
