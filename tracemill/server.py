@@ -65,6 +65,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "http://localhost:4320 for Jaeger; default: none"),
     EnvVar("TRACEMILL_CLUSTER", "cluster",
            "ClickHouse cluster name: the schema is created ON CLUSTER with Replicated engines; default: none"),
+    EnvVar("TRACEMILL_ALLOWED_HOSTS", "allowed_hosts",
+           "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
+           "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, "
+           "[::1] on a loopback or wildcard bind)"),
     EnvVar("TRACEMILL_LOG_LEVEL", "log_level",
            "log level of `tracemill serve`: debug, info, warning or error; default info"),
 )
@@ -91,6 +95,7 @@ class ServerSettings:
     """None: :func:`~tracemill.collector.encoder_pool.default_processes`."""
     forward: str | None = None
     cluster: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
@@ -168,6 +173,8 @@ def _parse(name: str, field: str, raw: str, default: Any) -> Any:
         raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {name}={example}") from None
     if field == "spool_sync":
         return raw.lower()
+    if field == "allowed_hosts":
+        return tuple(name.strip() for name in raw.split(",") if name.strip())
     return raw
 
 
@@ -298,13 +305,15 @@ class CollectorServer:
 
 
 def build_app(server: CollectorServer) -> Any:
-    """The Starlette app of a server: OTLP receiver, JSON API, bearer token when one is set."""
+    """The Starlette app of a server: OTLP receiver, JSON API, the request guard (Host, cross-site writes),
+    bearer token when one is set."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
     from tracemill.api_routes import api_routes
     from tracemill.collector.auth import BearerTokenMiddleware
+    from tracemill.request_guard import RequestGuardMiddleware
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -316,7 +325,10 @@ def build_app(server: CollectorServer) -> Any:
         finally:
             await run_in_threadpool(server.stop)
 
-    middleware = [Middleware(BearerTokenMiddleware, token=server.settings.token)] if server.settings.token else []
+    middleware = [Middleware(RequestGuardMiddleware, bind_host=server.settings.host,
+                             allowed_hosts=server.settings.allowed_hosts)]
+    if server.settings.token:
+        middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
     routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
