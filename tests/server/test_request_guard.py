@@ -164,3 +164,4 @@ def test_wildcard_bind_answers_ip_literals_and_loopback_names_but_no_other_name(
         assert client.get("/", headers={"Host": "192.168.1.9:4318"}).status_code == 200
         assert client.get("/", headers={"Host": "[fe80::1]:4318"}).status_code == 200
         assert client.get("/", headers={"Host": "rebind.example"}).status_code == 403
+
