@@ -108,6 +108,10 @@ def serve(
         None, "--forward", envvar="TRACEMILL_FORWARD",
         help="Also send received spans to this OTLP/HTTP endpoint (Jaeger, Tempo, Phoenix, Langfuse...).",
     ),
+    openinference: bool = typer.Option(
+        None, "--openinference/--no-openinference", envvar="TRACEMILL_OPENINFERENCE", show_default=False,
+        help="With --forward: also write OpenInference attributes on forwarded spans (for Arize Phoenix).",
+    ),
     cluster: str = typer.Option(
         None, "--cluster", envvar="TRACEMILL_CLUSTER",
         help="ClickHouse cluster: create the schema ON CLUSTER with Replicated engines.",
@@ -131,7 +135,8 @@ def serve(
         raise ConfigError(f"--log-level must be debug, info, warning or error (got {log_level!r})")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings.from_env(
-        store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster
+        store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster,
+        openinference=openinference,
     )
 
     def ready(server: Any, url: str) -> None:

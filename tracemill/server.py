@@ -65,6 +65,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "http://localhost:4320 for Jaeger; default: none"),
     EnvVar("TRACEMILL_CLUSTER", "cluster",
            "ClickHouse cluster name: the schema is created ON CLUSTER with Replicated engines; default: none"),
+    EnvVar("TRACEMILL_OPENINFERENCE", "openinference",
+           "with --forward, also write OpenInference attributes (openinference.span.kind, input.value, llm.*, "
+           "tool.*) on the forwarded spans, for Arize Phoenix (true/false); default false"),
     EnvVar("TRACEMILL_ALLOWED_HOSTS", "allowed_hosts",
            "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
            "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, "
@@ -96,6 +99,7 @@ class ServerSettings:
     forward: str | None = None
     cluster: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    openinference: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
@@ -173,6 +177,12 @@ def _parse(name: str, field: str, raw: str, default: Any) -> Any:
         raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {name}={example}") from None
     if field == "spool_sync":
         return raw.lower()
+    if field == "openinference":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not true or false; unset it or give e.g. {name}=1")
     if field == "allowed_hosts":
         return tuple(name.strip() for name in raw.split(",") if name.strip())
     return raw
@@ -235,7 +245,12 @@ class CollectorServer:
             flush_interval_s=settings.flush_interval_s,
             encoder_processes=processes,
         )
-        self.forwarder = Forwarder(settings.forward) if settings.forward else None
+        transform = None
+        if settings.openinference:
+            from tracemill.openinference_otlp import add_openinference
+
+            transform = add_openinference
+        self.forwarder = Forwarder(settings.forward, transform=transform) if settings.forward else None
         self.receiver = TraceReceiver(
             self.spool,
             self.writer,

@@ -53,6 +53,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("TRACEMILL_REDACT_PATTERNS", "redact_patterns",
            "a JSON array of regular expressions whose matches in captured text, exception messages, stack "
            "traces, status messages and attribute values are masked (added to the built-in token formats)"),
+    EnvVar("TRACEMILL_OPENINFERENCE", "openinference",
+           "also write OpenInference attributes (openinference.span.kind, input.value, llm.*, tool.*) for Arize "
+           "Phoenix and other OpenInference backends (true/false); default false"),
     EnvVar("TRACEMILL_PROPAGATE_THREADS", "propagate_threads",
            "carry the current span into threading.Thread and ThreadPoolExecutor workers; default true"),
 )
@@ -74,6 +77,7 @@ class TracerSettings:
     redact_patterns: tuple[str, ...] = ()
     redact: Callable[[str, Any], Any] | None = None
     propagate_threads: bool = True
+    openinference: bool = False
 
     def replace(self, **changes: Any) -> TracerSettings:
         return dataclasses.replace(self, **changes)

@@ -23,6 +23,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 from tracemill.tracer.logs import log_once
+from tracemill.tracer.openinference import with_openinference
 from tracemill.tracer.redaction import Redactor
 from tracemill.tracer.span_redaction import redact_span
 
@@ -34,6 +35,7 @@ class SwitchableProcessor(SpanProcessor):
         self._inner: SpanProcessor | None = None
         self._lock = threading.Lock()
         self.redactor = Redactor()
+        self.openinference = False
 
     def swap(self, processor: SpanProcessor | None) -> SpanProcessor | None:
         """Install ``processor``; return the previous one (the caller shuts it down)."""
@@ -60,6 +62,11 @@ class SwitchableProcessor(SpanProcessor):
         except Exception:  # an unredacted span must not leave: drop it, say so once
             log_once("redact_span", "tracemill: a span could not be redacted and was not exported")
             return
+        if self.openinference:
+            try:
+                span = with_openinference(span)
+            except Exception:
+                log_once("openinference", "tracemill: could not add OpenInference attributes to a span")
         inner.on_end(span)
 
     def shutdown(self) -> None:

@@ -41,6 +41,7 @@ class Run:
         metadata: Mapping[str, Any] | None = None,
         input: Any = None,
         new_trace: bool = False,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.span: Span | None = None
@@ -54,6 +55,7 @@ class Run:
         self._metadata = dict(metadata or {})
         self._input = input
         self._new_trace = new_trace
+        self._attributes = dict(attributes or {})
 
     def __enter__(self) -> Run:
         try:
@@ -62,6 +64,7 @@ class Run:
                 return self
             parent = otel_context.Context() if self._new_trace else otel_context.get_current()
             attributes: dict[str, Any] = {
+                **self._attributes,
                 semconv.OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW, semconv.RUN_NAME: self.name, **self._inherited,
             }
             for key, value in self._metadata.items():
@@ -128,13 +131,15 @@ def run(
     metadata: Mapping[str, Any] | None = None,
     input: Any = None,
     new_trace: bool = False,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Run:
     """Open one agent run: an ``invoke_workflow {name}`` root span.
 
     ``task_id`` names the task the agent was given (runs of the same task are compared by the
     miner); ``conversation_id`` and ``user_id`` follow the GenAI and general conventions;
     ``metadata`` values land under ``tracemill.metadata.*``. Inside another span the run nests
-    under it unless ``new_trace=True``.
+    under it unless ``new_trace=True``. ``attributes`` are set as given on the run's span only (e.g.
+    ``{"deployment.environment": "staging"}``), like the decorators' ``attributes=``.
     """
     return Run(name, task_id=task_id, conversation_id=conversation_id, user_id=user_id, metadata=metadata,
-               input=input, new_trace=new_trace)
+               input=input, new_trace=new_trace, attributes=attributes)

@@ -142,6 +142,7 @@ def configure(
             extra_keys=settings.redact_keys, patterns=settings.redact_patterns, callback=settings.redact
         )
         rt.pipeline.redactor = rt.redactor
+        rt.pipeline.openinference = settings.openinference
         if settings.propagate_threads:
             propagate_context_to_threads()
         else:
@@ -175,6 +176,7 @@ def init(
     redact_patterns: tuple[str, ...] | list[str] | None = None,
     redact: Callable[[str, Any], Any] | None = None,
     propagate_threads: bool | None = None,
+    openinference: bool | None = None,
     exporter: SpanExporter | None = None,
     processor: SpanProcessor | None = None,
     env: Mapping[str, str] | None = None,
@@ -182,7 +184,8 @@ def init(
     """Configure tracing. Arguments override ``TRACEMILL_*`` variables, which override defaults.
 
     ``endpoint`` exports OTLP/HTTP (to ``tracemill serve`` or any OTel backend); ``store``
-    writes straight into a ClickHouse store from this process. Bad explicit arguments raise
+    writes straight into a ClickHouse store from this process. ``openinference=True`` also writes
+    OpenInference attributes (for Arize Phoenix). Bad explicit arguments raise
     ``ValueError``; bad environment values are warned about and replaced by defaults.
     """
     from tracemill.errors import ConfigError
@@ -194,7 +197,7 @@ def init(
         "sample_ratio": sample_ratio, "disabled": disabled,
         "redact_keys": tuple(redact_keys) if redact_keys is not None else None,
         "redact_patterns": tuple(redact_patterns) if redact_patterns is not None else None,
-        "redact": redact, "propagate_threads": propagate_threads,
+        "redact": redact, "propagate_threads": propagate_threads, "openinference": openinference,
     }
     if max_payload_bytes is not None and (not isinstance(max_payload_bytes, int) or max_payload_bytes < 64):
         raise ConfigError(f"'max_payload_bytes' must be an integer >= 64 (got {max_payload_bytes!r})")
