@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -234,7 +234,7 @@ def get_trace(store: Store, trace_id: str, *, max_spans: int = MAX_TRACE_SPANS) 
     }
 
 
-def _span(trace_id: str, row: tuple[Any, ...]) -> dict[str, Any]:
+def _span(trace_id: str, row: Sequence[Any]) -> dict[str, Any]:
     (span_id, parent_id, trace_state, name, kind, service, resource, scope_name, scope_version, attributes,
      start_ns, duration, status_code, status_message, event_ns, event_names, event_attrs,
      link_traces, link_spans, link_states, link_attrs) = row  # fmt: skip

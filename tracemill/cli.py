@@ -6,7 +6,6 @@ Each command parses its options, calls library code, and prints a table (or JSON
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -40,7 +39,7 @@ def cli_errors(func: F) -> F:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps func's signature, which typer reads
 
 
 def _print_version(value: bool) -> None:
@@ -249,4 +248,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -103,10 +103,10 @@ def _parse(var: EnvVar, raw: str, default: Any) -> Any:
                 raise ValueError("expected a positive integer")
             return value
         if isinstance(default, float):
-            value = float(raw)
-            if not 0.0 <= value <= 1.0:
+            ratio = float(raw)
+            if not 0.0 <= ratio <= 1.0:
                 raise ValueError("expected a number between 0 and 1")
-            return value
+            return ratio
         if var.field == "redact_keys":
             return tuple(k.strip() for k in raw.split(",") if k.strip())
         if var.field == "redact_patterns":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass, field
 from functools import partial, update_wrapper
 from typing import Any, Literal, TypeVar, overload
@@ -111,7 +112,7 @@ def _record_output(spec: SpanSpec, span: Span, result: Any) -> None:
             span.set_attribute(semconv.DECISION_CHOICE, text)
 
 
-def _close_ok(spec: SpanSpec, span: Span, token: object, result: Any) -> None:
+def _close_ok(spec: SpanSpec, span: Span, token: Token[otel_context.Context], result: Any) -> None:
     try:
         _record_output(spec, span, result)
     except Exception:
@@ -120,13 +121,15 @@ def _close_ok(spec: SpanSpec, span: Span, token: object, result: Any) -> None:
         _end(span, token)
 
 
-def _end(span: Span, token: object, exc: BaseException | None = None) -> None:
+def _end(span: Span, token: Token[otel_context.Context] | None, exc: BaseException | None = None) -> None:
     end_span(span, exc)
     if token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        otel_context.detach(token)
 
 
-def _begin(spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, object] | None:
+def _begin(
+    spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+) -> tuple[Span, Token[otel_context.Context]] | None:
     try:
         span = _open(spec, args, kwargs)
         if span is None:

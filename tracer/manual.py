@@ -8,6 +8,7 @@ off and never raises; ``end()`` runs once however often it is called.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -25,7 +26,7 @@ class _ManualSpan:
     """Lifecycle shared by :class:`LLMCall` and :class:`ToolCall`."""
 
     span: Span | None = None
-    _token: object | None = None
+    _token: Token[otel_context.Context] | None = None
     _ended = False
 
     def _open(self) -> Span | None:  # pragma: no cover - overridden
@@ -85,7 +86,7 @@ class _ManualSpan:
         if self.span is not None:
             end_span(self.span, exc)
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
             self._token = None
 
 

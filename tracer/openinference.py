@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -141,9 +141,9 @@ def _llm(out: dict[str, Any], attributes: Mapping[str, Any]) -> None:
                        (LLM_TOKEN_COUNT_CACHE_READ, attributes.get(semconv.USAGE_CACHE_READ_INPUT_TOKENS)),
                        (LLM_TOKEN_COUNT_REASONING, attributes.get(semconv.USAGE_REASONING_OUTPUT_TOKENS))):
         if _is_int(value):
-            out[key] = int(value)
+            out[key] = value
     if _is_int(prompt) and _is_int(completion):
-        out[LLM_TOKEN_COUNT_TOTAL] = int(prompt) + int(completion)
+        out[LLM_TOKEN_COUNT_TOTAL] = prompt + completion
     parameters = {
         name: attributes[key] for name, key in (
             ("temperature", semconv.REQUEST_TEMPERATURE), ("top_p", semconv.REQUEST_TOP_P),
@@ -215,7 +215,7 @@ def _loads(raw: Any) -> Any:
         return None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -49,6 +49,8 @@ class SwitchableProcessor(SpanProcessor):
             inner.on_start(span, parent_context=parent_context)
 
     def _on_ending(self, span: Span) -> None:
+        # Private SDK hook (opentelemetry-sdk >= 1.30, < 2; see tests/tracer/test_otel_private_api.py): the
+        # SDK calls it with the live span before on_end; forwarded so a wrapped processor that uses it works.
         inner = self._inner
         if inner is not None:
             inner._on_ending(span)

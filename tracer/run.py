@@ -8,6 +8,7 @@ without joining back to the root.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -46,7 +47,7 @@ class Run:
         self.name = name
         self.span: Span | None = None
         self._span_context: SpanContext | None = None  # kept after the run ends, for feedback
-        self._token: object | None = None
+        self._token: Token[otel_context.Context] | None = None
         self._inherited = {
             k: v for k, v in (
                 (semconv.TASK_ID, task_id), (semconv.CONVERSATION_ID, conversation_id), (semconv.USER_ID, user_id),
@@ -87,7 +88,7 @@ class Run:
         if span is not None:
             end_span(span, exc)
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
             self._token = None
 
     async def __aenter__(self) -> Run:
