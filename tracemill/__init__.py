@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tracemill.errors import (
     ConfigError,
     MissingDependencyError,
+    NotFoundError,
     PayloadError,
     PayloadTooLargeError,
     SchemaError,
@@ -75,7 +76,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ConfigError", "LLMCall", "MissingDependencyError", "PayloadError", "PayloadTooLargeError", "Run",
+    "ConfigError", "LLMCall", "MissingDependencyError", "NotFoundError", "PayloadError", "PayloadTooLargeError", "Run",
     "SchemaError", "ServerError", "SpanNotFoundError",
     "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
