@@ -13,6 +13,11 @@ mkdir -p "$tree/tracemill"
 for file in tracemill/*.py; do ln -s "$root/$file" "$tree/tracemill/"; done
 for folder in tracer integrations collector miner trainer; do ln -s "$root/$folder" "$tree/tracemill/$folder"; done
 modules=()
+for init in tracemill/*/__init__.py; do  # subpackages of the façade (the demo, ...)
+    name="$(basename "$(dirname "$init")")"
+    ln -s "$root/tracemill/$name" "$tree/tracemill/$name"
+    modules+=(-p "tracemill.$name")
+done
 for file in tracemill/*.py; do
     name="$(basename "$file" .py)"
     [[ "$name" == "__init__" ]] && modules+=(-m tracemill) || modules+=(-m "tracemill.$name")

@@ -73,7 +73,7 @@ def trace_runs(dsn: str, runs: int, *, seed: int = 7, on_run: Callable[[RunRecor
                                        input=ticket.text, new_trace=True) as run:
                         result = travel_desk(client, model_name, ticket)
                         run.set_output(result.answer)
-                    record = RunRecord(run.trace_id, ticket, behaviours[ticket.number] if real is None else None,
+                    record = RunRecord(run.trace_id or "", ticket, behaviours[ticket.number] if real is None else None,
                                        result)
                     records.append(record)
                     if on_run is not None:

@@ -40,7 +40,7 @@ def _unavailable(name: str, what: str, exc: Exception) -> Stage:
 def mine_stage(dsn: str, store: Store, records: Sequence[RunRecord]) -> Stage:
     """Mine the store, then read this demo's flags back and group them by detector and category."""
     try:
-        from tracemill import mine  # type: ignore[attr-defined]
+        from tracemill import mine
     except ImportError as exc:
         return _unavailable("mine", "the miner (tracemill.mine)", exc)
     result = mine(store=dsn)
@@ -110,7 +110,7 @@ def train_stage(exported: Stage, export_dir: Path, base_dir: Path, model_dir: Pa
     if not exported.data["manifest"].get("splits", {}).get("eval"):
         return Stage("train", "skipped", "the dataset has no held-out pairs to measure preference accuracy on")
     try:
-        from tracemill import train  # type: ignore[attr-defined]
+        from tracemill import train
         from tracemill.trainer.tiny import build_tiny_model  # type: ignore[import-not-found]
     except ImportError as exc:
         return _unavailable("train", "training (tracemill.train, tracemill.trainer.tiny)", exc)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -133,9 +133,10 @@ class TravelDesk:
     def __init__(self) -> None:
         self.bookings: list[Booking] = []
         self._offers: dict[str, dict[str, Any]] = {}
-        self.tools = {"search_flights": tracemill.tool(name="search_flights")(self.search_flights),
-                      "book_flight": tracemill.tool(name="book_flight")(self.book_flight),
-                      "get_weather": tracemill.tool(name="get_weather")(self.get_weather)}
+        self.tools: dict[str, Callable[..., Any]] = {
+            "search_flights": tracemill.tool(name="search_flights")(self.search_flights),
+            "book_flight": tracemill.tool(name="book_flight")(self.book_flight),
+            "get_weather": tracemill.tool(name="get_weather")(self.get_weather)}
 
     def search_flights(self, origin: str, destination: str, date: str) -> list[dict[str, Any]]:
         """Flights between two cities on a date, with prices and seats left."""
