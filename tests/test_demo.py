@@ -54,9 +54,42 @@ def test_demo_json_report_matches_the_store(tmp_path):
                                                "LIKE '%booking_reference%'")[0]
     assert report["runs_succeeded"] <= succeeded
 
-    assert set(report["stages"]) == {"mine", "review", "export", "train"}
-    assert report["stages"]["train"]["status"] != "done" and report["model_dir"] is None
-    assert report["preference_accuracy_after"] is None
+    assert {name: stage["status"] for name, stage in report["stages"].items()} == {
+        "mine": "done", "review": "done", "export": "done", "train": "skipped"}
+    assert report["model_dir"] is None and report["preference_accuracy_after"] is None
+
+    (flags, flagged), = _query(report["store_dsn"],
+                               "SELECT count(), groupUniqArray(TraceId) FROM tracemill_flags FINAL")
+    assert report["flags"] == flags > 0 and report["flagged_runs"] == len(flagged)
+    assert sum(report["flags_by_kind"].values()) == flags
+    failed = {r["trace_id"] for r in report["run_outcomes"] if not r["succeeded"]}
+    assert failed and failed <= set(flagged)  # every run that failed was flagged
+
+    corrections, outcomes, successes = _query(report["store_dsn"], """
+        SELECT countIf(f.Kind = 'correction' AND t.GenAiOperation = 'chat'), countIf(f.Kind = 'outcome'),
+               countIf(f.Kind = 'outcome' AND f.Label = 'success')
+        FROM tracemill_feedback AS f FINAL
+        LEFT JOIN (SELECT SpanId, any(GenAiOperation) AS GenAiOperation FROM otel_traces GROUP BY SpanId) AS t
+            ON f.SpanId = t.SpanId""")[0]
+    assert report["corrections"] == corrections > 0
+    assert (outcomes, successes) == (24, report["runs_succeeded"])
+
+    export_dir = Path(report["export_dir"])
+    lines = [line for name in ("train.jsonl", "eval.jsonl") for line in (export_dir / name).read_text().splitlines()]
+    assert report["pairs"] == len(lines) == corrections
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    assert manifest["kind"] == "dpo" and manifest["splits"]["train"] + manifest["splits"]["eval"] == report["pairs"]
+
+
+def test_demo_trains_a_tiny_model_that_prefers_the_corrections_on_held_out_tasks(tmp_path):
+    report = _demo(tmp_path, "--runs", "120", "--json", timeout=600)
+    assert report["stages"]["train"]["status"] == "done", report["stages"]
+    assert report["pairs"] > 0
+    assert report["preference_accuracy_after"] > report["preference_accuracy_before"]
+    model_dir = Path(report["model_dir"])
+    written = json.loads((model_dir / "report.json").read_text())
+    assert written["before"]["preference_accuracy"] == report["preference_accuracy_before"]
+    assert written["after"]["preference_accuracy"] == report["preference_accuracy_after"]
 
 
 def test_demo_prints_the_report_for_people(tmp_path):

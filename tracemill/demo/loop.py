@@ -68,9 +68,9 @@ def run_demo(*, directory: Path | None, store: str | None, runs: int, skip_train
         tracemill.shutdown()
         with tracemill.Store.open(paths.store) as opened:
             for name, step in (
-                ("mining the runs", lambda: mine_stage(paths.store, opened, records)),
+                ("mining the runs", lambda: mine_stage(opened, records)),
                 ("reviewing flagged decisions", lambda: review_stage(opened, stages[0], records)),
-                ("exporting the DPO dataset", lambda: export_stage(paths.store, stages[1], paths.export_dir)),
+                ("exporting the DPO dataset", lambda: export_stage(opened, stages[1], paths.export_dir)),
                 ("training a tiny model", lambda: train_stage(stages[2], paths.export_dir, paths.base_model_dir,
                                                               paths.model_dir, skip=skip_train)),
             ):
@@ -95,6 +95,7 @@ def _report(paths: DemoPaths, location: str, records: list[RunRecord], stages: l
         "behaviours": dict(Counter(r.behaviour or "real model" for r in records).most_common()),
         "flags": len(flags) if flags is not None else None,
         "flagged_runs": mined.data.get("flagged_runs"),
+        "flags_by_kind": mined.data.get("by_kind"),
         "flags_by_detector": mined.data.get("by_detector"),
         "flags_by_category": mined.data.get("by_category"),
         "taxonomy": mined.data.get("taxonomy"),
@@ -112,4 +113,6 @@ def _report(paths: DemoPaths, location: str, records: list[RunRecord], stages: l
         "review_ui": f"tracemill serve --store '{paths.store}'   # then open http://127.0.0.1:4318/ui/",
         "stages": {s.name: {"status": s.status, "detail": s.detail} for s in stages},
         "trace_ids": [r.trace_id for r in records],
+        "run_outcomes": [{"trace_id": r.trace_id, "task_id": r.ticket.task_id, "behaviour": r.behaviour,
+                          "succeeded": r.result.succeeded, "steps": r.result.steps} for r in records],
     }

@@ -32,7 +32,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     runs.caption = f"{report['runs_succeeded']} of {report['runs']} booked the right flight"
     console.print(runs)
 
-    for title, key in (("Flags by detector", "flags_by_detector"), ("Flags by category", "flags_by_category")):
+    for title, key in (("Flags by kind", "flags_by_kind"), ("Flags by detector", "flags_by_detector")):
         table = _counts(title, report.get(key))
         if table is not None:
             console.print(table)

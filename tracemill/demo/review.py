@@ -77,15 +77,14 @@ def _departs(made: Action, right: Action) -> bool:
     return list(made.tool_calls) != list(right.tool_calls)
 
 
-def _correction(span_id: str, right: Action) -> dict[str, Any]:
-    return {"output": right.content, "tool_calls": [
-        {"id": f"call_fix_{span_id[:8]}_{i}", "name": name, "arguments": arguments}
-        for i, (name, arguments) in enumerate(right.tool_calls)]}
+def _tool_calls(span_id: str, right: Action) -> list[dict[str, Any]]:
+    return [{"id": f"call_fix_{span_id[:8]}_{i}", "name": name, "arguments": arguments}
+            for i, (name, arguments) in enumerate(right.tool_calls)]
 
 
 def review(store: Store, flags: Sequence[Mapping[str, Any]], records: Iterable[RunRecord]) -> ReviewResult:
     """Correct flagged decisions, review each flag, and record every run's outcome."""
-    from tracemill.collector.feedback import record_feedback
+    from tracemill import feedback
 
     by_trace = {r.trace_id: r for r in records}
     items: list[dict[str, Any]] = []
@@ -103,9 +102,9 @@ def review(store: Store, flags: Sequence[Mapping[str, Any]], records: Iterable[R
         target = next(((d, r) for d, r in wrong if d.span_id in flagged_spans), wrong[0] if wrong else None)
         if target is not None:
             decision, right = target
-            items.append({"trace_id": trace_id, "span_id": decision.span_id, "name": "correction", "author": AUTHOR,
-                          "kind": "correction", "value": _correction(decision.span_id, right),
-                          "comment": "the desk's manual prescribes this action here"})
+            feedback.correct(trace_id, decision.span_id, output=right.content, author=AUTHOR, store=store,
+                             tool_calls=_tool_calls(decision.span_id, right),
+                             comment="the desk's manual prescribes this action here")
             result.corrections += 1
             result.corrected_spans.append((trace_id, decision.span_id))
         went_wrong = target is not None or not by_trace[trace_id].result.succeeded
@@ -127,6 +126,6 @@ def review(store: Store, flags: Sequence[Mapping[str, Any]], records: Iterable[R
                       "score": 1.0 if record.result.succeeded else 0.0,
                       "value": {"success": record.result.succeeded}})
         result.outcomes += 1
-    for start in range(0, len(items), 500):
-        record_feedback(store, items[start:start + 500])
+    for start in range(0, len(items), 500):  # flag reviews and outcomes in a few checked writes
+        feedback.record(items[start:start + 500], store=store)
     return result

@@ -7,7 +7,6 @@ input is empty, says so and why; it is never reported as done.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,41 +36,36 @@ def _unavailable(name: str, what: str, exc: Exception) -> Stage:
     return Stage(name, "unavailable", f"{what} is not available in this build ({type(exc).__name__}: {exc})")
 
 
-def mine_stage(dsn: str, store: Store, records: Sequence[RunRecord]) -> Stage:
-    """Mine the store, then read this demo's flags back and group them by detector and category."""
+def mine_stage(store: Store, records: Sequence[RunRecord]) -> Stage:
+    """Mine the store, and keep this demo's flags grouped by kind, detector and category."""
     try:
-        from tracemill import mine
+        from tracemill.miner import mine
     except ImportError as exc:
         return _unavailable("mine", "the miner (tracemill.mine)", exc)
-    result = mine(store=dsn)
-    from tracemill.collector.feedback import list_flags
-
+    result = mine(store=store)
     ours = {r.trace_id for r in records}
-    flags = [f for f in list_flags(store, limit=100_000) if f["trace_id"] in ours]
+    flags = [flag.to_dict() for flag in result.flags if flag.trace_id in ours]
     data: dict[str, Any] = {
         "flags": flags,
+        "by_kind": dict(Counter(f["kind"] for f in flags).most_common()),
         "by_detector": dict(Counter(f["detector"] for f in flags).most_common()),
         "by_category": dict(Counter(f["category"] for f in flags).most_common()),
         "flagged_runs": len({f["trace_id"] for f in flags}),
-        "taxonomy": _taxonomy(result),
+        "taxonomy": [{"group": group.get("name", ""), "runs": group.get("count", 0),
+                      "example": group.get("example_message", "")} for group in result.taxonomy],
+        "scorer": result.scorer.get("mode"),
     }
     return Stage("mine", "done", f"{len(flags)} flags on {data['flagged_runs']} of {len(records)} runs", data)
-
-
-def _taxonomy(result: Any) -> list[dict[str, Any]]:
-    """The miner's failure taxonomy as plain rows (label, count, example), whatever its record type."""
-    clusters = getattr(result, "taxonomy", None) or []
-    rows = []
-    for cluster in clusters:
-        row = cluster if isinstance(cluster, dict) else getattr(cluster, "__dict__", {"label": str(cluster)})
-        rows.append({k: v for k, v in row.items() if isinstance(v, (str, int, float))})
-    return rows
 
 
 def review_stage(store: Store, mined: Stage, records: Sequence[RunRecord]) -> Stage:
     """The scripted reviewer corrects the flagged decisions and records every run's outcome."""
     if mined.status != "done":
         return Stage("review", "skipped", "nothing to review: the runs were not mined")
+    try:
+        from tracemill import feedback  # noqa: F401 (the reviewer writes through it)
+    except ImportError as exc:
+        return _unavailable("review", "the feedback API (tracemill.feedback)", exc)
     result: ReviewResult = review(store, mined.data["flags"], records)
     return Stage("review", "done",
                  f"{result.corrections} decisions corrected, {result.confirmed} flags confirmed, "
@@ -80,16 +74,19 @@ def review_stage(store: Store, mined: Stage, records: Sequence[RunRecord]) -> St
                   "false_positives": result.false_positives, "outcomes": result.outcomes})
 
 
-def export_stage(dsn: str, reviewed: Stage, export_dir: Path) -> Stage:
+EVAL_FRACTION = 0.2
+"""Share of the tasks (routes) held out of training, on which preference accuracy is measured."""
+
+
+def export_stage(store: Store, reviewed: Stage, export_dir: Path) -> Stage:
     """Export the DPO dataset the corrections make (train/eval split by task)."""
     if reviewed.status != "done":
         return Stage("export", "skipped", "no review feedback to export")
     try:
-        from tracemill.trainer import export  # type: ignore[attr-defined]
+        from tracemill.trainer import export
     except ImportError as exc:
         return _unavailable("export", "dataset export (tracemill.trainer.export)", exc)
-    export("dpo", store=dsn, output=str(export_dir))
-    manifest = json.loads((export_dir / "manifest.json").read_text())
+    manifest = export("dpo", store=store, output=export_dir, eval_fraction=EVAL_FRACTION)
     splits = manifest.get("splits", {})
     pairs = int(splits.get("train", 0)) + int(splits.get("eval", 0))
     return Stage("export", "done", f"{pairs} preference pairs ({splits.get('train', 0)} train, "
@@ -110,7 +107,7 @@ def train_stage(exported: Stage, export_dir: Path, base_dir: Path, model_dir: Pa
     if not exported.data["manifest"].get("splits", {}).get("eval"):
         return Stage("train", "skipped", "the dataset has no held-out pairs to measure preference accuracy on")
     try:
-        from tracemill import train
+        from tracemill import train  # type: ignore[attr-defined]
         from tracemill.trainer.tiny import build_tiny_model  # type: ignore[import-not-found]
     except ImportError as exc:
         return _unavailable("train", "training (tracemill.train, tracemill.trainer.tiny)", exc)
