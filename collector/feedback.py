@@ -21,13 +21,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.api import resolve_trace_id
+from tracemill.collector.feedback_checks import check_feedback_content
 from tracemill.collector.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
 from tracemill.errors import ConfigError, SpanNotFoundError, TraceNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
-__all__ = ["MAX_FEEDBACK_ITEMS", "list_feedback", "list_flags", "record_feedback"]
+__all__ = ["MAX_FEEDBACK_ITEMS", "list_feedback", "list_flags", "public_row", "record_feedback"]
 
 MAX_FEEDBACK_ITEMS = 1000
 """At most this many feedback items in one write."""
@@ -63,6 +64,7 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
         except ConfigError as exc:  # TraceNotFoundError included: keep its class, add the index
             raise type(exc)(f"item {index}: {exc}") from None
     _check_ids_exist(store, checked)
+    check_feedback_content(store, checked)
     existing = _current_rows(store, {item["trace_id"] for item in checked})
     now = datetime.now(timezone.utc)
     rows = []
@@ -268,6 +270,12 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
         "created_at": _iso(item["created_at"]),
         "updated_at": _iso(item["updated_at"]),
     }
+
+
+def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A feedback row read with its value parsed, as the API shows it (times in ISO 8601)."""
+    return {**row, "deleted": bool(row.get("deleted", False)), "created_at": _iso(row["created_at"]),
+            "updated_at": _iso(row["updated_at"])}
 
 
 def _feedback_row(row: tuple[Any, ...]) -> dict[str, Any]:
