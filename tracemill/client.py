@@ -77,6 +77,17 @@ class ServerBackend:
         except urllib.error.HTTPError as exc:
             raise _server_error(self.url, exc) from None
 
+    def post(self, path: str, body: Any, *, timeout_s: float | None = None) -> Any:
+        """POST ``body`` as JSON and return the JSON answer (errors as :class:`ServerError`)."""
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s or self._timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise _server_error(self.url, exc) from None
+
     def status(self) -> dict[str, Any]:
         return self.get("/api/status")
 

@@ -1,0 +1,128 @@
+"""GenAI messages (role + parts) to the chat-template messages transformers and TRL render.
+
+Spans record the OTel GenAI shape: ``{"role", "parts": [text | tool_call | tool_call_response]}``.
+Chat templates read the transformers convention instead: ``{"role", "content"}``, an assistant's
+``tool_calls: [{"id", "type": "function", "function": {"name", "arguments": {...}}}]`` (arguments as
+an object) and one ``{"role": "tool", "tool_call_id", "name", "content"}`` message per tool result.
+OpenAI fine-tuning files take the same messages with arguments as JSON text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["chat_messages", "chat_tools", "openai_messages", "render_step", "system_messages", "tool_call"]
+
+ChatMessage = dict[str, Any]
+
+
+def tool_call(call_id: str | None, name: str, arguments: Any) -> dict[str, Any]:
+    """One assistant tool call in the chat-template convention (arguments as a JSON value)."""
+    if isinstance(arguments, str):
+        with contextlib.suppress(ValueError):
+            arguments = json.loads(arguments)
+    return {"id": call_id or "", "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _text(parts: Sequence[Any]) -> str:
+    return "".join(
+        str(part.get("content", "")) for part in parts if isinstance(part, Mapping) and part.get("type") == "text"
+    )
+
+
+def system_messages(system: Any) -> list[ChatMessage]:
+    """``gen_ai.system_instructions`` (a list of parts, or text) as zero or one system message."""
+    if not system:
+        return []
+    text = system if isinstance(system, str) else _text(system if isinstance(system, list) else [system])
+    return [{"role": "system", "content": text}] if text else []
+
+
+def chat_messages(messages: Any) -> list[ChatMessage]:
+    """GenAI messages as chat-template messages; a tool result names the tool its call asked for."""
+    out: list[ChatMessage] = []
+    tool_names: dict[str, str] = {}
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, Mapping):
+            continue
+        if "parts" not in message:  # already a chat message (a producer that does not follow GenAI)
+            out.append(dict(message))
+            continue
+        role = message.get("role") or "user"
+        parts = [part for part in message.get("parts") or () if isinstance(part, Mapping)]
+        calls = [part for part in parts if part.get("type") == "tool_call"]
+        results = [part for part in parts if part.get("type") == "tool_call_response"]
+        if results:
+            for part in results:
+                call_id = part.get("id") or ""
+                response = part.get("response")
+                out.append({
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "name": tool_names.get(call_id, ""),
+                    "content": response if isinstance(response, str) else json.dumps(response, ensure_ascii=False),
+                })
+            continue
+        chat: ChatMessage = {"role": role, "content": _text(parts)}
+        if calls:
+            chat["tool_calls"] = [tool_call(part.get("id"), part.get("name", ""), part.get("arguments"))
+                                  for part in calls]
+            for part in calls:
+                tool_names[part.get("id") or ""] = part.get("name", "")
+        out.append(chat)
+    return out
+
+
+def chat_tools(definitions: Any) -> list[dict[str, Any]]:
+    """Recorded tool definitions (flat GenAI or Chat Completions shape) as chat-template tools:
+    ``{"type": "function", "function": {"name", "description", "parameters"}}``."""
+    out = []
+    for definition in definitions if isinstance(definitions, list) else ():
+        if not isinstance(definition, Mapping):
+            continue
+        function = definition.get("function") if isinstance(definition.get("function"), Mapping) else definition
+        if not isinstance(function.get("name"), str):
+            continue
+        spec = {"name": function["name"], "description": function.get("description") or "",
+                "parameters": function.get("parameters") or {"type": "object", "properties": {}}}
+        out.append({"type": definition.get("type") or "function", "function": spec})
+    return out
+
+
+def openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Chat-template messages in OpenAI's fine-tuning shape: arguments as JSON text, no empty content
+    beside tool calls, tool results keyed by ``tool_call_id``."""
+    out = []
+    for message in messages:
+        if message["role"] == "tool":
+            out.append({"role": "tool", "tool_call_id": message.get("tool_call_id", ""),
+                        "content": message.get("content", "")})
+            continue
+        converted: dict[str, Any] = {"role": message["role"], "content": message.get("content") or ""}
+        if message.get("tool_calls"):
+            if not converted["content"]:
+                converted["content"] = None
+            converted["tool_calls"] = [
+                {"id": call["id"], "type": "function", "function": {
+                    "name": call["function"]["name"],
+                    "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
+                for call in message["tool_calls"]
+            ]
+        out.append(converted)
+    return out
+
+
+def render_step(messages: Sequence[ChatMessage]) -> str:
+    """An assistant output as one line of text (for stepwise rows): its text, then ``name(arguments)``
+    for each tool call."""
+    pieces = []
+    for message in messages:
+        if message.get("content"):
+            pieces.append(str(message["content"]))
+        for call in message.get("tool_calls") or ():
+            arguments = json.dumps(call["function"]["arguments"], ensure_ascii=False, sort_keys=True)
+            pieces.append(f"{call['function']['name']}({arguments})")
+    return "\n".join(pieces)

@@ -1,0 +1,208 @@
+"""Versioned datasets from the store: rows of one kind, split by task, written as JSONL + Parquet + manifest.
+
+``export(kind, store=..., output=...)`` writes ``train.jsonl``, ``eval.jsonl``, ``train.parquet``,
+``eval.parquet`` and ``manifest.json``. The JSONL is the source of truth; the Parquet files are made
+from it by ``datasets`` itself (``load_dataset("json")`` infers a ``Json`` feature wherever tool
+arguments or schemas differ from row to row, and keeps it in Parquet), so both load back exactly as
+written. :func:`build` returns the rows and manifest without writing (the HTTP API serves those).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tracemill.collector.feedback_conflicts import current_feedback, parse_policy, settle
+from tracemill.errors import ConfigError
+from tracemill.trainer.assemble import BuildOptions, assemble
+from tracemill.trainer.rows import Row, clean, length_bias, split
+
+if TYPE_CHECKING:
+    from tracemill.collector.store import Store
+
+__all__ = ["DATASET_SCHEMA_VERSION", "EXPORT_KINDS", "ExportKind", "build", "export"]
+
+ExportKind = Literal["dpo", "kto", "sft", "stepwise", "openai", "flags"]
+EXPORT_KINDS: tuple[str, ...] = ("dpo", "kto", "sft", "stepwise", "openai", "flags")
+DATASET_SCHEMA_VERSION = 1
+"""The version of the row shapes this module writes; it changes when a field changes meaning."""
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called while rows are built and written."""
+
+
+def build(
+    kind: str,
+    *,
+    store: Store | str,
+    resolve: str | None = None,
+    since: str | float | None = None,
+    eval_fraction: float = 0.1,
+    seed: int = 0,
+    options: BuildOptions | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The train rows, eval rows and manifest of a dataset of ``kind``, read from ``store``."""
+    if kind not in EXPORT_KINDS:
+        raise ConfigError(f"dataset kind must be one of {', '.join(EXPORT_KINDS)} (got {kind!r})")
+    if not 0 <= eval_fraction < 1:
+        raise ConfigError(f"eval_fraction must be at least 0 and below 1 (got {eval_fraction})")
+    policy = parse_policy(resolve)
+    since_ns = _since_ns(since)
+    options = BuildOptions(**{**(options.__dict__ if options else {}), "since_ns": since_ns})
+    with _opened(store) as opened:
+        feedback = current_feedback(opened, since_ns=since_ns)
+        kept, settled, conflicted = settle(feedback, policy)
+        rows, dropped = assemble(kind, opened, kept, options)
+        schema_version = max(_applied(opened), default=0)
+        location = opened.location
+    rows, hygiene = clean(kind, rows)
+    dropped.update(hygiene)
+    if conflicted:
+        dropped["conflicting_feedback"] += conflicted
+    train, held_out = split(rows, eval_fraction=eval_fraction, seed=seed)
+    manifest = _manifest(kind, rows, train, held_out, dropped, settled, policy, since, eval_fraction, seed,
+                         schema_version, location)
+    return [row.data for row in train], [row.data for row in held_out], manifest
+
+
+def export(
+    kind: str,
+    *,
+    store: Store | str,
+    output: str | os.PathLike[str],
+    resolve: str | None = None,
+    since: str | float | None = None,
+    eval_fraction: float = 0.1,
+    seed: int = 0,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write the dataset of ``kind`` to the directory ``output`` and return its manifest.
+
+    ``resolve`` settles conflicting feedback (``latest``, ``majority``, ``author:NAME[,NAME...]``;
+    without it conflicted subjects are left out), ``since`` keeps feedback from that time on
+    (``7d``, ``2h`` or an ISO-8601 time), ``eval_fraction`` of the tasks go to ``eval`` (by ``seed``).
+    """
+    train, held_out, manifest = build(kind, store=store, resolve=resolve, since=since,
+                                      eval_fraction=eval_fraction, seed=seed, options=options)
+    directory = Path(output)
+    directory.mkdir(parents=True, exist_ok=True)
+    total = len(train) + len(held_out)
+    done = 0
+    for name, rows in (("train", train), ("eval", held_out)):
+        with open(directory / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for row in rows:
+                line = json.dumps(row, ensure_ascii=False) + "\n"
+                handle.write(line)
+                done += 1
+                if progress and done % 1000 == 0:
+                    progress("write", done, total)
+    if progress:
+        progress("write", total, total)
+    _parquet(directory, progress)
+    manifest["files"] = ["train.jsonl", "eval.jsonl", "train.parquet", "eval.parquet"]
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def _parquet(directory: Path, progress: Progress | None) -> None:
+    """Parquet files made by ``datasets`` from the JSONL files, with the features it infers there."""
+    from tracemill.deps import require
+
+    require("datasets", extra="train", feature="Writing datasets as Parquet")
+    import datasets
+
+    with tempfile.TemporaryDirectory() as cache:
+        disabled = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            files = {name: str(directory / f"{name}.jsonl") for name in ("train", "eval")
+                     if (directory / f"{name}.jsonl").stat().st_size}
+            loaded = datasets.load_dataset("json", data_files=files, cache_dir=cache) if files else {}
+            train = loaded.get("train")
+            for name in ("train", "eval"):
+                table = loaded.get(name)
+                if table is None:
+                    table = train.select([]) if train is not None else datasets.Dataset.from_dict({})
+                table.to_parquet(str(directory / f"{name}.parquet"))
+                if progress:
+                    progress("parquet", 1 if name == "train" else 2, 2)
+        finally:
+            if disabled:
+                datasets.enable_progress_bars()
+
+
+def _manifest(
+    kind: str, rows: list[Row], train: list[Row], held_out: list[Row], dropped: Counter[str], settled: int,
+    policy: Any, since: Any, eval_fraction: float, seed: int, schema_version: int, location: str,
+) -> dict[str, Any]:
+    from tracemill import __version__
+
+    return {
+        "kind": kind,
+        "format": _FORMATS[kind],
+        "counts": dict(sorted(Counter(row.source for row in rows).items())),
+        "splits": {"train": len(train), "eval": len(held_out)},
+        "groups": {"train": len({row.group for row in train}), "eval": len({row.group for row in held_out})},
+        "dropped": dict(sorted(dropped.items())),
+        "conflicts_settled": settled,
+        "length_bias": length_bias(rows),
+        "content_hash": hashlib.sha256("".join(row.hash for row in train + held_out).encode()).hexdigest(),
+        "filters": {"resolve": str(policy) if policy else None, "since": since, "eval_fraction": eval_fraction,
+                    "seed": seed, "split_by": "task, else conversation, else trace"},
+        "source": {"store": location, "schema_version": schema_version},
+        "tracemill_version": __version__,
+        "dataset_schema_version": DATASET_SCHEMA_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+    }
+
+
+_FORMATS = {
+    "dpo": "TRL conversational preference: prompt, chosen, rejected, tools",
+    "kto": "TRL conversational unpaired preference: prompt, completion, label, tools",
+    "sft": "TRL conversational language modeling: messages, tools",
+    "stepwise": "TRL stepwise supervision: prompt, completions, labels",
+    "openai": "OpenAI fine-tuning chat JSONL: messages, tools",
+    "flags": "review dataset: one row per miner flag with the decisive step",
+}
+
+
+def _since_ns(since: str | float | None) -> int | None:
+    if since is None or since == "":
+        return None
+    from tracemill.collector.api import parse_since
+
+    return int(parse_since(since) * 1e9)
+
+
+def _applied(store: Store) -> set[int]:
+    from tracemill.collector.schema import applied_versions
+
+    return applied_versions(store)
+
+
+class _opened:
+    """A Store given as is, or opened from a DSN for the duration (and closed after)."""
+
+    def __init__(self, store: Store | str) -> None:
+        self._given = store
+        self._owned: Store | None = None
+
+    def __enter__(self) -> Store:
+        if isinstance(self._given, str):
+            from tracemill.collector.store import Store
+
+            self._owned = Store.open(self._given)
+            return self._owned
+        return self._given
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned is not None:
+            self._owned.close()
