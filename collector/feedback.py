@@ -45,8 +45,13 @@ _FEEDBACK_COLUMNS = (
 )  # fmt: skip
 
 
-def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def record_feedback(
+    store: Store, items: Sequence[Mapping[str, Any]], *, check_only: bool = False
+) -> list[dict[str, Any]]:
     """Store feedback items (dicts with the fields of :data:`_FIELDS`) and return them as stored.
+
+    With ``check_only`` the items are checked and returned as they would be stored, and nothing is
+    written (an import of more items than one write takes checks every part before writing any).
 
     Raises :class:`~tracemill.errors.ConfigError` for an item that is malformed,
     :class:`~tracemill.errors.TraceNotFoundError` / :class:`~tracemill.errors.SpanNotFoundError`
@@ -94,7 +99,8 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
                 int(item["deleted"]),
             ]
         )
-    store.insert(FEEDBACK_TABLE, rows, _FEEDBACK_COLUMNS)
+    if not check_only:
+        store.insert(FEEDBACK_TABLE, rows, _FEEDBACK_COLUMNS)
     return [_public(item) for item in checked]
 
 

@@ -84,7 +84,11 @@ def api_routes(server: CollectorServer) -> list[Route]:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
         items = document if isinstance(document, list) else [document]
-        return await _answer(lambda: {"feedback": feedback.record_feedback(server.link.get(), items)}, status_code=201)
+        check_only = request.query_params.get("check_only", "").lower() in ("1", "true", "yes")
+        return await _answer(
+            lambda: {"feedback": feedback.record_feedback(server.link.get(), items, check_only=check_only)},
+            status_code=200 if check_only else 201,
+        )
 
     async def feedback_conflicts(request: Request) -> JSONResponse:
         from tracemill.collector.feedback_conflicts import list_conflicts
@@ -94,6 +98,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
     async def exports(request: Request) -> JSONResponse:
         """A dataset as JSON: ``{"manifest": {...}, "train": [rows], "eval": [rows]}`` (see tracemill.trainer)."""
+        from tracemill.trainer.assemble import BuildOptions
         from tracemill.trainer.export import build
 
         query = request.query_params
@@ -103,6 +108,9 @@ def api_routes(server: CollectorServer) -> list[Route]:
                 "since": query.get("since") or None,
                 "eval_fraction": _float(query.get("eval_fraction", "0.1"), "eval_fraction"),
                 "seed": _int(query.get("seed", "0"), "seed"),
+                "options": BuildOptions(
+                    include_unlabelled=query.get("include_unlabelled", "").lower() in ("1", "true", "yes")
+                ),
             }
         except ConfigError as exc:
             return JSONResponse({"error": str(exc)}, 400)

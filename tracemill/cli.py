@@ -238,6 +238,11 @@ def show(
         render_trace(console, found, details=details)
 
 
+from tracemill.cli_feedback import register as _register_feedback  # noqa: E402 - needs app, cli_errors
+
+_register_feedback(app)
+
+
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
     app(prog_name="tracemill")

@@ -124,6 +124,11 @@ class StoreBackend:
         self._store = store
         self.where = store.location
 
+    @property
+    def store(self) -> Any:
+        """The open :class:`~tracemill.Store`, for commands that call library code on it directly."""
+        return self._store
+
     def status(self) -> dict[str, Any]:
         from tracemill.collector.api import store_status
 

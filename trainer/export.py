@@ -27,7 +27,7 @@ from tracemill.trainer.rows import Row, clean, length_bias, split
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
-__all__ = ["DATASET_SCHEMA_VERSION", "EXPORT_KINDS", "ExportKind", "build", "export"]
+__all__ = ["DATASET_SCHEMA_VERSION", "EXPORT_KINDS", "ExportKind", "build", "export", "write_dataset"]
 
 ExportKind = Literal["dpo", "kto", "sft", "stepwise", "openai", "flags"]
 EXPORT_KINDS: tuple[str, ...] = ("dpo", "kto", "sft", "stepwise", "openai", "flags")
@@ -92,6 +92,18 @@ def export(
     """
     train, held_out, manifest = build(kind, store=store, resolve=resolve, since=since,
                                       eval_fraction=eval_fraction, seed=seed, options=options)
+    return write_dataset(output, train, held_out, manifest, progress=progress)
+
+
+def write_dataset(
+    output: str | os.PathLike[str],
+    train: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write rows made by :func:`build` (here or by a server) as the dataset files; return the manifest."""
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     total = len(train) + len(held_out)
@@ -99,15 +111,14 @@ def export(
     for name, rows in (("train", train), ("eval", held_out)):
         with open(directory / f"{name}.jsonl", "w", encoding="utf-8") as handle:
             for row in rows:
-                line = json.dumps(row, ensure_ascii=False) + "\n"
-                handle.write(line)
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 done += 1
                 if progress and done % 1000 == 0:
                     progress("write", done, total)
     if progress:
         progress("write", total, total)
     _parquet(directory, progress)
-    manifest["files"] = ["train.jsonl", "eval.jsonl", "train.parquet", "eval.parquet"]
+    manifest = {**manifest, "files": ["train.jsonl", "eval.jsonl", "train.parquet", "eval.parquet"]}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
