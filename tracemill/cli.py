@@ -240,7 +240,7 @@ def show(
 
 from tracemill.cli_feedback import register as _register_feedback  # noqa: E402 - needs app, cli_errors
 
-_register_feedback(app)
+_register_feedback(app, cli_errors=cli_errors, console=console)
 
 
 def main() -> None:

@@ -10,16 +10,42 @@ from __future__ import annotations
 import json
 import os
 import re
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from tracemill.cli import _SERVER_HELP, _STORE_HELP, _TOKEN_HELP, cli_errors, console
 from tracemill.errors import ConfigError, ServerError
 
 __all__ = ["register"]
+
+# What the main CLI module hands over when it registers these commands. (It cannot be imported from here:
+# run as ``python -m tracemill.cli`` it is ``__main__``, and importing it again would import this module
+# half-initialized.)
+_SHELL: dict[str, Any] = {}
+_SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
+_STORE_HELP = "Store DSN to use when no server answers (default: the embedded store in the user data dir)."
+_TOKEN_HELP = "Bearer token of the server, when it requires one."
+
+
+def cli_errors(func: Any) -> Any:
+    """The main CLI's error edge (one red line, exit 1), looked up when the command runs."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return _SHELL["cli_errors"](func)(*args, **kwargs)
+
+    return wrapper
+
+
+class _Console:
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_SHELL["console"], name)
+
+
+console: Any = _Console()
 
 feedback_app = typer.Typer(help="Give feedback on traces and spans, list it, find conflicts.", no_args_is_help=True)
 
@@ -33,8 +59,10 @@ _TRACE = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 he
 _ITEM_INDEX = re.compile(r"^item (\d+): ")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``feedback`` command group and the ``export`` command to ``app``."""
+def register(app: typer.Typer, *, cli_errors: Any, console: Any) -> None:
+    """Add the ``feedback`` command group and the ``export`` command to ``app``, with the CLI's error edge
+    and console."""
+    _SHELL.update(cli_errors=cli_errors, console=console)
     app.add_typer(feedback_app, name="feedback")
     app.command("export")(export_command)
 
