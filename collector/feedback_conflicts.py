@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from tracemill.collector.schema import FEEDBACK_TABLE
 from tracemill.errors import ConfigError
 
@@ -89,10 +91,11 @@ def current_feedback(store: Store, *, since_ns: int | None = None, kinds: Sequen
     ).result_rows
     keys = ("trace_id", "span_id", "name", "author", "kind", "value", "score", "label", "comment", "created_at",
             "updated_at")  # fmt: skip
+    decode = msgspec.json.Decoder().decode  # 100k corrections: several times faster than json.loads
     out = []
     for row in rows:
         item = dict(zip(keys, row, strict=True))
-        item["value"] = json.loads(item["value"]) if item["value"] else None
+        item["value"] = decode(item["value"]) if item["value"] else None
         out.append(item)
     return out
 

@@ -22,14 +22,17 @@ if TYPE_CHECKING:
 __all__ = ["BuildOptions", "assemble"]
 
 _LIVE = f"SELECT {{columns}} FROM {FEEDBACK_TABLE} FINAL WHERE IsDeleted = 0 AND {{where}}"
-_SPAN_KEYS = (
-    _LIVE.format(columns="TraceId, SpanId", where="SpanId != '' AND Kind IN ('correction', 'label', 'score', "
-                                                  "'preference')")
-    + " UNION ALL "
-    + _LIVE.format(columns="if(JSONExtractString(Value, 'worse_trace') = '', TraceId, "
-                           "JSONExtractString(Value, 'worse_trace')), JSONExtractString(Value, 'worse')",
-                   where="Kind = 'preference'")
-)
+_NAMED_SPANS = _LIVE.format(columns="TraceId, SpanId", where="SpanId != '' AND Kind IN ('correction', 'label', "
+                                                             "'score', 'preference')")
+_WORSE_SPANS = _LIVE.format(columns="if(JSONExtractString(Value, 'worse_trace') = '', TraceId, "
+                                    "JSONExtractString(Value, 'worse_trace')), JSONExtractString(Value, 'worse')",
+                            where="Kind = 'preference'")
+_SPAN_KEYS = f"{_NAMED_SPANS} UNION ALL {_WORSE_SPANS}"
+
+
+def _span_keys(feedback: Sequence[Mapping[str, Any]]) -> str:
+    """The (trace, span) pairs feedback names; the worse spans of preferences only when there are any."""
+    return _SPAN_KEYS if any(row["kind"] == "preference" for row in feedback) else _NAMED_SPANS
 _FEEDBACK_TRACES = _LIVE.format(columns="TraceId", where="1")
 
 
@@ -87,7 +90,7 @@ def _outcomes(feedback: Sequence[Mapping[str, Any]], options: BuildOptions) -> d
 def _dpo(store: Store, feedback: Sequence[Mapping[str, Any]], options: BuildOptions) -> Assembled:
     outcomes = _outcomes(feedback, options)
     spans = load_llm_spans(
-        store, keys_sql=_SPAN_KEYS,
+        store, keys_sql=_span_keys(feedback),
         traces_sql=_LIVE.format(columns="TraceId", where="Kind = 'outcome'") if outcomes else None,
     )
     rows: list[Row] = []
@@ -141,7 +144,7 @@ def _contrasts(spans: Mapping[tuple[str, str], LLMSpan], outcomes: Mapping[str, 
 
 def _kto(store: Store, feedback: Sequence[Mapping[str, Any]], options: BuildOptions) -> Assembled:
     spans = load_llm_spans(
-        store, keys_sql=_SPAN_KEYS,
+        store, keys_sql=_span_keys(feedback),
         traces_sql=_LIVE.format(columns="TraceId", where="SpanId = '' AND Kind IN ('label', 'score')"),
     )
     last = {trace_id: steps[-1] for trace_id, steps in spans_by_trace(spans).items()}

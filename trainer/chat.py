@@ -14,9 +14,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 __all__ = ["chat_messages", "chat_tools", "openai_messages", "render_step", "system_messages", "tool_call"]
 
 ChatMessage = dict[str, Any]
+_encode = msgspec.json.Encoder().encode
 
 
 def tool_call(call_id: str | None, name: str, arguments: Any) -> dict[str, Any]:
@@ -46,32 +49,35 @@ def chat_messages(messages: Any) -> list[ChatMessage]:
     out: list[ChatMessage] = []
     tool_names: dict[str, str] = {}
     for message in messages if isinstance(messages, list) else ():
-        if not isinstance(message, Mapping):
+        if not isinstance(message, dict):
             continue
-        if "parts" not in message:  # already a chat message (a producer that does not follow GenAI)
+        parts = message.get("parts")
+        if parts is None:  # already a chat message (a producer that does not follow GenAI)
             out.append(dict(message))
             continue
-        role = message.get("role") or "user"
-        parts = [part for part in message.get("parts") or () if isinstance(part, Mapping)]
-        calls = [part for part in parts if part.get("type") == "tool_call"]
-        results = [part for part in parts if part.get("type") == "tool_call_response"]
-        if results:
-            for part in results:
-                call_id = part.get("id") or ""
-                response = part.get("response")
-                out.append({
-                    "role": "tool",
-                    "tool_call_id": call_id,
-                    "name": tool_names.get(call_id, ""),
-                    "content": response if isinstance(response, str) else json.dumps(response, ensure_ascii=False),
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        results: list[ChatMessage] = []
+        for part in parts if isinstance(parts, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                texts.append(str(part.get("content", "")))
+            elif kind == "tool_call":
+                call_id, name = part.get("id") or "", part.get("name", "")
+                calls.append(tool_call(call_id, name, part.get("arguments")))
+                tool_names[call_id] = name
+            elif kind == "tool_call_response":
+                call_id, response = part.get("id") or "", part.get("response")
+                results.append({
+                    "role": "tool", "tool_call_id": call_id, "name": tool_names.get(call_id, ""),
+                    "content": response if isinstance(response, str) else _encode(response).decode(),
                 })
+        if results:
+            out.extend(results)
             continue
-        chat: ChatMessage = {"role": role, "content": _text(parts)}
+        chat: ChatMessage = {"role": message.get("role") or "user", "content": "".join(texts)}
         if calls:
-            chat["tool_calls"] = [tool_call(part.get("id"), part.get("name", ""), part.get("arguments"))
-                                  for part in calls]
-            for part in calls:
-                tool_names[part.get("id") or ""] = part.get("name", "")
+            chat["tool_calls"] = calls
         out.append(chat)
     return out
 

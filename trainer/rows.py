@@ -8,14 +8,15 @@ conversation, else the trace), so no task is in both splits.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TRAINING_FIELDS", "Row", "clean", "content_hash", "length_bias", "split"]
+import msgspec
+
+__all__ = ["COLUMNS", "TRAINING_FIELDS", "Row", "clean", "content_hash", "length_bias", "split"]
 
 TRAINING_FIELDS = {
     "dpo": ("prompt", "chosen", "rejected", "tools"),
@@ -26,6 +27,23 @@ TRAINING_FIELDS = {
     "flags": ("trace_id", "span_id", "detector"),
 }
 """The fields that make two rows the same example (metadata such as trace ids does not)."""
+
+COLUMNS: dict[str, dict[str, str]] = {
+    "dpo": {"prompt": "json", "chosen": "json", "rejected": "json", "tools": "json", "source": "string",
+            "trace_id": "string", "span_id": "string"},
+    "kto": {"prompt": "json", "completion": "json", "label": "bool", "tools": "json", "source": "string",
+            "trace_id": "string", "span_id": "string"},
+    "sft": {"messages": "json", "tools": "json", "source": "string", "trace_id": "string", "span_id": "string"},
+    "openai": {"messages": "json", "tools": "json"},
+    "stepwise": {"prompt": "string", "completions": "json", "labels": "json", "source": "string",
+                 "trace_id": "string", "span_id": "string"},
+    "flags": {"trace_id": "string", "span_id": "string", "detector": "string", "detector_version": "string",
+              "category": "string", "severity": "string", "confidence": "float", "evidence": "string",
+              "review": "string", "prompt": "json", "output": "json", "tools": "json", "source": "string"},
+}
+"""Each kind's columns and how Parquet stores them (``json``: Arrow's JSON type, read by ``datasets`` as ``Json``)."""
+
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -39,9 +57,9 @@ class Row:
 
 
 def content_hash(kind: str, data: dict[str, Any]) -> str:
-    """SHA-256 of the row's training fields as canonical JSON."""
-    fields = {name: data.get(name) for name in TRAINING_FIELDS[kind]}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """SHA-256 of the row's training fields as JSON. The builders make every dict with its keys in one order,
+    so equal examples encode equally without the cost of sorting keys."""
+    return hashlib.sha256(_encode([data.get(name) for name in TRAINING_FIELDS[kind]])).hexdigest()
 
 
 def clean(kind: str, rows: Iterable[Row]) -> tuple[list[Row], Counter[str]]:
@@ -63,16 +81,16 @@ def clean(kind: str, rows: Iterable[Row]) -> tuple[list[Row], Counter[str]]:
 
 
 def length_bias(rows: Sequence[Row]) -> dict[str, Any] | None:
-    """How much longer chosen answers are than rejected ones (characters of their JSON), for DPO rows:
+    """How much longer chosen answers are than rejected ones (bytes of their JSON), for DPO rows:
     a model can learn "longer is better" from a biased set instead of what reviewers meant."""
     if not rows or "chosen" not in rows[0].data:
         return None
-    chosen = [len(json.dumps(row.data["chosen"], ensure_ascii=False)) for row in rows]
-    rejected = [len(json.dumps(row.data["rejected"], ensure_ascii=False)) for row in rows]
+    chosen = [len(_encode(row.data["chosen"])) for row in rows]
+    rejected = [len(_encode(row.data["rejected"])) for row in rows]
     longer = sum(c > r for c, r in zip(chosen, rejected, strict=True))
     return {
-        "chosen_mean_chars": round(sum(chosen) / len(rows), 1),
-        "rejected_mean_chars": round(sum(rejected) / len(rows), 1),
+        "chosen_mean_bytes": round(sum(chosen) / len(rows), 1),
+        "rejected_mean_bytes": round(sum(rejected) / len(rows), 1),
         "chosen_longer_fraction": round(longer / len(rows), 4),
     }
 

@@ -8,10 +8,11 @@ a builder names the spans (feedback keys) or traces (a subquery) it needs and ge
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from tracemill.collector.schema import SPANS_TABLE
 from tracemill.trainer.chat import ChatMessage, chat_messages, chat_tools, system_messages
@@ -62,8 +63,15 @@ def load_llm_spans(
         conditions.append(f"TraceId IN ({traces_sql})")
     query = _SELECT + (f" AND ({' OR '.join(conditions)})" if conditions else "")
     out: dict[tuple[str, str], LLMSpan] = {}
+    # An agent sends the same system instructions and tool definitions on every call: convert each text once.
+    systems: dict[str, list[ChatMessage]] = {}
+    toolsets: dict[str, list[dict[str, Any]]] = {}
     for row in store.query(query, params or {}).result_rows:
         trace_id, span_id, start_ns, task_id, conversation_id, status, system, inputs, outputs, tools = row
+        if system not in systems:
+            systems[system] = system_messages(_json(system))
+        if tools not in toolsets:
+            toolsets[tools] = chat_tools(_json(tools))
         out[(trace_id, span_id)] = LLMSpan(
             trace_id=trace_id,
             span_id=span_id,
@@ -71,9 +79,9 @@ def load_llm_spans(
             task_id=task_id,
             conversation_id=conversation_id,
             failed=status in ("Error", "STATUS_CODE_ERROR"),
-            prompt=system_messages(_json(system)) + chat_messages(_json(inputs)),
+            prompt=systems[system] + chat_messages(_json(inputs)),
             output=chat_messages(_json(outputs)),
-            tools=chat_tools(_json(tools)),
+            tools=toolsets[tools],
         )
     return out
 
@@ -88,10 +96,13 @@ def spans_by_trace(spans: dict[tuple[str, str], LLMSpan]) -> dict[str, list[LLMS
     return grouped
 
 
+_decode = msgspec.json.Decoder().decode
+
+
 def _json(text: str) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
-    except ValueError:  # cut by the byte budget beyond repair: the text is all there is
+        return _decode(text)
+    except msgspec.DecodeError:  # cut by the byte budget beyond repair: the text is all there is
         return [{"role": "user", "parts": [{"type": "text", "content": text}]}]

@@ -34,7 +34,7 @@ def test_genai_parts_become_chat_template_messages_with_named_tool_results():
         {"role": "assistant", "content": "", "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": {"id": 1}}},
             {"id": "c2", "type": "function", "function": {"name": "price", "arguments": {"x": [1]}}}]},
-        {"role": "tool", "tool_call_id": "c1", "name": "lookup", "content": '{"ok": true}'},
+        {"role": "tool", "tool_call_id": "c1", "name": "lookup", "content": '{"ok":true}'},
         {"role": "tool", "tool_call_id": "c2", "name": "price", "content": "12 EUR"},
     ]
     assert system_messages([{"type": "text", "content": "Be brief."}]) == [{"role": "system", "content": "Be brief."}]
@@ -109,7 +109,7 @@ def test_hygiene_drops_no_op_pairs_and_duplicates_across_traces():
     assert dropped == {"chosen_equals_rejected": 1, "duplicate": 1}
     assert rows[0].hash != rows[1].hash and len(rows[0].hash) == 64
     bias = length_bias([_row("long answer", "no"), _row("x", "yy")])
-    assert bias["chosen_longer_fraction"] == 0.5 and bias["chosen_mean_chars"] > bias["rejected_mean_chars"]
+    assert bias["chosen_longer_fraction"] == 0.5 and bias["chosen_mean_bytes"] > bias["rejected_mean_bytes"]
 
 
 def test_split_keeps_each_group_on_one_side_and_repeats_with_the_seed():
