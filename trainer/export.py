@@ -11,6 +11,7 @@ load back exactly as written. :func:`build` returns the rows and manifest withou
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -26,7 +27,7 @@ import msgspec
 from tracemill.collector.feedback_conflicts import current_feedback, parse_policy, settle
 from tracemill.errors import ConfigError
 from tracemill.trainer.assemble import BuildOptions, assemble
-from tracemill.trainer.rows import COLUMNS, Row, clean, length_bias, split
+from tracemill.trainer.rows import COLUMNS, Row, clean, encode_row, length_bias, split
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
@@ -53,6 +54,15 @@ def build(
     options: BuildOptions | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The train rows, eval rows and manifest of a dataset of ``kind``, read from ``store``."""
+    train, held_out, manifest = _build_rows(kind, store=store, resolve=resolve, since=since,
+                                            eval_fraction=eval_fraction, seed=seed, options=options)
+    return [row.data for row in train], [row.data for row in held_out], manifest
+
+
+def _build_rows(
+    kind: str, *, store: Store | str, resolve: str | None, since: str | float | None, eval_fraction: float,
+    seed: int, options: BuildOptions | None,
+) -> tuple[list[Row], list[Row], dict[str, Any]]:
     if kind not in EXPORT_KINDS:
         raise ConfigError(f"dataset kind must be one of {', '.join(EXPORT_KINDS)} (got {kind!r})")
     if not 0 <= eval_fraction < 1:
@@ -74,7 +84,7 @@ def build(
         train, held_out = split(rows, eval_fraction=eval_fraction, seed=seed)
         manifest = _manifest(kind, rows, train, held_out, dropped, settled, policy, since, eval_fraction, seed,
                              schema_version, location)
-    return [row.data for row in train], [row.data for row in held_out], manifest
+    return train, held_out, manifest
 
 
 def export(
@@ -95,9 +105,10 @@ def export(
     without it conflicted subjects are left out), ``since`` keeps feedback from that time on
     (``7d``, ``2h`` or an ISO-8601 time), ``eval_fraction`` of the tasks go to ``eval`` (by ``seed``).
     """
-    train, held_out, manifest = build(kind, store=store, resolve=resolve, since=since,
-                                      eval_fraction=eval_fraction, seed=seed, options=options)
-    return write_dataset(output, train, held_out, manifest, progress=progress)
+    train, held_out, manifest = _build_rows(kind, store=store, resolve=resolve, since=since,
+                                            eval_fraction=eval_fraction, seed=seed, options=options)
+    with _no_cyclic_gc():
+        return _write(Path(output), train, held_out, manifest, progress)
 
 
 def write_dataset(
@@ -109,28 +120,30 @@ def write_dataset(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write rows made by :func:`build` (here or by a server) as the dataset files; return the manifest."""
+
+    def rows(items: list[dict[str, Any]]) -> list[Row]:
+        return [Row(item, "", "", "", "") for item in items]
+
     with _no_cyclic_gc():
-        return _write(Path(output), train, held_out, manifest, progress)
+        return _write(Path(output), rows(train), rows(held_out), manifest, progress)
 
 
 def _write(
-    directory: Path, train: list[dict[str, Any]], held_out: list[dict[str, Any]], manifest: dict[str, Any],
-    progress: Progress | None,
+    directory: Path, train: list[Row], held_out: list[Row], manifest: dict[str, Any], progress: Progress | None
 ) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     total = len(train) + len(held_out)
     done = 0
     columns = COLUMNS[manifest["kind"]]
     for name, rows in (("train", train), ("eval", held_out)):
-        encoded: dict[str, list[bytes | None]] = {key: [] for key, kind in columns.items() if kind == "json"}
         with open(directory / f"{name}.jsonl", "wb") as handle:
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
-                handle.write(b"".join(_line(row, columns, encoded) for row in chunk))
+                handle.write(b"".join(_line(row) for row in chunk))
                 done += len(chunk)
                 if progress:
                     progress("write", done, total)
-        _write_parquet(directory / f"{name}.parquet", rows, columns, encoded)
+        _write_parquet(directory / f"{name}.parquet", rows, columns)
         if progress:
             progress("parquet", done, total)
     manifest = {**manifest, "files": ["train.jsonl", "eval.jsonl", "train.parquet", "eval.parquet"]}
@@ -142,23 +155,18 @@ _CHUNK = 5000
 _encode = msgspec.json.Encoder().encode
 
 
-def _line(row: dict[str, Any], columns: dict[str, str], encoded: dict[str, list[bytes | None]]) -> bytes:
-    """The row as one JSONL line, each nested field encoded once and kept for the Parquet file."""
-    pieces = []
-    for key, value in row.items():
-        text = _encode(value)
-        if key in encoded:
-            encoded[key].append(None if value is None else text)
-        pieces.append(_encode(key) + b":" + text)
-    for key, values in encoded.items():  # a row without this column: null in Parquet
-        if key not in row:
-            values.append(None)
-    return b"{" + b",".join(pieces) + b"}\n"
+def _line(row: Row) -> bytes:
+    """The row as one JSONL line, from the JSON of its fields (made once, see :func:`encode_row`)."""
+    encode_row(row)
+    return b"{" + b",".join(_key(key) + b":" + text for key, text in row.encoded.items()) + b"}\n"
 
 
-def _write_parquet(
-    path: Path, rows: list[dict[str, Any]], columns: dict[str, str], encoded: dict[str, list[bytes | None]]
-) -> None:
+@functools.lru_cache(maxsize=256)
+def _key(name: str) -> bytes:
+    return _encode(name)
+
+
+def _write_parquet(path: Path, rows: list[Row], columns: dict[str, str]) -> None:
     """Parquet with nested columns as Arrow's JSON extension type, which ``datasets`` reads as its ``Json``
     feature: tool arguments and schemas that differ from row to row come back exactly, as from the JSONL."""
     from tracemill.deps import require
@@ -171,14 +179,13 @@ def _write_parquet(
     arrays = {}
     for key, kind in columns.items():
         if kind == "json":
-            values: list[Any] = [None if text is None else text.decode() for text in encoded[key]]
+            values: list[Any] = [None if row.data.get(key) is None else row.encoded[key].decode() for row in rows]
         else:
-            values = [row.get(key) for row in rows]
+            values = [row.data.get(key) for row in rows]
         arrays[key] = pa.array(values, type=types[kind])
     features = {key: {"_type": "Json"} if kind == "json" else {"dtype": _DTYPES[kind], "_type": "Value"}
                 for key, kind in columns.items()}
-    table = pa.table(arrays) if arrays else pa.table({})
-    table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    table = pa.table(arrays).replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
     pq.write_table(table, path)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["COLUMNS", "TRAINING_FIELDS", "Row", "clean", "content_hash", "length_bias", "split"]
+__all__ = ["COLUMNS", "TRAINING_FIELDS", "Row", "clean", "content_hash", "encode_row", "length_bias", "split"]
 
 TRAINING_FIELDS = {
     "dpo": ("prompt", "chosen", "rejected", "tools"),
@@ -54,12 +54,21 @@ class Row:
     span_id: str
     group: str
     hash: str = field(default="")
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    """Each field of ``data`` as JSON, made once by :func:`encode_row` for the hash, the bias and the files."""
 
 
-def content_hash(kind: str, data: dict[str, Any]) -> str:
+def encode_row(row: Row) -> None:
+    """Fill ``row.encoded`` (every field as JSON), once."""
+    if not row.encoded:
+        row.encoded = {key: _encode(value) for key, value in row.data.items()}
+
+
+def content_hash(kind: str, row: Row) -> str:
     """SHA-256 of the row's training fields as JSON. The builders make every dict with its keys in one order,
     so equal examples encode equally without the cost of sorting keys."""
-    return hashlib.sha256(_encode([data.get(name) for name in TRAINING_FIELDS[kind]])).hexdigest()
+    encode_row(row)
+    return hashlib.sha256(b"\x1e".join(row.encoded.get(name, b"null") for name in TRAINING_FIELDS[kind])).hexdigest()
 
 
 def clean(kind: str, rows: Iterable[Row]) -> tuple[list[Row], Counter[str]]:
@@ -71,7 +80,7 @@ def clean(kind: str, rows: Iterable[Row]) -> tuple[list[Row], Counter[str]]:
         if kind == "dpo" and row.data["chosen"] == row.data["rejected"]:
             dropped["chosen_equals_rejected"] += 1
             continue
-        row.hash = content_hash(kind, row.data)
+        row.hash = content_hash(kind, row)
         if row.hash in seen:
             dropped["duplicate"] += 1
             continue
@@ -85,8 +94,10 @@ def length_bias(rows: Sequence[Row]) -> dict[str, Any] | None:
     a model can learn "longer is better" from a biased set instead of what reviewers meant."""
     if not rows or "chosen" not in rows[0].data:
         return None
-    chosen = [len(_encode(row.data["chosen"])) for row in rows]
-    rejected = [len(_encode(row.data["rejected"])) for row in rows]
+    for row in rows:
+        encode_row(row)
+    chosen = [len(row.encoded["chosen"]) for row in rows]
+    rejected = [len(row.encoded["rejected"]) for row in rows]
     longer = sum(c > r for c, r in zip(chosen, rejected, strict=True))
     return {
         "chosen_mean_bytes": round(sum(chosen) / len(rows), 1),

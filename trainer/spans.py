@@ -9,7 +9,6 @@ a builder names the spans (feedback keys) or traces (a subquery) it needs and ge
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -30,9 +29,9 @@ FROM {SPANS_TABLE}
 WHERE SpanAttributes['gen_ai.output.messages'] != ''"""
 
 
-@dataclass(frozen=True)
-class LLMSpan:
-    """One model call: what it was given and what it answered, in chat-template messages."""
+class LLMSpan(msgspec.Struct, frozen=True):
+    """One model call: what it was given and what it answered, in chat-template messages (a read-only
+    record; a ``msgspec.Struct`` because a large export makes one per span)."""
 
     trace_id: str
     span_id: str
