@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.json_schema import schema_errors
 from tracemill.collector.schema import SPANS_TABLE
-from tracemill.errors import ConfigError, SpanNotFoundError
+from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
@@ -61,7 +61,7 @@ def check_feedback_content(store: Store, items: list[dict[str, Any]]) -> None:
             continue
         try:
             _check_shape(store, item)
-        except ConfigError as exc:
+        except (ConfigError, NotFoundError) as exc:  # keep its class, add the index
             raise type(exc)(f"item {index}: {exc}") from None
     wanted = {
         (trace_id, span_id)
@@ -78,7 +78,7 @@ def check_feedback_content(store: Store, items: list[dict[str, Any]]) -> None:
                 _check_correction(item, spans)
             elif item["kind"] == "preference":
                 _check_preference(item, spans)
-        except ConfigError as exc:
+        except (ConfigError, NotFoundError) as exc:  # keep its class, add the index
             raise type(exc)(f"item {index}: {exc}") from None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tracemill.errors import ConfigError, ServerError
+from tracemill.errors import ConfigError, NotFoundError, ServerError
 
 __all__ = ["register"]
 
@@ -317,7 +317,7 @@ def import_command(
             for chunk in chunks:
                 try:
                     result = backend.write([items[i] for i in chunk], check_only=check_only)
-                except ConfigError as exc:
+                except (ConfigError, NotFoundError) as exc:
                     raise type(exc)(_at_line(str(exc), path, lines, chunk.start)) from None
                 except ServerError as exc:
                     raise ServerError(_at_line(str(exc), path, lines, chunk.start), status=exc.status) from None
