@@ -96,8 +96,17 @@ def current_feedback(store: Store, *, since_ns: int | None = None, kinds: Sequen
     for row in rows:
         item = dict(zip(keys, row, strict=True))
         item["value"] = decode(item["value"]) if item["value"] else None
+        if item["kind"] == "outcome" and item["score"] is None and isinstance(item["value"], dict):
+            item["score"] = _outcome_score(item["value"])  # written before outcomes carried their score
         out.append(item)
     return out
+
+
+def _outcome_score(value: Mapping[str, Any]) -> float | None:
+    if isinstance(value.get("success"), bool):
+        return 1.0 if value["success"] else 0.0
+    reward = value.get("reward")
+    return float(reward) if isinstance(reward, (int, float)) and not isinstance(reward, bool) else None
 
 
 def subject(row: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -183,3 +183,17 @@ def test_trl_prepares_the_exported_files_unchanged(agent, store, tmp_path, kind)
         assert text.startswith('<|begin|><|tools|>{"name": "lookup_order"')
         assert f"<|system|>{SYSTEM}<|end|>" in text
         assert '<|tool_call|>{"name": "lookup_order", "arguments": {"order_id": "A-17"}}' in text
+
+
+def test_an_outcome_stored_without_its_score_still_counts(agent, store, tmp_path):
+    from datetime import datetime, timezone
+
+    trace_id = agent.run("refund-A17", GOOD)
+    now = datetime.now(timezone.utc)
+    # As a writer from before the outcome convention carried Label/Score would have stored it.
+    store.insert("tracemill_feedback", [[trace_id, "", "outcome", "legacy", "outcome", '{"success": true}', None, "",
+                                         "", now, now, 0]],
+                 ["TraceId", "SpanId", "Name", "Author", "Kind", "Value", "Score", "Label", "Comment", "CreatedAt",
+                  "UpdatedAt", "IsDeleted"])
+    manifest = export("sft", store=store, output=tmp_path / "sft", eval_fraction=0)
+    assert manifest["counts"] == {"outcome": 1}
