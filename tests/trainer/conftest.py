@@ -77,12 +77,12 @@ def refund(order_id: str, amount: float, reason: str = "other") -> str:
 
 
 @tracemill.agent(name="support", version="1")
-def _support(question: str, script: Sequence[dict[str, Any]]) -> str:
+def _support(question: str, script: Sequence[dict[str, Any]], tool_definitions: Sequence[dict[str, Any]]) -> str:
     messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
     tools = {"lookup_order": lookup_order, "refund": refund}
     for reply in script:
         with tracemill.llm_call(provider="scripted", model="support-1", input_messages=list(messages),
-                                system_instructions=SYSTEM, tool_definitions=TOOLS) as call:
+                                system_instructions=SYSTEM, tool_definitions=tool_definitions) as call:
             call.record_output(content=reply.get("content"), tool_calls=reply.get("tool_calls", ()))
         if "tool_calls" not in reply:
             return reply["content"]
@@ -103,9 +103,10 @@ class Agent:
         self.store = store
 
     def run(self, task_id: str, script: Sequence[dict[str, Any]] = GOOD,
-            question: str = "My order A-17 arrived damaged, can I get a refund?") -> str:
+            question: str = "My order A-17 arrived damaged, can I get a refund?",
+            tools: Sequence[dict[str, Any]] = TOOLS) -> str:
         with tracemill.run("support_run", task_id=task_id) as run:
-            _support(question, script)
+            _support(question, script, tools)
         return run.trace_id
 
     def llm_spans(self, trace_id: str) -> list[dict[str, Any]]:

@@ -197,3 +197,27 @@ def test_an_outcome_stored_without_its_score_still_counts(agent, store, tmp_path
                   "UpdatedAt", "IsDeleted"])
     manifest = export("sft", store=store, output=tmp_path / "sft", eval_fraction=0)
     assert manifest["counts"] == {"outcome": 1}
+
+
+SEARCH = [{"type": "function", "function": {"name": "search", "description": "Search the help center.",
+           "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+                          "required": ["query"]}}}]
+
+
+def test_rows_with_different_tool_arguments_and_schemas_load_back_exactly(agent, store, tmp_path):
+    refund_run = agent.run("refund-A17", BAD)
+    search_run = agent.run("help", [{"content": "I do not know."}], question="How do refunds work?", tools=SEARCH)
+    feedback.correct(refund_run, agent.llm_spans(refund_run)[1]["span_id"], author="a", store=store, tool_calls=[
+        {"name": "refund", "arguments": {"order_id": "A-17", "amount": 20, "reason": "damaged"}}])
+    feedback.correct(search_run, agent.llm_spans(search_run)[0]["span_id"], author="a", store=store,
+                     output="Let me look that up.", tool_calls=[{"name": "search", "arguments": {"query": "refunds"}}])
+    for kind in ("dpo", "sft", "kto"):
+        export(kind, store=store, output=tmp_path / kind, eval_fraction=0)
+    written = _load(tmp_path / "dpo")
+    assert len(written) == 2
+    for ext, loader in (("jsonl", "json"), ("parquet", "parquet")):
+        loaded = datasets.load_dataset(loader, data_files=str(tmp_path / "dpo" / f"train.{ext}"), split="train")
+        assert [dict(row) for row in loaded] == written
+    # What the exact round trip guards against: building the dataset from Python dicts merges keys across rows.
+    merged = datasets.Dataset.from_list(written)
+    assert [dict(row) for row in merged] != written
