@@ -52,7 +52,7 @@ def record_feedback(
     """Store feedback items (dicts with the fields of :data:`_FIELDS`) and return them as stored.
 
     With ``check_only`` the items are checked and returned as they would be stored, and nothing is
-    written (an import of more items than one write takes checks every part before writing any).
+    written (an import larger than one write checks every part this way before writing any).
 
     Raises :class:`~tracemill.errors.ConfigError` for an item that is malformed,
     :class:`~tracemill.errors.TraceNotFoundError` / :class:`~tracemill.errors.SpanNotFoundError`
