@@ -75,8 +75,8 @@ def fill(store, rows: int) -> None:
         FROM numbers({rows})""")
 
 
-def baseline(store) -> tuple[float, int]:
-    start = time.perf_counter()
+def baseline(store) -> tuple[float, float, int]:
+    start, cpu = time.perf_counter(), time.process_time()
     result = store.query(
         "SELECT f.TraceId, f.SpanId, f.Value, s.SpanAttributes['gen_ai.system_instructions'], "
         "s.SpanAttributes['gen_ai.input.messages'], s.SpanAttributes['gen_ai.output.messages'], "
@@ -85,7 +85,7 @@ def baseline(store) -> tuple[float, int]:
         "INNER JOIN otel_traces AS s ON f.TraceId = s.TraceId AND f.SpanId = s.SpanId "
         "WHERE f.IsDeleted = 0 AND f.Kind = 'correction'"
     ).result_rows
-    return time.perf_counter() - start, len(result)
+    return time.perf_counter() - start, time.process_time() - cpu, len(result)
 
 
 def main() -> None:
@@ -102,25 +102,29 @@ def main() -> None:
         start = time.perf_counter()
         fill(store, args.rows)
         print(f"store: {args.rows:,} LLM spans and corrections made in {time.perf_counter() - start:.1f} s")
-        base_s, base_rows = baseline(store)
-        start = time.perf_counter()
+        base_s, base_cpu, base_rows = baseline(store)
+        start, cpu = time.perf_counter(), time.process_time()
         train, held_out, _ = build("dpo", store=store, eval_fraction=0.1)
-        build_s = time.perf_counter() - start
+        build_s, build_cpu = time.perf_counter() - start, time.process_time() - cpu
         built = len(train) + len(held_out)
         del train, held_out  # the export below builds its own rows
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         manifest = export("dpo", store=store, output=directory / "dpo", eval_fraction=0.1)
-        export_s = time.perf_counter() - start
+        export_s, export_cpu = time.perf_counter() - start, time.process_time() - cpu
         store.close()
         rows = manifest["splits"]["train"] + manifest["splits"]["eval"]
         assert rows == base_rows == args.rows == built, (rows, base_rows, args.rows, built)
         size_mb = sum(p.stat().st_size for p in (directory / "dpo").iterdir()) / 1e6
-        print(f"plain SELECT of the same rows: {base_s:6.2f} s  ({base_rows / base_s:>9,.0f} rows/s)")
-        print(f"build (rows in memory):        {build_s:6.2f} s  ({rows / build_s:>9,.0f} rows/s)  "
-              f"{build_s / base_s:.1f}x the SELECT")
-        print(f"export (JSONL + Parquet):      {export_s:6.2f} s  ({rows / export_s:>9,.0f} rows/s)  "
-              f"{export_s / base_s:.1f}x the SELECT, {size_mb:.0f} MB written")
-        print(f"target: export of 100k rows under 10 s -> {'met' if export_s < 10 else 'NOT met'}")
+        # Wall time depends on what else the machine runs; CPU time (this process, chDB's threads included)
+        # is what the work costs.
+        print(f"plain SELECT of the same rows: {base_s:6.2f} s wall, {base_cpu:6.2f} s CPU  "
+              f"({base_rows / base_s:>9,.0f} rows/s)")
+        print(f"build (rows in memory):        {build_s:6.2f} s wall, {build_cpu:6.2f} s CPU  "
+              f"({rows / build_s:>9,.0f} rows/s)  {build_s / base_s:.1f}x the SELECT")
+        print(f"export (JSONL + Parquet):      {export_s:6.2f} s wall, {export_cpu:6.2f} s CPU  "
+              f"({rows / export_s:>9,.0f} rows/s)  {export_s / base_s:.1f}x the SELECT, {size_mb:.0f} MB written")
+        print(f"target: export of 100k rows under 10 s -> {'met' if export_s < 10 else 'NOT met'} "
+              f"(CPU time {'under' if export_cpu < 10 else 'over'} 10 s)")
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
