@@ -378,6 +378,8 @@ def export_command(
     """Export a dataset for TRL (or OpenAI fine-tuning, or labelling elsewhere) from the feedback in the store."""
     from rich.progress import Progress
 
+    console = _SHELL["console"]  # the CLI's own Console: rich's Progress and status need the real object
+
     from tracemill.trainer.assemble import BuildOptions
     from tracemill.trainer.export import build, write_dataset
 
