@@ -7,6 +7,7 @@ CLI refuses what the API and the Python façade refuse, and stores nothing when 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -341,14 +342,6 @@ def _at_line(message: str, path: Path, lines: list[int], offset: int) -> str:
     return f"{path}: {message}; nothing was stored"
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _says(row: dict[str, Any]) -> str:
     if row["kind"] == "score":
         return f"{row['score']:.2f}"
@@ -378,14 +371,14 @@ def export_command(
     """Export a dataset for TRL (or OpenAI fine-tuning, or labelling elsewhere) from the feedback in the store."""
     from rich.progress import Progress
 
-    console = _SHELL["console"]  # the CLI's own Console: rich's Progress and status need the real object
-
     from tracemill.trainer.assemble import BuildOptions
     from tracemill.trainer.export import build, write_dataset
 
-    with _Backend(server, store, token) as backend, console.status(f"building the {kind} dataset",
-                                                                    spinner="dots") if console.is_terminal \
-            and not as_json else _nothing():
+    console = _SHELL["console"]  # the CLI's own Console: rich's Progress and status need the real object
+
+    spinner = (console.status(f"building the {kind} dataset") if console.is_terminal and not as_json
+               else contextlib.nullcontext())
+    with _Backend(server, store, token) as backend, spinner:
         if backend.remote:
             answer = backend.backend.get(f"/api/exports/{kind}", {
                 "resolve": resolve, "since": since, "eval_fraction": eval_fraction, "seed": seed,
