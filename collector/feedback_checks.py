@@ -48,7 +48,8 @@ def tool_index(definitions: Any) -> dict[str, Any]:
     for definition in definitions if isinstance(definitions, list) else ():
         if not isinstance(definition, Mapping):
             continue
-        function = definition.get("function") if isinstance(definition.get("function"), Mapping) else definition
+        inner = definition.get("function")
+        function: Mapping[str, Any] = inner if isinstance(inner, Mapping) else definition
         if isinstance(function.get("name"), str):
             index[function["name"]] = function.get("parameters")
     return index

@@ -77,7 +77,8 @@ def parse_policy(text: str | None) -> ResolvePolicy | None:
 
 def current_feedback(store: Store, *, since_ns: int | None = None, kinds: Sequence[str] | None = None) -> list[dict]:
     """Every current feedback row (tombstones left out), oldest first, with its value parsed."""
-    conditions, params = ["IsDeleted = 0"], {}
+    conditions: list[str] = ["IsDeleted = 0"]
+    params: dict[str, Any] = {}
     if since_ns is not None:
         conditions.append("UpdatedAt >= fromUnixTimestamp64Nano({since:Int64})")
         params["since"] = since_ns

@@ -61,7 +61,8 @@ def schema_errors(value: Any, schema: Any, path: str = "arguments") -> list[str]
 
 def _object_errors(value: dict[str, Any], schema: Mapping[str, Any], path: str) -> list[str]:
     errors: list[str] = []
-    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+    raw = schema.get("properties")
+    properties: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     for name in schema.get("required") or ():
         if name not in value:
             errors.append(f"{path} is missing the required property {name!r}")

@@ -104,20 +104,17 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
         query = request.query_params
         try:
-            arguments = {
-                "resolve": query.get("resolve") or None,
-                "since": query.get("since") or None,
-                "eval_fraction": _float(query.get("eval_fraction", "0.1"), "eval_fraction"),
-                "seed": _int(query.get("seed", "0"), "seed"),
-                "options": BuildOptions(
-                    include_unlabelled=query.get("include_unlabelled", "").lower() in ("1", "true", "yes")
-                ),
-            }
+            eval_fraction = _float(query.get("eval_fraction", "0.1"), "eval_fraction")
+            seed = _int(query.get("seed", "0"), "seed")
         except ConfigError as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        options = BuildOptions(include_unlabelled=query.get("include_unlabelled", "").lower() in ("1", "true", "yes"))
 
         def produce() -> dict[str, Any]:
-            train, held_out, manifest = build(request.path_params["kind"], store=server.link.get(), **arguments)
+            train, held_out, manifest = build(
+                request.path_params["kind"], store=server.link.get(), resolve=query.get("resolve") or None,
+                since=query.get("since") or None, eval_fraction=eval_fraction, seed=seed, options=options,
+            )
             return {"manifest": manifest, "train": train, "eval": held_out}
 
         return await _answer(produce)

@@ -96,7 +96,7 @@ class _Backend:
 
         return record_feedback(self.backend.store, items, check_only=check_only)
 
-    def list(self, **filters: Any) -> list[dict[str, Any]]:
+    def listing(self, **filters: Any) -> list[dict[str, Any]]:
         if self.remote:
             return self.backend.get("/api/feedback", filters)["feedback"]
         from tracemill.collector.feedback import list_feedback
@@ -250,7 +250,7 @@ def list_command(
 ) -> None:
     """List current feedback, newest first."""
     with _Backend(server, store, token) as backend:
-        rows = backend.list(trace_id=trace_id, span_id=span_id, kind=kind, author=author, limit=limit)
+        rows = backend.listing(trace_id=trace_id, span_id=span_id, kind=kind, author=author, limit=limit)
     if as_json:
         console.print_json(data=rows)
         return

@@ -162,13 +162,14 @@ def list(
     endpoint: str | None = None,
 ) -> builtins.list[dict[str, Any]]:
     """Current feedback, newest first."""
-    filters = {"trace_id": trace_id, "span_id": span_id, "kind": kind, "author": author, "name": name,
-               "limit": limit, "offset": offset}
     if store is not None:
         from tracemill.collector.feedback import list_feedback
 
         with _Opened(store) as opened:
-            return list_feedback(opened, **filters)
+            return list_feedback(opened, trace_id=trace_id, span_id=span_id, kind=kind, author=author, name=name,
+                                 limit=limit, offset=offset)
+    filters = {"trace_id": trace_id, "span_id": span_id, "kind": kind, "author": author, "name": name,
+               "limit": limit, "offset": offset}
     return _server(endpoint).get("/api/feedback", filters)["feedback"]
 
 
@@ -197,7 +198,8 @@ def _one(item: dict[str, Any], store: Store | str | None, endpoint: str | None) 
 
 class _Opened:
     def __init__(self, store: Store | str) -> None:
-        self._given, self._owned = store, None
+        self._given = store
+        self._owned: Store | None = None
 
     def __enter__(self) -> Store:
         if isinstance(self._given, str):

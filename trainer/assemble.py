@@ -148,7 +148,8 @@ def _kto(store: Store, feedback: Sequence[Mapping[str, Any]], options: BuildOpti
         traces_sql=_LIVE.format(columns="TraceId", where="SpanId = '' AND Kind IN ('label', 'score')"),
     )
     last = {trace_id: steps[-1] for trace_id, steps in spans_by_trace(spans).items()}
-    rows, dropped = [], Counter()
+    rows: list[Row] = []
+    dropped: Counter[str] = Counter()
     for item in feedback:
         if item["kind"] not in ("label", "score") or item["name"] == "flag_review":
             continue
@@ -190,7 +191,8 @@ def _sft(store: Store, feedback: Sequence[Mapping[str, Any]], options: BuildOpti
     else:
         spans = load_llm_spans(store, traces_sql=_LIVE.format(columns="TraceId", where="Kind = 'outcome'"))
         negative = set()
-    rows, dropped = [], Counter()
+    rows: list[Row] = []
+    dropped: Counter[str] = Counter()
     for trace_id, steps in sorted(spans_by_trace(spans).items()):
         if outcomes.get(trace_id) is True:
             source = "outcome"

@@ -89,7 +89,8 @@ def chat_tools(definitions: Any) -> list[dict[str, Any]]:
     for definition in definitions if isinstance(definitions, list) else ():
         if not isinstance(definition, Mapping):
             continue
-        function = definition.get("function") if isinstance(definition.get("function"), Mapping) else definition
+        inner = definition.get("function")
+        function: Mapping[str, Any] = inner if isinstance(inner, Mapping) else definition
         if not isinstance(function.get("name"), str):
             continue
         spec = {"name": function["name"], "description": function.get("description") or "",
