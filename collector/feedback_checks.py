@@ -118,6 +118,9 @@ def _correction_value(value: Any) -> dict[str, Any]:
         raise ConfigError("a correction gives an output text, tool calls, or both (both are empty)")
     normalized = []
     for number, call in enumerate(calls):
+        if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):  # OpenAI's shape
+            function = call["function"]
+            call = {"id": call.get("id"), "name": function.get("name"), "arguments": function.get("arguments", {})}
         if not isinstance(call, Mapping) or not isinstance(call.get("name"), str) or not call["name"]:
             raise ConfigError(f"tool call {number} needs a tool name: {{\"name\": ..., \"arguments\": {{...}}}}")
         unknown = set(call) - {"id", "name", "arguments"}

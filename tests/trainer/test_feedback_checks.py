@@ -76,6 +76,11 @@ def test_tool_call_arguments_given_as_json_text_are_stored_as_json(store, run):
     assert stored["value"] == {"output": None, "tool_calls": [
         {"id": "call_0", "name": "refund", "arguments": {"order_id": "A-17", "amount": 20}}]}
     assert feedback.list(trace_id=trace_id, store=store)[0]["value"] == stored["value"]
+    openai_shape = {"id": "c9", "type": "function",
+                    "function": {"name": "refund", "arguments": '{"order_id": "A-17", "amount": 5}'}}
+    again = feedback.correct(trace_id, steps[1]["span_id"], author="bob", store=store, tool_calls=[openai_shape])
+    assert again["value"]["tool_calls"] == [{"id": "c9", "name": "refund", "arguments": {"order_id": "A-17",
+                                                                                          "amount": 5}}]
 
 
 def test_preference_needs_two_llm_spans_that_saw_the_same_input(store, agent, run):
@@ -136,9 +141,8 @@ def test_an_ambiguous_trace_prefix_is_refused(store):
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans
     for n in (1, 2):
-        span = spans.add(name="run", trace_id=bytes.fromhex(f"abcdef{n:02x}" + "0" * 24), span_id=bytes([n] * 8),
-                         start_time_unix_nano=1, end_time_unix_nano=2)
-        assert span.trace_id
+        spans.add(name="run", trace_id=bytes.fromhex(f"abcdef{n:02x}" + "0" * 24), span_id=bytes([n] * 8),
+                  start_time_unix_nano=1, end_time_unix_nano=2)
     store.insert_spans(request_to_rows(request))
     with pytest.raises(TraceNotFoundError, match=r"item 0: trace id prefix 'abcdef' is ambiguous: abcdef01.*, "
                                                  r"abcdef02.*; give more digits"):
