@@ -262,6 +262,11 @@ def show(
         render_trace(console, found, details=details, full=full, span_id=span)
 
 
+from tracemill.cli_feedback import register as _register_feedback  # noqa: E402 - needs app, cli_errors
+
+_register_feedback(app, cli_errors=cli_errors, console=console)
+
+
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
     app(prog_name="tracemill")
