@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.deadletter import dead_letter_summary
 from tracemill.collector.schema import SCHEMA_TABLE, SPANS_TABLE, TRACE_ID_TS_TABLE
 from tracemill.errors import ConfigError, TraceNotFoundError
 
@@ -62,6 +63,7 @@ def store_status(store: Store) -> dict[str, Any]:
         "first_span_at": _iso(first_ns) if spans else None,
         "last_span_at": _iso(last_ns) if spans else None,
         "services": [{"name": name, "spans": int(n)} for name, n in services],
+        "dead_letters": dead_letter_summary(store),
     }
 
 

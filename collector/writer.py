@@ -33,8 +33,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.blocks import EncodedBlock, insert_block, span_column_types
+from tracemill.collector.blocks import EncodedBlock, RowsRefusedError, insert_block, span_column_types
 from tracemill.collector.connection import StoreLink
+from tracemill.collector.deadletter import DeadSpan, dead_span, insert_dead_letters
 from tracemill.collector.encoder_pool import BlockEncoder, BrokenProcessPool
 from tracemill.collector.rows_sql import NeedsReferenceConversion, insert_requests, supports_sql_conversion
 from tracemill.collector.spool import Group, Spool
@@ -56,6 +57,11 @@ class _InFlight:
     insert: Future[float] | None = None
     """The group's insert with the conversion in the store, running on an inserter thread."""
     buried: bool = False
+    errors: int = 0
+    """Times its conversion raised (a bug, not a value: values are isolated by the conversion)."""
+
+
+_CONVERSION_ATTEMPTS = 3
 
 
 class SpoolWriter:
@@ -98,6 +104,7 @@ class SpoolWriter:
         self.inserted_groups = 0
         self.replayed_groups = 0
         self.buried_batches = 0
+        self.dead_spans = 0  # spans set aside as dead letters since start
         self.reference_groups = 0  # groups the store refused to convert
         self.last_insert_at: float | None = None
         self.last_error: str | None = None
@@ -171,6 +178,7 @@ class SpoolWriter:
             "inserted_groups": self.inserted_groups,
             "replayed_groups": self.replayed_groups,
             "buried_batches": self.buried_batches,
+            "dead_spans": self.dead_spans,
             "last_insert_at": self.last_insert_at,
             "batch_spans": self.batch_spans,
             "flush_interval_s": self.flush_interval_s,
@@ -248,22 +256,78 @@ class SpoolWriter:
             self._encoder.restart()
             self._resubmit_all()
             return True
+        except Exception as exc:  # a bug in the conversion: retry, and never let it hold up the groups behind
+            return self._conversion_failed(head, exc)
         if not head.buried:
             for batch_id, reason in block.failed:
                 logger.error("spooled batch %d cannot be converted to rows and is set aside: %s", batch_id, reason)
                 self._spool.bury(batch_id, reason)
                 self.buried_batches += 1
             head.buried = True
-        if block.rows:
-            started = time.monotonic()
+        started = time.monotonic()
+        try:
+            self._set_aside(store, head.group.token, block.dead, token=f"{head.group.token}:dead")
             try:
                 insert_block(store, block, dedup_token=head.group.token)
-            except StoreError as exc:
-                return self._not_stored(head.group, exc)
-            return self._stored(store, block.rows, time.monotonic() - started, draining=draining)
+                stored = block.rows
+            except RowsRefusedError as exc:
+                logger.warning("the store refused group %s (%s); splitting it to find the spans", head.group.token, exc)
+                stored = self._insert_rows(store, head.group, 0, block.rows)
+        except StoreError as exc:
+            return self._not_stored(head.group, exc)
+        return self._stored(store, stored, time.monotonic() - started, draining=draining)
+
+    def _set_aside(self, store: Store, source: str, spans: list[DeadSpan], *, token: str) -> None:
+        """Store spans that cannot go into otel_traces as dead letters (raises StoreError when the store fails)."""
+        if not spans:
+            return
+        insert_dead_letters(store, source, spans, token=token)
+        for span in spans[:3]:
+            logger.error("span %s of spooled batch %d is set aside as a dead letter: %s",
+                         span.span_id or "?", span.batch_id, span.reason)
+        self.dead_spans += len(spans)
+
+    def _insert_rows(self, store: Store, group: Group, first: int, end: int) -> int:
+        """Insert rows ``[first, end)`` of a group the store refused, halving ranges it refuses down to
+        single spans, which become dead letters. Returns the rows stored; raises StoreError when the store fails.
+
+        Each range is inserted under a token of its own derived from the group's, and the halving
+        depends only on the rows, so a replay after a crash splits the same way and stores nothing twice.
+        """
+        assert self._column_types is not None
+        payloads = self._spool.payloads(group.batch_ids)
+        block = self._encoder.submit(payloads, self._column_types, (first, end)).result()
+        token = f"{group.token}/{first}-{end}"
+        self._set_aside(store, group.token, block.dead, token=f"{token}:dead")
+        try:
+            insert_block(store, block, dedup_token=token)
+            return block.rows
+        except RowsRefusedError as exc:
+            if end - first > 1:
+                middle = (first + end) // 2
+                return self._insert_rows(store, group, first, middle) + self._insert_rows(store, group, middle, end)
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+            batch_id, ordinal = block.origins[0]
+            request = ExportTraceServiceRequest.FromString(dict(payloads)[batch_id])
+            reason = f"the store refused the span: {exc.__cause__ or exc}"
+            self._set_aside(store, group.token, [dead_span(request, batch_id, ordinal, reason)], token=f"{token}:dead")
+            return 0
+
+    def _conversion_failed(self, head: _InFlight, exc: Exception) -> bool:
+        """The conversion itself raised: try it again a few times, then set the group's batches aside."""
+        head.errors += 1
+        logger.exception("converting spooled group %s failed (attempt %d)", head.group.token, head.errors,
+                         exc_info=exc)
+        if head.errors < _CONVERSION_ATTEMPTS:
+            head.future = self._submit(head.group)
+            return False
+        reason = f"the conversion failed {head.errors} times: {type(exc).__name__}: {exc}"
+        for batch_id in head.group.batch_ids:
+            self._spool.bury(batch_id, reason)
+            self.buried_batches += 1
         self._spool.forget_group(head.group)
         self._inflight.popleft()
-        self._fill(store, draining=draining)
         return True
 
     def _insert_in_store(self, store: Store, head: _InFlight, *, draining: bool) -> bool:
