@@ -24,6 +24,7 @@ every statement here is short; a second process on the same spool is refused by 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -38,6 +39,8 @@ from tracemill.errors import ConfigError, SpoolError, SpoolFullError, SpoolLocke
 __all__ = ["Batch", "Group", "Spool", "SpoolError", "SpoolFullError", "SpoolLockedError", "SpoolStats"]
 
 SyncMode = Literal["full", "normal"]
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -72,6 +75,8 @@ _SCHEMA = (
 )
 
 _UNCLAIMED = "id > (SELECT COALESCE(MAX(last_batch), 0) FROM groups)"
+_SHRINK_INTERVAL_S = 10.0
+_SHRINK_FREE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class Spool:
         self._lock_fd = lock_fd
         self._lock = threading.Lock()
         self._closed = False
+        self._shrunk_at = -_SHRINK_INTERVAL_S
         self.spool_id = self._meta_value("spool_id", lambda: uuid.uuid4().hex)
         # Kept in memory so the receiver's bound check costs nothing; the rows are the truth on open.
         row = self._db.execute("SELECT COALESCE(SUM(size), 0), COALESCE(SUM(span_count), 0) FROM batches").fetchone()
@@ -290,6 +296,8 @@ class Spool:
             self._db.execute("DELETE FROM groups WHERE id = ?", (group.id,))
         self._pending_bytes -= int(size)
         self._pending_spans -= int(spans)
+        with self._lock:
+            self._shrink_if_empty()
 
     def bury(self, batch_id: int, reason: str) -> None:
         """Move a batch that can never become rows out of the way, keeping its bytes for inspection."""
@@ -308,6 +316,8 @@ class Spool:
             self._db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
         self._pending_bytes -= int(size)
         self._pending_spans -= int(span_count)
+        with self._lock:
+            self._shrink_if_empty()
 
     def forget_group(self, group: Group) -> None:
         """Drop the record of a group whose batches were all buried."""
@@ -333,13 +343,17 @@ class Spool:
         )
 
     def close(self) -> None:
+        """Close the database and release the lock; the lock file no longer names this process."""
         with self._lock:
             if self._closed:
                 return
+            self._shrink_if_empty(force=True)
             self._closed = True
             try:
                 self._db.close()
             finally:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._lock_fd, 0)
                 os.close(self._lock_fd)
 
     @property
@@ -368,6 +382,31 @@ class Spool:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _shrink_if_empty(self, *, force: bool = False) -> None:
+        """Give the disk back once the spool is empty (call holding ``self._lock``).
+
+        SQLite keeps the pages of deleted batches for reuse, and the WAL keeps its size, so a spool
+        that once held a burst stays that large on disk. When no batch waits, the WAL is checkpointed
+        and truncated and, if many pages are free, the file is rewritten (``VACUUM``, cheap while it
+        holds nothing but set-aside batches). At most every ``_SHRINK_INTERVAL_S`` unless ``force``.
+        """
+        if self._pending_spans or self._closed:
+            return
+        now = time.monotonic()
+        if not force and now - self._shrunk_at < _SHRINK_INTERVAL_S:
+            return
+        try:
+            if self._db.execute("SELECT EXISTS (SELECT 1 FROM batches)").fetchone()[0]:
+                return
+            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+            free_pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+            if free_pages * page_size >= _SHRINK_FREE_BYTES:
+                self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # only disk space is at stake: say so, go on
+            logger.warning("could not shrink the empty spool in %s: %s", self.directory, exc)
+        self._shrunk_at = now
 
     def _meta_value(self, key: str, default: object) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

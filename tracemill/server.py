@@ -237,6 +237,9 @@ class CollectorServer:
         )
         self.started_at = time.time()
         self._stopped = False
+        self.on_stopped: Callable[[CollectorServer], None] | None = None
+        """Called once stopped. Uvicorn re-raises SIGTERM/SIGINT after the app's shutdown, so code after
+        it does not run: the lifespan's stop is the last place to report from."""
 
     def start(self) -> None:
         # Open the store now so a problem shows at startup; the server runs either way.
@@ -255,6 +258,8 @@ class CollectorServer:
             self.forwarder.stop()
         self.link.close()
         self.spool.close()
+        if self.on_stopped is not None:
+            self.on_stopped(self)
 
     def health(self) -> dict[str, Any]:
         """Cheap facts for probing: who is answering and which store it owns."""
@@ -322,12 +327,16 @@ def build_app(server: CollectorServer) -> Any:
 
 
 def serve(
-    settings: ServerSettings, *, on_ready: Callable[[CollectorServer, str], None] | None = None
+    settings: ServerSettings,
+    *,
+    on_ready: Callable[[CollectorServer, str], None] | None = None,
+    on_stopped: Callable[[CollectorServer], None] | None = None,
 ) -> None:
     """Run the server until SIGINT/SIGTERM; on the way out the writer drains what it can.
 
     The listening socket is bound before anything else starts, so a busy port is reported as
     such; ``port=0`` picks a free port (``on_ready`` receives the URL actually bound).
+    ``on_stopped`` is called once everything is stopped and the spool closed.
     """
     import uvicorn
 
@@ -351,6 +360,7 @@ def serve(
         uv = uvicorn.Server(config)
         if on_ready is not None:
             _call_when_started(uv, lambda: on_ready(server, url))
+        server.on_stopped = on_stopped
         uv.run(sockets=[sock])
     finally:
         server.stop()
