@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from tracemill.collector.nesting import cut_deep_json, cut_deep_values, is_depth_error
+from tracemill.collector.nesting import CUT_ATTRIBUTE, cut_deep_json, cut_deep_values, is_depth_error
 from tracemill.errors import PayloadError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
@@ -156,7 +156,15 @@ def _parse_protobuf(data: bytes) -> tuple[ExportTraceServiceRequest, bool]:
 
 
 def parse_json(data: bytes) -> ExportTraceServiceRequest:
-    """OTLP JSON → request; raises :class:`PayloadError` naming the field that is wrong."""
+    """OTLP JSON → request; raises :class:`PayloadError` naming the field that is wrong.
+
+    Attribute values nested deeper than the protobuf decoder reads are cut, as for protobuf.
+    """
+    return _parse_json(data)[0]
+
+
+def _parse_json(data: bytes) -> tuple[ExportTraceServiceRequest, bool]:
+    """The request, and whether values had to be cut."""
     from google.protobuf import json_format
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -171,7 +179,7 @@ def parse_json(data: bytes) -> ExportTraceServiceRequest:
             f"the JSON body must be an object with 'resourceSpans' (got {type(document).__name__})"
         )
     _hex_ids_to_base64(document)
-    cut_deep_json(document)
+    cut = cut_deep_json(document) > 0
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
@@ -181,7 +189,7 @@ def parse_json(data: bytes) -> ExportTraceServiceRequest:
         raise PayloadError("the JSON body is nested too deeply") from None
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise PayloadError(f"the JSON body is not a valid OTLP ExportTraceServiceRequest ({exc})") from None
-    return request
+    return request, cut
 
 
 # The protobuf JSON mapping reads bytes fields as base64; OTLP writes ids as hex. These are the only
@@ -312,12 +320,11 @@ def decode_request(
             f"the request body is {len(body)} bytes, over the limit of {max_bytes} bytes; send smaller batches"
         )
     data = decompress(body, content_encoding, max_bytes=max_bytes)
-    cut = False
-    if kind == PROTOBUF:
-        request, cut = _parse_protobuf(data)
-    else:
-        request = parse_json(data)
+    request, cut = _parse_protobuf(data) if kind == PROTOBUF else _parse_json(data)
     accepted, rejected, message = validate_spans(request)
+    if cut:  # OTLP allows a message with no rejected spans: a warning
+        note = f"attribute values nested deeper than the decoder reads were cut (see {CUT_ATTRIBUTE} on the spans)"
+        message = f"{message}; {note}" if message else note
     # Binary protobuf that needed no changes is spooled as received: no re-encoding on the hot path.
     payload = data if kind == PROTOBUF and not rejected and not cut else request.SerializeToString()
     return DecodedRequest(

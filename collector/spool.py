@@ -98,6 +98,8 @@ class Group:
     batch_ids: tuple[int, ...]
     span_count: int
     attempts: int = 0
+    size: int = 0
+    """Bytes of its batches' payloads."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class Spool:
             result = []
             for group_id, token, first, last, attempts in groups:
                 members = self._db.execute(
-                    "SELECT id, span_count FROM batches WHERE id BETWEEN ? AND ? ORDER BY id", (first, last)
+                    "SELECT id, span_count, size FROM batches WHERE id BETWEEN ? AND ? ORDER BY id", (first, last)
                 ).fetchall()
                 result.append(
                     Group(
@@ -213,34 +215,43 @@ class Spool:
                         batch_ids=tuple(m[0] for m in members),
                         span_count=sum(m[1] for m in members),
                         attempts=attempts,
+                        size=sum(m[2] for m in members),
                     )
                 )
             return result
 
-    def unclaimed(self, *, max_spans: int) -> list[Batch]:
-        """The oldest batches not yet in a group, up to ``max_spans`` spans (always at least one batch)."""
+    def unclaimed(self, *, max_spans: int, max_bytes: int | None = None) -> list[Batch]:
+        """The oldest batches not yet in a group, up to ``max_spans`` spans and ``max_bytes`` bytes
+        (always at least one batch)."""
         with self._lock:
             self._check_open()
             rows = self._db.execute(
                 f"SELECT id, span_count, size, received_at FROM batches WHERE {_UNCLAIMED} ORDER BY id LIMIT 10000"
             ).fetchall()
         batches: list[Batch] = []
-        spans = 0
+        spans = total = 0
         for batch_id, span_count, size, received_at in rows:
-            if batches and spans + span_count > max_spans:
+            if batches and (spans + span_count > max_spans or (max_bytes is not None and total + size > max_bytes)):
                 break
             batches.append(Batch(batch_id, span_count, size, received_at))
             spans += span_count
+            total += size
         return batches
 
     def oldest_unclaimed(self) -> tuple[int, float | None]:
         """How many spans wait outside any group, and when the oldest of them arrived."""
+        count, _, oldest = self.waiting()
+        return count, oldest
+
+    def waiting(self) -> tuple[int, int, float | None]:
+        """Spans and bytes waiting outside any group, and when the oldest of them arrived."""
         with self._lock:
             self._check_open()
-            count, oldest = self._db.execute(
-                f"SELECT COALESCE(SUM(span_count), 0), MIN(received_at) FROM batches WHERE {_UNCLAIMED}"
+            count, size, oldest = self._db.execute(
+                "SELECT COALESCE(SUM(span_count), 0), COALESCE(SUM(size), 0), MIN(received_at) "
+                f"FROM batches WHERE {_UNCLAIMED}"
             ).fetchone()
-        return int(count), oldest
+        return int(count), int(size), oldest
 
     def payloads(self, batch_ids: Sequence[int]) -> list[tuple[int, bytes]]:
         """The stored payloads of ``batch_ids``, in id order."""
@@ -253,6 +264,15 @@ class Spool:
                     f"SELECT id, payload FROM batches WHERE id IN ({marks}) ORDER BY id", tuple(chunk)
                 ).fetchall()
             return out
+
+    def iter_payloads(self, batch_ids: Sequence[int]) -> Iterator[bytes]:
+        """The stored payloads of ``batch_ids`` in id order, read one at a time (one in memory at a time)."""
+        for batch_id in sorted(batch_ids):
+            with self._lock:
+                self._check_open()
+                row = self._db.execute("SELECT payload FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is not None:
+                yield row[0]
 
     def record_group(self, batches: Sequence[Batch]) -> Group:
         """Durably tie ``batches`` (the oldest unclaimed, from :meth:`unclaimed`) together under one token.
@@ -274,7 +294,13 @@ class Spool:
             )
             group_id = cursor.lastrowid
             assert group_id is not None
-        return Group(id=group_id, token=token, batch_ids=tuple(ids), span_count=sum(b.span_count for b in batches))
+        return Group(
+            id=group_id,
+            token=token,
+            batch_ids=tuple(ids),
+            span_count=sum(b.span_count for b in batches),
+            size=sum(b.size for b in batches),
+        )
 
     def note_attempt(self, group: Group) -> None:
         """Count a failed insert of ``group`` (shown by status; the group stays for the next attempt)."""

@@ -2,12 +2,18 @@
 
 One background thread. It keeps a short pipeline of groups: each is either a group recorded
 before a crash (replayed exactly as recorded, with its token) or the oldest waiting batches, up
-to ``batch_spans`` spans, claimed once enough have arrived or the oldest has waited
-``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
-(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). The thread
-never waits on an insert the store converts: an ending insert, like an arriving batch, wakes it,
-so a new group is claimed and its insert started as soon as the pipeline has room and enough
-spans wait.
+to ``batch_spans`` spans and ``batch_bytes`` bytes (a batch larger than that alone), claimed once
+enough have arrived or the oldest has waited ``flush_interval_s``. Converting a group costs
+several times its bytes, so the groups in the pipeline hold at most ``batch_bytes`` together (or
+one larger batch alone): large spans make groups smaller, not memory larger. A group is recorded
+in the spool before its insert and deleted after it (see :mod:`tracemill.collector.spool` for why
+that makes replays exactly-once). The thread never waits on an insert the store converts: an
+ending insert, like an arriving batch, wakes it, so a new group is claimed and its insert started
+as soon as the pipeline has room and enough spans wait.
+
+A span that cannot be stored never holds up the others: the conversion sets such spans aside
+as dead letters (:mod:`tracemill.collector.deadletter`), and a group the store refuses for its
+values (not for being down) is halved until the refused spans are found.
 
 How a group becomes rows: on the embedded store ClickHouse converts the spooled OTLP requests
 itself (:mod:`tracemill.collector.rows_sql`), in C++ and outside the GIL. A group it refuses
@@ -73,6 +79,7 @@ class SpoolWriter:
         link: StoreLink,
         *,
         batch_spans: int = 20_000,
+        batch_bytes: int = 16 << 20,
         flush_interval_s: float = 1.0,
         max_backoff_s: float = 10.0,
         encoder_processes: int = 0,
@@ -81,6 +88,7 @@ class SpoolWriter:
         self._spool = spool
         self._link = link
         self.batch_spans = batch_spans
+        self.batch_bytes = batch_bytes
         self.flush_interval_s = flush_interval_s
         self.max_backoff_s = max_backoff_s
         self._encoder = BlockEncoder(encoder_processes)
@@ -181,6 +189,7 @@ class SpoolWriter:
             "dead_spans": self.dead_spans,
             "last_insert_at": self.last_insert_at,
             "batch_spans": self.batch_spans,
+            "batch_bytes": self.batch_bytes,
             "flush_interval_s": self.flush_interval_s,
             "encoder_processes": self._encoder.processes,
             "conversion": "pending" if self._in_store is None else "clickhouse" if self._in_store else "python",
@@ -390,8 +399,7 @@ class SpoolWriter:
             connection = store.another_connection()
             self._opened_stores.append(connection)
         try:
-            payloads = [payload for _, payload in self._spool.payloads(group.batch_ids)]
-            insert_requests(connection, payloads, dedup_token=group.token)
+            insert_requests(connection, self._spool.iter_payloads(group.batch_ids), dedup_token=group.token)
         finally:
             self._spare_stores.put(connection)
         return time.monotonic() - started
@@ -400,10 +408,15 @@ class SpoolWriter:
         """Start encoding groups until the pipeline is full: replays first, then due new batches."""
         assert self._column_types is not None
         while len(self._inflight) < self._depth:
+            # Converting a group takes several times its bytes: the groups in flight hold at most
+            # batch_bytes together (or one larger batch alone), however large the spans are.
+            room = self.batch_bytes - sum(entry.group.size for entry in self._inflight)
+            if self._inflight and room <= 0:
+                return
             if self._replay:
                 group = self._replay.popleft()
             else:
-                group = self._claim(draining=draining)
+                group = self._claim(draining=draining, max_bytes=room, alone_if_larger=not self._inflight)
                 if group is None:
                     return
             if self._in_store:
@@ -420,16 +433,20 @@ class SpoolWriter:
             if entry.future is not None:
                 entry.future = self._submit(entry.group)
 
-    def _claim(self, *, draining: bool) -> Group | None:
-        pending, oldest = self._spool.oldest_unclaimed()
+    def _claim(self, *, draining: bool, max_bytes: int, alone_if_larger: bool) -> Group | None:
+        """Record the oldest waiting batches as a group once they are due: up to ``batch_spans`` spans
+        and ``max_bytes`` bytes, or one larger batch when ``alone_if_larger``."""
+        pending, size, oldest = self._spool.waiting()
         if not pending:
             return None
         waited_s = time.time() - oldest if oldest is not None else 0.0
-        due = pending >= self.batch_spans or waited_s >= self.flush_interval_s or draining
+        due = pending >= self.batch_spans or size >= self.batch_bytes or waited_s >= self.flush_interval_s or draining
         if not due:
             return None
-        batches = self._spool.unclaimed(max_spans=self.batch_spans)
-        return self._spool.record_group(batches) if batches else None
+        batches = self._spool.unclaimed(max_spans=self.batch_spans, max_bytes=max_bytes)
+        if not batches or (batches[0].size > max_bytes and not alone_if_larger):
+            return None
+        return self._spool.record_group(batches)
 
     def _failed(self, message: str) -> None:
         now = time.monotonic()
