@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["Forwarder", "traces_url"]
@@ -42,8 +42,12 @@ class Forwarder:
         max_queue_bytes: int = 64 << 20,
         timeout_s: float = 10.0,
         attempts: int = 3,
+        transform: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        """``transform`` rewrites each payload before it is sent (e.g. adds OpenInference attributes);
+        when it fails the payload goes as received."""
         self.url = traces_url(endpoint)
+        self._transform = transform
         self._headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_queue)
         self.max_queue_bytes = max_queue_bytes
@@ -74,12 +78,12 @@ class Forwarder:
         try:
             self._queue.put_nowait(payload)
         except queue.Full:
-            self._sent(payload)
+            self._sent(len(payload))
             self._drop("the forwarding queue is full")
 
-    def _sent(self, payload: bytes) -> None:
+    def _sent(self, size: int) -> None:
         with self._bytes_lock:
-            self._queued_bytes -= len(payload)
+            self._queued_bytes -= size
 
     def stop(self, *, timeout_s: float = 5.0) -> None:
         """Send what is queued for up to ``timeout_s``, then stop."""
@@ -105,10 +109,16 @@ class Forwarder:
             payload = self._queue.get()
             if payload is None:
                 return
+            size = len(payload)
             try:
+                if self._transform is not None:
+                    try:
+                        payload = self._transform(payload)
+                    except Exception:
+                        logger.warning("could not transform a forwarded batch; it is sent as received", exc_info=True)
                 self._send(payload)
             finally:
-                self._sent(payload)
+                self._sent(size)
 
     def _send(self, payload: bytes) -> None:
         delay = 0.5

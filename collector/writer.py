@@ -416,9 +416,10 @@ class SpoolWriter:
             if self._replay:
                 group = self._replay.popleft()
             else:
-                group = self._claim(draining=draining, max_bytes=room, alone_if_larger=not self._inflight)
-                if group is None:
+                claimed = self._claim(draining=draining, max_bytes=room, alone_if_larger=not self._inflight)
+                if claimed is None:
                     return
+                group = claimed
             if self._in_store:
                 self._inflight.append(_InFlight(group, insert=self._submit_insert(store, group)))
             else:
