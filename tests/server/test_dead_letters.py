@@ -135,3 +135,35 @@ def test_spans_the_store_refuses_are_found_by_splitting_the_group(tmp_path, stor
     assert store.query("SELECT count(), uniqExact(SpanId) FROM otel_traces").result_rows[0] == (57, 57)
     assert "splitting it to find the spans" in caplog.text
     assert writer.healthy
+
+
+def test_tracemill_status_reports_the_dead_letters_of_a_running_server_and_of_its_store(tmp_path, servers):
+    import subprocess
+    import sys
+
+    from .conftest import clean_env, run_cli, start_server
+
+    store_dir = tmp_path / "store"
+    setup = (
+        "import sys\n"
+        "from tracemill.collector.store import Store\n"
+        "with Store.open(sys.argv[1]) as s:\n"
+        "    s.command(\"ALTER TABLE otel_traces ADD CONSTRAINT no_step_4 CHECK SpanName != 'step 4'\")\n"
+    )
+    subprocess.run([sys.executable, "-c", setup, f"chdb://{store_dir}"], check=True, env=clean_env(), timeout=120)
+    server = start_server(tmp_path)
+    servers.append(server)
+    assert server.post(make_request(10, seed=31).SerializeToString()).status_code == 200
+    server.wait_inserted(9)
+    status = server.status()
+    assert status["store"]["dead_letters"]["spans"] == 1
+    assert "no_step_4" in status["store"]["dead_letters"]["last_reason"]
+    assert status["writer"]["dead_spans"] == 1 and status["writer"]["healthy"]
+    shown = run_cli("status", "--server", server.url)
+    assert shown.returncode == 0, shown.stderr
+    assert "dead letters" in shown.stdout and "1 span(s)" in shown.stdout and "tracemill_dead_letters" in shown.stdout
+    server.stop()
+    # With no server, the command reads the store itself and says the same.
+    shown = run_cli("status", "--store", f"chdb://{store_dir}", "--server", "http://127.0.0.1:9")
+    assert shown.returncode == 0, shown.stderr
+    assert "dead letters" in shown.stdout and "1 span(s)" in shown.stdout
