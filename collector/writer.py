@@ -65,6 +65,8 @@ class _InFlight:
     buried: bool = False
     errors: int = 0
     """Times its conversion raised (a bug, not a value: values are isolated by the conversion)."""
+    set_aside: bool = False
+    """Its dead letters are stored (an insert retried after a store failure does not count them again)."""
 
 
 _CONVERSION_ATTEMPTS = 3
@@ -275,7 +277,9 @@ class SpoolWriter:
             head.buried = True
         started = time.monotonic()
         try:
-            self._set_aside(store, head.group.token, block.dead, token=f"{head.group.token}:dead")
+            if not head.set_aside:
+                self._set_aside(store, head.group.token, block.dead, token=f"{head.group.token}:dead")
+                head.set_aside = True
             try:
                 insert_block(store, block, dedup_token=head.group.token)
                 stored = block.rows
