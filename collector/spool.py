@@ -414,8 +414,8 @@ class Spool:
 
         SQLite keeps the pages of deleted batches for reuse, and the WAL keeps its size, so a spool
         that once held a burst stays that large on disk. When no batch waits, the WAL is checkpointed
-        and truncated and, if many pages are free, the file is rewritten (``VACUUM``, cheap while it
-        holds nothing but set-aside batches). At most every ``_SHRINK_INTERVAL_S`` unless ``force``.
+        and truncated and, if at least 1 MiB and half the file are free, the file is rewritten
+        (``VACUUM``). At most every ``_SHRINK_INTERVAL_S`` unless ``force``.
         """
         if self._pending_spans or self._closed:
             return
@@ -426,8 +426,10 @@ class Spool:
             if self._db.execute("SELECT EXISTS (SELECT 1 FROM batches)").fetchone()[0]:
                 return
             page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             free_pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
-            if free_pages * page_size >= _SHRINK_FREE_BYTES:
+            # Rewriting costs the size of what stays (set-aside batches): only when most of the file is free.
+            if free_pages * page_size >= _SHRINK_FREE_BYTES and free_pages * 2 >= pages:
                 self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:  # only disk space is at stake: say so, go on

@@ -195,3 +195,14 @@ def test_a_spool_still_holding_batches_is_not_rewritten(tmp_path):
         first = spool.record_group(spool.unclaimed(max_spans=4))
         spool.confirm(first)
         assert spool.stats().batches == 4 and _disk_bytes(tmp_path) > 8 << 20
+
+
+def test_an_empty_spool_holding_set_aside_batches_is_rewritten_only_when_most_of_it_is_free(tmp_path):
+    with Spool.open(str(tmp_path)) as spool:
+        for i in range(8):
+            spool.append(bytes([i]) * (1 << 20), 1)
+        spool.bury(spool.unclaimed(max_spans=1)[0].id, "kept for inspection")
+        spool.confirm(spool.record_group(spool.unclaimed(max_spans=1000)))
+        assert spool.stats().dead_batches == 1
+        assert _disk_bytes(tmp_path) < 3 << 20  # 7 MiB free of 8: rewritten, the set-aside batch kept
+        assert spool.stats().dead_batches == 1
