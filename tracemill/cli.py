@@ -164,7 +164,15 @@ def serve(
             highlight=False, soft_wrap=True,
         )
 
-    run_server(settings, on_ready=ready)
+    def stopped(server: Any) -> None:
+        left = server.spool.pending_spans
+        err_console.print(
+            f"tracemill serve: stopped; {server.writer.inserted_spans:,} spans inserted since start, "
+            + (f"{left:,} left in the spool for the next start" if left else "the spool is empty"),
+            highlight=False, soft_wrap=True,
+        )
+
+    run_server(settings, on_ready=ready, on_stopped=stopped)
 
 
 @app.command()
