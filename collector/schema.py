@@ -36,6 +36,7 @@ __all__ = [
     "SPANS_TABLE",
     "TRACE_ID_TS_TABLE",
     "TRACE_ID_TS_VIEW",
+    "TRACE_SCORES_TABLE",
     "Migration",
     "SchemaOptions",
     "applied_versions",
@@ -50,6 +51,7 @@ TRACE_ID_TS_TABLE = "otel_traces_trace_id_ts"
 TRACE_ID_TS_VIEW = "otel_traces_trace_id_ts_mv"
 FEEDBACK_TABLE = "tracemill_feedback"
 FLAGS_TABLE = "tracemill_flags"
+TRACE_SCORES_TABLE = "tracemill_trace_scores"
 SCHEMA_TABLE = "tracemill_schema"
 
 FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome")
@@ -284,12 +286,37 @@ def _compact_span_parts(o: SchemaOptions) -> list[str]:
     ]
 
 
+# -- migration 7: the miner's trace scores and the kind of each flag ---------------------------------
+
+
+def _trace_scores(o: SchemaOptions) -> list[str]:
+    # One current row per trace: a later mining run replaces it (read with FINAL). Every mined trace
+    # gets a row, so the table doubles as the record of what was mined; the peer columns let a later
+    # run compare new traces with old ones without recomputing the old ones' features.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, TRACE_SCORES_TABLE)}{_on_cluster(o)} (
+    TraceId String CODEC(ZSTD(1)),
+    ModelVersion LowCardinality(String) CODEC(ZSTD(1)),
+    FailureProbability Float64,
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    PeerGroup String CODEC(ZSTD(1)),
+    Steps UInt32,
+    Tokens UInt64,
+    DurationS Float64
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY TraceId""",
+        f"ALTER TABLE {_table(o, FLAGS_TABLE)}{_on_cluster(o)} "
+        "ADD COLUMN IF NOT EXISTS Kind LowCardinality(String) DEFAULT '' CODEC(ZSTD(1)) AFTER Category",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
     Migration(3, "feedback table", _feedback),
     Migration(4, "flags table", _flags),
     Migration(5, "compact parts for span inserts", _compact_span_parts),
+    Migration(7, "trace scores table and flag kinds", _trace_scores),
 )
 
 
