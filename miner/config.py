@@ -24,6 +24,9 @@ class MinerConfig:
     """Robust z-score (median/MAD) above which a run uses far more than its peers (near-miss)."""
     excess_ratio: float = 1.5
     """...and at least this multiple of the peers' median."""
+    min_excess_s: float = 1.0
+    """A run is slow against its peers only when it also takes this many seconds more than their median
+    (sub-second differences are scheduling noise, not agent behaviour)."""
     latency_z: float = 6.0
     """Robust z-score of a run's duration above which it is a latency outlier (failure)."""
     latency_ratio: float = 3.0
@@ -36,6 +39,8 @@ class MinerConfig:
     """The supervised scorer needs this many traces with outcome feedback..."""
     min_per_class: int = 5
     """...with at least this many failures and this many successes, in at least 3 task groups."""
+    min_model_auroc: float = 0.7
+    """The scorer flags traces (``outcome_model``) only when its cross-validated AUROC reaches this."""
     cv_folds: int = 5
     """Folds of the grouped cross-validation (fewer when there are fewer groups)."""
 

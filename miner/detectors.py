@@ -114,17 +114,19 @@ def outcome_failed(row_label: str, row_score: float | None, has_outcome: int, th
 
 
 def _recovered(f: Frame, i: int, cfg: MinerConfig) -> bool:
-    """An error happened, the agent went on deciding after it, and the run ended well."""
+    """Every kind of error that happened was overcome (the failing tool later succeeded; an LLM call after
+    the failed one succeeded), and the run ended well: no error, an output that does not give up, no loop,
+    no failed outcome."""
     if not (f["tool_errors"][i] or f["llm_errors"][i]):
         return False
-    ends = [e for e in (f["first_tool_error_end"][i], f["first_llm_error_end"][i]) if e]
     return bool(
-        not f["root_error"][i]
+        (not f["tool_errors"][i] or f["tool_recovered"][i])
+        and (not f["llm_errors"][i] or f["llm_recovered"][i])
+        and not f["root_error"][i]
         and not f["final_empty"][i]
         and not f["final_gives_up"][i]
         and f["max_repeats"][i] < cfg.loop_min_repeats
         and not outcome_failed(f["outcome_label"][i], f["outcome_score"][i], f["has_outcome"][i], cfg.outcome_threshold)
-        and f["last_llm_end"][i] > min(ends)
     )
 
 
@@ -243,12 +245,14 @@ def _timeout(ctx: Context, unit: Detector) -> Iterator[Any]:
 @detector("latency_outlier", version="1", category="failure", kind="latency_outlier")
 def _latency_outlier(ctx: Context, unit: Detector) -> Iterator[Any]:
     """The run took far longer than its peers (runs of the same task, else of the same agent): robust z-score
-    (median/MAD) of at least latency_z and at least latency_ratio times the median, with min_peers peers.
+    (median/MAD) of at least latency_z, at least latency_ratio times the median and min_excess_s seconds more,
+    with min_peers peers.
     Points at the slowest step."""
     f, cfg = ctx.frame, ctx.config
     for i in range(len(f)):
         z, median = ctx.peers.score(f.peer_group(i), "duration_s", f["duration_s"][i])
-        if z >= cfg.latency_z and f["duration_s"][i] >= cfg.latency_ratio * median:
+        duration = f["duration_s"][i]
+        if z >= cfg.latency_z and duration >= cfg.latency_ratio * median and duration - median >= cfg.min_excess_s:
             yield (i, f["slowest_step"][i], "", "medium", min(0.95, 0.5 + z / 40),
                    f"took {f['duration_s'][i]:.2f} s; peers' median {median:.2f} s (robust z {z:.1f})")
 
@@ -290,8 +294,9 @@ def _negative_feedback(ctx: Context, unit: Detector) -> Iterator[Any]:
 
 @detector("recovered_error", version="1", category="near_miss", kind="recovered_error")
 def _recovered_error(ctx: Context, unit: Detector) -> Iterator[Any]:
-    """The run succeeded after a tool or LLM error: the agent kept deciding after the error and ended with an
-    output that does not give up. Points at the first failing step."""
+    """The run succeeded after a tool or LLM error: the failing tool was later called successfully (or a later
+    LLM call succeeded) and the run ended with an output that does not give up. Points at the first failing
+    step."""
     f, cfg = ctx.frame, ctx.config
     for i in range(len(f)):
         if i in ctx.failed or not _recovered(f, i, cfg):
@@ -319,7 +324,7 @@ def _retry(ctx: Context, unit: Detector) -> Iterator[Any]:
 def _excess_cost(ctx: Context, unit: Detector) -> Iterator[Any]:
     """A run that did not fail used far more steps (LLM + tool calls), tokens or time than its peers (runs of
     the same task, else the same agent): robust z-score of at least excess_z and at least excess_ratio times
-    the median, with min_peers peers. Points at the first step beyond the peers' median step count
+    the median (for time also min_excess_s seconds more), with min_peers peers. Points at the first step beyond the peers' median step count
     (filled in by localization), else the slowest step."""
     f, cfg = ctx.frame, ctx.config
     for i in range(len(f)):
@@ -329,7 +334,8 @@ def _excess_cost(ctx: Context, unit: Detector) -> Iterator[Any]:
         for metric, label in (("steps", "steps"), ("tokens", "tokens"), ("duration_s", "seconds")):
             value = f["llm_calls"][i] + f["tool_calls"][i] if metric == "steps" else f[metric][i]
             z, median = ctx.peers.score(group, metric, value)
-            if z >= cfg.excess_z and value >= cfg.excess_ratio * median:
+            slow_enough = metric != "duration_s" or value - median >= cfg.min_excess_s
+            if z >= cfg.excess_z and value >= cfg.excess_ratio * median and slow_enough:
                 found.append((metric, f"{value:.4g} {label} vs peers' median {median:.4g} (robust z {z:.1f})", z))
         if found:
             kind = {"steps": "excess_steps", "tokens": "excess_tokens", "duration_s": "excess_time"}[found[0][0]]

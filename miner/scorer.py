@@ -147,8 +147,9 @@ def _supervised(
     version = f"logreg-1-{digest}"
     unit = DETECTORS["outcome_model"]
     flags = []
+    good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc
     for i, p in enumerate(probabilities):
-        if p >= threshold and labels[i] < 0:
+        if good_enough and p >= threshold and labels[i] < 0:
             span = frame["first_error_span"][i] or frame["last_llm_span"][i] or frame["root_span"][i]
             flags.append(Flag(frame["trace_id"][i], span, unit.name, unit.version, unit.category, unit.kind,
                               "high" if p >= 0.9 else "medium", round(float(p), 3),
@@ -157,7 +158,8 @@ def _supervised(
         "mode": "supervised",
         "model_version": version,
         "note": f"logistic regression on {len(NUMERIC_FEATURES)} trace features, tool-sequence bigrams and "
-                f"error words; {folds}-fold cross-validation grouped by task",
+                f"error words; {folds}-fold cross-validation grouped by task"
+                + ("" if good_enough else f"; its AUROC is below {config.min_model_auroc}, so it flags nothing"),
         "labelled": int(labelled.size),
         "failures": int(y.sum()),
         "groups": len(set(g)),

@@ -1,0 +1,143 @@
+"""The detectors on a labelled corpus written through tracemill's tracer and through the plain OTel SDK."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import tracemill.miner as miner
+from tracemill.collector.store import Store
+
+CHECKED = ("unhandled_error", "tool_error", "loop", "give_up", "invalid_tool_arguments", "recovered_error", "retry",
+           "excess_cost", "negative_feedback", "outcome_near_threshold")  # fmt: skip
+
+
+@dataclass
+class Mined:
+    store: Store
+    runs: dict[str, list[Any]]  # "tracer" / "otel" -> the written runs
+    result: miner.MineResult
+
+
+@pytest.fixture(scope="module")
+def mined(new_database: Any, drop_database: Any, corpus: Any) -> Iterator[Mined]:
+    store = new_database("detector_corpus")
+    try:
+        runs = {
+            "tracer": corpus.write_with_tracer(store, corpus.plan(1, clean=36, per_mode=4, tasks=3)),
+            "otel": corpus.write_with_otel(store, corpus.plan(2, clean=36, per_mode=4, tasks=1)),
+        }
+        corpus.record_outcomes(store, runs["tracer"] + runs["otel"])
+        yield Mined(store, runs, miner.mine(store))
+    finally:
+        drop_database(store)
+
+
+def _flags_by_detector(flags: list[miner.Flag]) -> dict[str, dict[str, miner.Flag]]:
+    out: dict[str, dict[str, miner.Flag]] = defaultdict(dict)
+    for flag in flags:
+        out[flag.detector].setdefault(flag.trace_id, flag)
+    return out
+
+
+@pytest.mark.parametrize("path", ["tracer", "otel"])
+@pytest.mark.parametrize("name", CHECKED)
+def test_detector_finds_its_injected_runs_and_nothing_else(mined: Mined, path: str, name: str):
+    runs = mined.runs[path]
+    flagged = _flags_by_detector(mined.result.flags)[name]
+    ours = {run.trace_id for run in runs}
+    truth = {run.trace_id for run in runs if name in run.script.expected}
+    found = set(flagged) & ours
+    assert truth, f"the corpus has no {name} runs"
+    true_positives = len(found & truth)
+    precision = true_positives / len(found) if found else 0.0
+    recall = true_positives / len(truth)
+    wrong = sorted({r.script.mode for r in runs if r.trace_id in found - truth})
+    assert (precision, recall) == (1.0, 1.0), f"{name}: precision {precision:.2f} (also flagged {wrong}), recall {recall:.2f}"
+
+
+@pytest.mark.parametrize("path", ["tracer", "otel"])
+def test_every_flag_names_the_injected_decisive_span(mined: Mined, path: str):
+    by_detector = _flags_by_detector(mined.result.flags)
+    misses = []
+    for run in mined.runs[path]:
+        for name in run.script.expected:
+            flag = by_detector[name].get(run.trace_id)
+            if flag is not None and flag.span_id != run.decisive_span:
+                misses.append((run.script.mode, name, flag.span_id, run.decisive_span, run.span_ids))
+    assert not misses
+
+
+@pytest.mark.parametrize("path", ["tracer", "otel"])
+def test_clean_runs_are_not_flagged(mined: Mined, path: str):
+    clean = {run.trace_id for run in mined.runs[path] if run.script.mode == "clean"}
+    flagged = [(f.detector, f.evidence) for f in mined.result.flags if f.trace_id in clean]
+    assert not flagged
+
+
+def test_flags_carry_category_kind_severity_and_evidence(mined: Mined):
+    for flag in mined.result.flags:
+        unit = miner.DETECTORS[flag.detector]
+        assert flag.category == unit.category
+        assert flag.severity in ("high", "medium", "low")
+        assert 0.0 < flag.confidence <= 1.0
+        assert flag.evidence
+        assert flag.kind
+    kinds = {f.kind for f in mined.result.flags if f.detector == "tool_error"}
+    assert kinds == {"tool_error", "tool_result_error"}
+
+
+def test_flags_in_the_store_match_the_result(mined: Mined):
+    rows = mined.store.query(
+        "SELECT TraceId, SpanId, Detector, Category, Kind FROM tracemill_flags FINAL"
+    ).result_rows
+    assert sorted(rows) == sorted((f.trace_id, f.span_id, f.detector, f.category, f.kind) for f in mined.result.flags)
+
+
+def test_every_trace_gets_a_score(mined: Mined):
+    count = mined.store.query("SELECT count() FROM tracemill_trace_scores FINAL").result_rows[0][0]
+    assert count == mined.result.traces == sum(len(r) for r in mined.runs.values())
+
+
+def test_with_too_few_outcome_labels_the_scorer_falls_back_to_anomaly_scores_and_says_so(mined: Mined):
+    assert mined.result.scorer["mode"] == "anomaly"
+    assert "too few outcome labels (16 traces with outcome feedback" in mined.result.scorer["note"]
+    scores = mined.store.query("SELECT min(FailureProbability), max(FailureProbability), any(ModelVersion) "
+                               "FROM tracemill_trace_scores FINAL").result_rows[0]
+    assert scores == (0.0, 1.0, "isolation-forest-1")
+    assert not [f for f in mined.result.flags if f.detector == "outcome_model"]
+
+
+def test_mining_again_adds_nothing_and_duplicates_no_flag(mined: Mined):
+    before = mined.store.query("SELECT count() FROM tracemill_flags FINAL").result_rows[0][0]
+    again = miner.mine(mined.store)
+    outcome_traces = sum(1 for runs in mined.runs.values() for r in runs if r.script.outcome)
+    assert again.traces == outcome_traces  # only the labelled traces, which the scorer re-reads
+    remined = miner.mine(mined.store, remine=True)
+    assert remined.traces == mined.result.traces
+    rows = mined.store.query(
+        "SELECT TraceId, Detector, SpanId, count() FROM tracemill_flags FINAL GROUP BY TraceId, Detector, SpanId "
+        "HAVING count() > 1"
+    ).result_rows
+    assert rows == []
+    after = mined.store.query("SELECT count() FROM tracemill_flags FINAL").result_rows[0][0]
+    assert after == before == len(remined.flags)
+
+
+def test_taxonomy_groups_the_error_messages(mined: Mined):
+    names = [group["name"] for group in mined.result.taxonomy]
+    assert any("lookup_order" in name and "backend unavailable for order <str>" not in name for name in names)
+    total = sum(group["count"] for group in mined.result.taxonomy)
+    failed_with_text = mined.result.counts["failure"]
+    assert 0 < total <= failed_with_text
+    biggest = mined.result.taxonomy[0]
+    assert biggest["count"] >= 10 and biggest["examples"]
+
+
+def test_top_decisive_steps_name_span_names(mined: Mined):
+    names = {step["span_name"] for step in mined.result.top_steps}
+    assert "execute_tool lookup_order" in names
