@@ -8,6 +8,7 @@ close wordings of one problem share a group. Each group is named after its most 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ class Message:
 
 def normalize(text: str) -> str:
     """The template of an error message."""
-    text = text.strip()
+    text = _message_of(text.strip())
     if "Traceback (most recent call last)" in text:
         lines = [line for line in text.splitlines() if line.strip()]
         text = lines[-1] if lines else text
@@ -81,6 +82,26 @@ def build_taxonomy(messages: Sequence[Message], *, max_groups: int = 20) -> list
         })  # fmt: skip
     out.sort(key=lambda g: (-g["count"], g["name"]))
     return out[:max_groups]
+
+
+def _message_of(text: str) -> str:
+    """The message inside a JSON error result (``{"error": "..."}``), else the text itself."""
+    if not text.startswith(("{", '"')):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("error", "message", "detail", "error_message", "exception"):
+            inner = value.get(key)
+            if isinstance(inner, dict):
+                inner = inner.get("message") or json.dumps(inner)
+            if isinstance(inner, str) and inner:
+                return inner
+    return text
 
 
 def _cluster(templates: list[str]) -> list[int]:

@@ -105,7 +105,7 @@ def test_every_trace_gets_a_score(mined: Mined):
 
 def test_with_too_few_outcome_labels_the_scorer_falls_back_to_anomaly_scores_and_says_so(mined: Mined):
     assert mined.result.scorer["mode"] == "anomaly"
-    assert "too few outcome labels (16 traces with outcome feedback" in mined.result.scorer["note"]
+    assert "too few outcome labels for a supervised scorer (16 traces with outcome feedback" in mined.result.scorer["note"]
     scores = mined.store.query("SELECT min(FailureProbability), max(FailureProbability), any(ModelVersion) "
                                "FROM tracemill_trace_scores FINAL").result_rows[0]
     assert scores == (0.0, 1.0, "isolation-forest-1")
@@ -128,14 +128,15 @@ def test_mining_again_adds_nothing_and_duplicates_no_flag(mined: Mined):
     assert after == before == len(remined.flags)
 
 
-def test_taxonomy_groups_the_error_messages(mined: Mined):
-    names = [group["name"] for group in mined.result.taxonomy]
-    assert any("lookup_order" in name and "backend unavailable for order <str>" not in name for name in names)
-    total = sum(group["count"] for group in mined.result.taxonomy)
-    failed_with_text = mined.result.counts["failure"]
-    assert 0 < total <= failed_with_text
-    biggest = mined.result.taxonomy[0]
-    assert biggest["count"] >= 10 and biggest["examples"]
+def test_taxonomy_groups_the_error_messages_of_both_paths(mined: Mined):
+    groups = {group["name"]: group for group in mined.result.taxonomy}
+    unavailable = [g for name, g in groups.items() if "backend unavailable for order" in name]
+    missing = [g for name, g in groups.items() if "does not exist" in name]
+    assert [g["count"] for g in unavailable] == [8], groups  # 4 runs written by each path, one group
+    assert [g["count"] for g in missing] == [8], groups
+    assert unavailable[0]["tools"] == {"lookup_order": 8}
+    assert missing[0]["name"] == "lookup_order: order a-<num> does not exist"
+    assert len(unavailable[0]["examples"]) == 3
 
 
 def test_top_decisive_steps_name_span_names(mined: Mined):
