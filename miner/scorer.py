@@ -196,7 +196,7 @@ def _best_threshold(y: np.ndarray, probs: np.ndarray) -> float:
         tp = int((predicted & (y == 1)).sum())
         if not tp:
             continue
-        precision, recall = tp / predicted.sum(), tp / max(1, (y == 1).sum())
+        precision, recall = tp / int(predicted.sum()), tp / max(1, int((y == 1).sum()))
         f1 = 2 * precision * recall / (precision + recall)
         if f1 > best_f1:
             best, best_f1 = float(t), f1
@@ -221,7 +221,7 @@ def _quality(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, A
                          "observed": round(float(y[inside].mean()), 4), "count": int(inside.sum())})
     return {
         "auroc": None if auroc is None else round(auroc, 4),
-        "precision": round(tp / predicted.sum(), 4) if predicted.any() else 0.0,
+        "precision": round(tp / int(predicted.sum()), 4) if predicted.any() else 0.0,
         "recall": round(tp / max(1, int((y == 1).sum())), 4),
         "brier": round(float(brier_score_loss(y, clipped)), 4),
         "reliability": bins,

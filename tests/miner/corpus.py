@@ -227,8 +227,10 @@ def write_with_otel(store: Store, scripts: list[Script], *, versions: Callable[[
 
 
 def _play_plain(tracer: trace.Tracer, s: Script, start: int, tool_ns: int, llm_ns: int) -> Written:
-    root = tracer.start_span("invoke_agent support_bot", kind=SpanKind.INTERNAL, start_time=start,
-                             attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support_bot"})
+    # No task id here: runs group by agent, so each task runs as its own agent (task-0 as plain support_bot).
+    agent = "support_bot" if s.task == "task-0" else f"support_bot_{s.task}"
+    root = tracer.start_span(f"invoke_agent {agent}", kind=SpanKind.INTERNAL, start_time=start,
+                             attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent})
     context = trace.set_span_in_context(root)
     now, span_ids, final, llm_spans = start + 1000, [], "", {}
     for step in s.steps:
