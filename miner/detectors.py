@@ -176,7 +176,8 @@ def _tool_error(ctx: Context, unit: Detector) -> Iterator[Any]:
         in_text = f["result_errors"][i] and not f["errors"][i]
         kind = "tool_result_error" if in_text else "tool_error"
         how = "reported an error in its result" if in_text else "failed"
-        yield (i, f["first_tool_error_span"][i], kind, "high" if f["root_error"][i] else "medium", 0.85 if in_text else 0.9,
+        severity = "high" if f["root_error"][i] else "medium"
+        yield (i, f["first_tool_error_span"][i], kind, severity, 0.85 if in_text else 0.9,
                f"tool {f['first_tool_error_tool'][i]!r} {how}: {_short(f['first_tool_error_text'][i])}")
 
 
@@ -199,7 +200,8 @@ def _loop(ctx: Context, unit: Detector) -> Iterator[Any]:
     for i, repeats in enumerate(f["max_repeats"]):
         if repeats >= cfg.loop_min_repeats and f["loop_span"][i]:
             yield (i, f["loop_span"][i], "", "high" if repeats >= 2 * cfg.loop_min_repeats else "medium",
-                   min(0.99, 0.6 + 0.1 * repeats), f"tool {f['loop_tool'][i]!r} called {repeats} times with the same arguments")
+                   min(0.99, 0.6 + 0.1 * repeats),
+                   f"tool {f['loop_tool'][i]!r} called {repeats} times with the same arguments")
 
 
 @detector("give_up", version="1", category="failure", kind="give_up")
@@ -324,7 +326,8 @@ def _retry(ctx: Context, unit: Detector) -> Iterator[Any]:
 def _excess_cost(ctx: Context, unit: Detector) -> Iterator[Any]:
     """A run that did not fail used far more steps (LLM + tool calls), tokens or time than its peers (runs of
     the same task, else the same agent): robust z-score of at least excess_z and at least excess_ratio times
-    the median (for time also min_excess_s seconds more), with min_peers peers. Points at the first step beyond the peers' median step count
+    the median (for time also min_excess_s seconds more), with min_peers peers. Points at the first step
+    beyond the peers' median step count
     (filled in by localization), else the slowest step."""
     f, cfg = ctx.frame, ctx.config
     for i in range(len(f)):

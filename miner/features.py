@@ -100,9 +100,10 @@ def tool_schema_check(definitions: Sequence[str]) -> str:
                 continue
             function = item.get("function") if isinstance(item.get("function"), dict) else item
             name, parameters = function.get("name"), function.get("parameters") or function.get("input_schema")
-            if isinstance(name, str) and isinstance(parameters, dict) and parameters.get("type", "object") == "object":
-                if parameters not in schemas.setdefault(name, []):
-                    schemas[name].append(parameters)
+            usable = isinstance(name, str) and isinstance(parameters, dict)
+            usable = usable and parameters.get("type", "object") == "object"
+            if usable and parameters not in schemas.setdefault(name, []):
+                schemas[name].append(parameters)
     not_json = r"(match(args, '^\s*[\[{]') AND NOT isValidJSON(args))"
     if not schemas:
         return not_json

@@ -25,6 +25,7 @@ class MineResult:
         counts: traces by outcome: ``{"failure": n, "near_miss": n, "clean": n}`` (a trace with a failure
             flag counts as failure only).
         by_kind, by_detector: flag counts by kind and by detector.
+        kinds: flag counts by category and kind: ``[{"category", "kind", "flags"}]``, most first.
         top_steps: the span names most often decisive: ``[{"span_name", "count", "detectors"}]``.
         scorer: the scorer's report: ``mode`` ("supervised", "anomaly" or "none"), ``model_version``, ``note``,
             ``threshold``, and ``model``/``rules`` quality dicts (``auroc``, ``precision``, ``recall``, ``brier``,
@@ -44,6 +45,7 @@ class MineResult:
     counts: dict[str, int] = field(default_factory=lambda: {"failure": 0, "near_miss": 0, "clean": 0})
     by_kind: dict[str, int] = field(default_factory=dict)
     by_detector: dict[str, int] = field(default_factory=dict)
+    kinds: list[dict[str, Any]] = field(default_factory=list)
     top_steps: list[dict[str, Any]] = field(default_factory=list)
     scorer: dict[str, Any] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] = field(default_factory=list)
@@ -55,6 +57,8 @@ class MineResult:
         """Fill the counts from the flags."""
         self.by_kind = dict(Counter(f.kind for f in self.flags).most_common())
         self.by_detector = dict(Counter(f.detector for f in self.flags).most_common())
+        self.kinds = [{"category": c, "kind": k, "flags": n}
+                      for (c, k), n in Counter((f.category, f.kind) for f in self.flags).most_common()]
         failed = {f.trace_id for f in self.flags if f.category == "failure"}
         near = {f.trace_id for f in self.flags if f.category == "near_miss"} - failed
         self.counts = {"failure": len(failed), "near_miss": len(near), "clean": self.traces - len(failed) - len(near)}
@@ -70,6 +74,7 @@ class MineResult:
             "counts": self.counts,
             "by_kind": self.by_kind,
             "by_detector": self.by_detector,
+            "kinds": self.kinds,
             "flags_total": len(self.flags),
             "flags": [f.to_dict() for f in (flags if max_flags is None else flags[:max_flags])],
             "top_steps": self.top_steps,

@@ -49,7 +49,8 @@ def labels_of(frame: Frame, config: MinerConfig) -> np.ndarray:
     out = np.full(len(frame), -1, dtype=int)
     for i in range(len(frame)):
         if frame["has_outcome"][i]:
-            out[i] = int(outcome_failed(frame["outcome_label"][i], frame["outcome_score"][i], 1, config.outcome_threshold))
+            failed = outcome_failed(frame["outcome_label"][i], frame["outcome_score"][i], 1, config.outcome_threshold)
+            out[i] = int(failed)
     return out
 
 
@@ -127,7 +128,8 @@ def _supervised(
     design = _design(frame)
     x, y, g = design[labelled], labels[labelled], groups[labelled]
     folds = min(config.cv_folds, len(set(g)))
-    cv_probs = cross_val_predict(_pipeline(), x, y, groups=g, cv=GroupKFold(n_splits=folds), method="predict_proba")[:, 1]
+    splits = GroupKFold(n_splits=folds)
+    cv_probs = cross_val_predict(_pipeline(), x, y, groups=g, cv=splits, method="predict_proba")[:, 1]
     threshold = _best_threshold(y, cv_probs)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds

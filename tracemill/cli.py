@@ -238,6 +238,11 @@ def show(
         render_trace(console, found, details=details)
 
 
+from tracemill.cli_mine import register as _register_mine  # noqa: E402 - registers on the app defined above
+
+_register_mine(app, cli_errors=cli_errors, console=console, err_console=err_console)
+
+
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
     app(prog_name="tracemill")

@@ -77,6 +77,17 @@ class ServerBackend:
         except urllib.error.HTTPError as exc:
             raise _server_error(self.url, exc) from None
 
+    def post(self, path: str, body: Any, *, timeout_s: float | None = None) -> Any:
+        """POST ``body`` as JSON and return the JSON answer."""
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s or self._timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise _server_error(self.url, exc) from None
+
     def status(self) -> dict[str, Any]:
         return self.get("/api/status")
 
@@ -112,6 +123,11 @@ class StoreBackend:
     def __init__(self, store: Any) -> None:
         self._store = store
         self.where = store.location
+
+    @property
+    def store(self) -> Any:
+        """The open Store, for commands that run library code on it (mining)."""
+        return self._store
 
     def status(self) -> dict[str, Any]:
         from tracemill.collector.api import store_status

@@ -192,7 +192,8 @@ def test_store_with_newer_schema_raises_schema_error_saying_upgrade(store):
 
 
 def test_failing_migration_raises_schema_error_naming_it(store, monkeypatch):
-    broken = schema.Migration(MIGRATIONS[-1].version + 1, "broken step", lambda o: ["ALTER TABLE nope ADD COLUMN x UInt8"])
+    next_version = MIGRATIONS[-1].version + 1
+    broken = schema.Migration(next_version, "broken step", lambda o: ["ALTER TABLE nope ADD COLUMN x UInt8"])
     monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, broken))
     with pytest.raises(SchemaError, match=rf"migration {broken.version} \(broken step\) failed") as info:
         migrate(store)
@@ -312,11 +313,13 @@ def test_flags_keep_one_row_per_trace_detector_span_from_the_latest_run(store):
     names = FLAG_COLUMNS
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     store.insert(
-        "tracemill_flags", [["r1", "0.1", "t1", "s1", "loop", "1", "failure", "loop", "high", 0.7, "3 repeats", t0]], names
+        "tracemill_flags",
+        [["r1", "0.1", "t1", "s1", "loop", "1", "failure", "loop", "high", 0.7, "3 repeats", t0]],
+        names,
     )
     store.insert(
         "tracemill_flags",
-        [["r2", "0.1", "t1", "s1", "loop", "1", "failure", "loop", "high", 0.9, "4 repeats", t0 + timedelta(minutes=1)]],
+        [["r2", "0.1", "t1", "s1", "loop", "1", "failure", "loop", "high", 0.9, "4 repeats", t0 + timedelta(1 / 1440)]],
         names,
     )
     rows = store.query("SELECT RunId, Confidence, Evidence FROM tracemill_flags FINAL").result_rows

@@ -106,13 +106,13 @@ def script(mode: str, task: str, rng: random.Random) -> Script:
         steps = [s for n in range(1, 5) for s in _call("search_kb", query, n, ["Refunds take 5 days"])] + answer
         return Script(mode, task, steps, decisive=3, expected={"loop"})
     if mode == "give_up":
-        steps = _call("lookup_order", lookup, 1, shipped) + [
-            Step("llm", text="I'm sorry, I cannot help with that request. Let me transfer you to a human agent.")]
+        refusal = "I'm sorry, I cannot help with that request. Let me transfer you to a human agent."
+        steps = [*_call("lookup_order", lookup, 1, shipped), Step("llm", text=refusal)]
         return Script(mode, task, steps, decisive=2, expected={"give_up"})
     if mode == "invalid_args":
         bad = rng.choice([json.dumps({"order_id": order, "amount": "all of it"}), json.dumps({"order_id": order}),
                           json.dumps({"order_id": order, "amount": 5, "reason": "late"})])
-        steps = _call("refund", bad, 1, {"refunded": True}) + [Step("llm", text=f"Refund issued for {order}.")]
+        steps = [*_call("refund", bad, 1, {"refunded": True}), Step("llm", text=f"Refund issued for {order}.")]
         return Script(mode, task, steps, decisive=0, expected={"invalid_tool_arguments"})
     if mode == "recovered_retry":
         steps = (_call("lookup_order", lookup, 1, error="connection reset by peer")
@@ -177,7 +177,8 @@ def _play_traced(s: Script, span_ids: list[str], llm_s: float) -> str:
             with tracemill.llm_call(provider="scripted", model="policy-1", input_messages=list(messages),
                                     tool_definitions=TOOLS) as call:
                 time.sleep(llm_s)
-                calls = [{"id": step.call_id, "function": {"name": step.tool, "arguments": step.args}}] if step.tool else []
+                calls = ([{"id": step.call_id, "function": {"name": step.tool, "arguments": step.args}}]
+                         if step.tool else [])
                 call.record_output(content=step.text, tool_calls=calls, finish_reasons=[step.finish],
                                    input_tokens=20 * len(messages), output_tokens=15)
                 span_ids.append(format(call.span_context.span_id, "016x"))
@@ -277,10 +278,14 @@ def _play_plain(tracer: trace.Tracer, s: Script, start: int, tool_ns: int, llm_n
 
 
 def record_outcomes(store: Store, written: list[Written]) -> None:
-    items = [{"trace_id": w.trace_id, "name": "outcome", "author": "tests", "kind": "outcome",
-              "value": w.script.outcome,
-              "label": "" if "reward" in w.script.outcome else ("success" if w.script.outcome["success"] else "failure"),
-              "score": w.script.outcome.get("reward", 1.0 if w.script.outcome.get("success") else 0.0)}
-             for w in written if w.script.outcome]  # fmt: skip
+    items = []
+    for w in written:
+        outcome = w.script.outcome
+        if not outcome:
+            continue
+        label = "" if "reward" in outcome else ("success" if outcome["success"] else "failure")
+        score = outcome.get("reward", 1.0 if outcome.get("success") else 0.0)
+        items.append({"trace_id": w.trace_id, "name": "outcome", "author": "tests", "kind": "outcome",
+                      "value": outcome, "label": label, "score": score})
     if items:
         record_feedback(store, items)

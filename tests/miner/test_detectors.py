@@ -57,7 +57,8 @@ def test_detector_finds_its_injected_runs_and_nothing_else(mined: Mined, path: s
     precision = true_positives / len(found) if found else 0.0
     recall = true_positives / len(truth)
     wrong = sorted({r.script.mode for r in runs if r.trace_id in found - truth})
-    assert (precision, recall) == (1.0, 1.0), f"{name}: precision {precision:.2f} (also flagged {wrong}), recall {recall:.2f}"
+    message = f"{name}: precision {precision:.2f} (also flagged {wrong}), recall {recall:.2f}"
+    assert (precision, recall) == (1.0, 1.0), message
 
 
 @pytest.mark.parametrize("path", ["tracer", "otel"])
@@ -105,7 +106,8 @@ def test_every_trace_gets_a_score(mined: Mined):
 
 def test_with_too_few_outcome_labels_the_scorer_falls_back_to_anomaly_scores_and_says_so(mined: Mined):
     assert mined.result.scorer["mode"] == "anomaly"
-    assert "too few outcome labels for a supervised scorer (16 traces with outcome feedback" in mined.result.scorer["note"]
+    note = mined.result.scorer["note"]
+    assert "too few outcome labels for a supervised scorer (16 traces with outcome feedback" in note
     scores = mined.store.query("SELECT min(FailureProbability), max(FailureProbability), any(ModelVersion) "
                                "FROM tracemill_trace_scores FINAL").result_rows[0]
     assert scores == (0.0, 1.0, "isolation-forest-1")
