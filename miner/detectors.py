@@ -140,6 +140,7 @@ def _rows(f: Frame, column: str) -> Iterator[int]:
 
 
 _TRUNCATING_FINISH = {"length", "max_tokens", "content_filter"}
+_MAYBE_TRUNCATED = re.compile("length|max_tokens|content_filter")
 _LIMIT_ERROR = re.compile(r"(?i)max(imum)?[ _-]?(iterations|steps|turns)|iteration limit|recursion limit")
 
 
@@ -211,7 +212,8 @@ def _give_up(ctx: Context, unit: Detector) -> Iterator[Any]:
     at the LLM decision that produced that ending."""
     f = ctx.frame
     for i in range(len(f)):
-        reasons = _finish_reasons(f["last_finish_reasons"][i]) & _TRUNCATING_FINISH
+        raw = f["last_finish_reasons"][i]
+        reasons = _finish_reasons(raw) & _TRUNCATING_FINISH if _MAYBE_TRUNCATED.search(raw) else set()
         limit = f["root_error"][i] and _LIMIT_ERROR.search(f["root_error_text"][i] or "")
         if f["final_gives_up"][i]:
             evidence = f"the final answer gives up: {_short(f['final_output'][i])}"
@@ -276,6 +278,8 @@ def _negative_feedback(ctx: Context, unit: Detector) -> Iterator[Any]:
     first error, else the last LLM decision."""
     f, cfg = ctx.frame, ctx.config
     for i in range(len(f)):
+        if not (f["has_outcome"][i] or f["scores"][i] or f["bad_labels"][i] or f["corrections"][i]):
+            continue
         reasons = []
         if outcome_failed(f["outcome_label"][i], f["outcome_score"][i], f["has_outcome"][i], cfg.outcome_threshold):
             reasons.append("outcome failure" if f["outcome_label"][i] else f"reward {f['outcome_score'][i]:.2f}")
@@ -301,7 +305,7 @@ def _recovered_error(ctx: Context, unit: Detector) -> Iterator[Any]:
     step."""
     f, cfg = ctx.frame, ctx.config
     for i in range(len(f)):
-        if i in ctx.failed or not _recovered(f, i, cfg):
+        if not (f["tool_errors"][i] or f["llm_errors"][i]) or i in ctx.failed or not _recovered(f, i, cfg):
             continue
         tool_end, llm_end = f["first_tool_error_end"][i], f["first_llm_error_end"][i]
         if tool_end and (not llm_end or tool_end <= llm_end):
@@ -353,7 +357,7 @@ def _near_threshold(ctx: Context, unit: Detector) -> Iterator[Any]:
     f, cfg = ctx.frame, ctx.config
     low, high = cfg.outcome_threshold, cfg.outcome_threshold + cfg.near_threshold_margin
     for i in range(len(f)):
-        if i in ctx.failed:
+        if i in ctx.failed or not (f["has_outcome"][i] or f["scores"][i]):
             continue
         values = []
         if f["has_outcome"][i] and f["outcome_label"][i] == "" and f["outcome_score"][i] is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.schema import FEEDBACK_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
@@ -33,6 +33,7 @@ class Frame:
     """Feature columns of the traces of one run: ``frame["tool_errors"][i]`` is trace ``i``'s value."""
 
     columns: dict[str, list[Any]]
+    _groups: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.columns.get("trace_id", ()))
@@ -50,12 +51,14 @@ class Frame:
 
     def peer_group(self, index: int) -> str:
         """Runs of the same task, else of the same agent (root span name, agent, service), are peers."""
-        task = self.columns["task_id"][index]
-        if task:
-            return "task:" + task
-        return "agent:" + "|".join(
-            (self.columns["root_name"][index], self.columns["agent_name"][index], self.columns["service"][index])
-        )
+        if self._groups is None:
+            c = self.columns
+            self._groups = [
+                "task:" + task if task else f"agent:{root}|{agent}|{service}"
+                for task, root, agent, service in zip(c["task_id"], c["root_name"], c["agent_name"], c["service"],
+                                                      strict=True)
+            ]
+        return self._groups[index]
 
 
 def candidate_condition(store: Store, *, since_s: float | None, remine: bool) -> tuple[str, dict[str, Any]]:

@@ -65,8 +65,8 @@ def span_columns(bad_args_check: str) -> str:
                 startsWith(SpanName, 'execute_tool '), substring(SpanName, 14), SpanName) AS tool,
         if(is_tool, if({A}['gen_ai.tool.call.arguments'] != '', {A}['gen_ai.tool.call.arguments'],
                        {A}['input.value']), '') AS args,
-        multiIf({A}['gen_ai.tool.call.result'] != '', {A}['gen_ai.tool.call.result'],
-                {A}['output.value'] != '', {A}['output.value'], {A}['tracemill.output']) AS result,
+        if(is_tool, multiIf({A}['gen_ai.tool.call.result'] != '', {A}['gen_ai.tool.call.result'],
+                            {A}['output.value'] != '', {A}['output.value'], {A}['tracemill.output']), '') AS result,
         {_ERROR_STATUS} AS status_error,
         arrayStringConcat(arrayFilter(x -> x != '', arrayMap((n, at) -> if(n = 'exception',
             concat(at['exception.type'], ': ', at['exception.message']), ''), Events.Name, Events.Attributes)), '; ')
@@ -74,12 +74,11 @@ def span_columns(bad_args_check: str) -> str:
         status_error OR exception_text != '' AS span_error,
         trimBoth(concat(StatusMessage, if(StatusMessage = '' AND exception_text != '', exception_text, ''),
                         if(StatusMessage = '' AND exception_text = '', {A}['error.type'], ''))) AS error_text,
-        is_tool AND NOT span_error AND match(result, {_q(RESULT_ERROR_PATTERN)}) AS result_error,
+        if(is_tool AND NOT span_error, match(result, {_q(RESULT_ERROR_PATTERN)}), 0) AS result_error,
         is_tool AND (span_error OR result_error) AS tool_failed,
-        is_llm AND (span_error OR has(JSONExtract({A}['gen_ai.response.finish_reasons'], 'Array(String)'), 'error'))
-            AS llm_failed,
-        span_error AND match(concat(error_text, ' ', {A}['error.type']), {_q(TIMEOUT_PATTERN)}) AS timed_out,
-        is_tool AND args != '' AND NOT span_error AND ({bad_args_check}) AS bad_args,
+        is_llm AND (span_error OR position(finish_reasons, '"error"') > 0) AS llm_failed,
+        if(span_error, match(concat(error_text, ' ', {A}['error.type']), {_q(TIMEOUT_PATTERN)}), 0) AS timed_out,
+        if(is_tool AND args != '' AND NOT span_error, {bad_args_check}, 0) AS bad_args,
         if(length(Links.SpanId) > 0, Links.SpanId[1], '') AS link_span,
         if(InputTokens > 0, InputTokens, toUInt64OrZero({A}['llm.token_count.prompt'])) +
             if(OutputTokens > 0, OutputTokens, toUInt64OrZero({A}['llm.token_count.completion'])) AS tokens,
@@ -95,7 +94,7 @@ def span_columns(bad_args_check: str) -> str:
                 {A}['gen_ai.agent.version']) AS version"""
 
 
-def _depth_expr(levels: int = 12) -> str:
+def _depth_expr(levels: int = 8) -> str:
     """The depth of the span tree, following parent links up to ``levels`` steps from each span."""
     parts = ["arrayMap(p -> p, parents)"]
     for _ in range(levels - 1):
@@ -132,9 +131,10 @@ SELECT
                     arrayFlatten(arrayMap(m -> JSONExtractArrayRaw(m, 'parts'),
                                           JSONExtractArrayRaw(last_llm_output))))),
                 ' '),
-            last_llm_output) AS final_output,
-    trimBoth(final_output) IN {empty_final} AS final_empty,
-    match(final_output, {_q(GIVE_UP_PATTERN)}) AS final_gives_up,
+            last_llm_output) AS final_text,
+    substring(final_text, 1, 1000) AS final_output,
+    trimBoth(final_text) IN {empty_final} AS final_empty,
+    match(final_text, {_q(GIVE_UP_PATTERN)}) AS final_gives_up,
     arrayStringConcat(arrayMap(x -> x.3, tool_steps), ' ') AS tool_sequence,
     if(empty(occurrences), 0, arrayMax(occurrences)) AS max_repeats,
     arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).2
@@ -220,5 +220,5 @@ LEFT JOIN (
     WHERE IsDeleted = 0
     GROUP BY TraceId
 ) AS fb ON fb.TraceId = t.TraceId
-SETTINGS join_use_nulls = 0
+SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
 """
