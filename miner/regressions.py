@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
@@ -17,7 +19,7 @@ from tracemill.collector.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TA
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
-__all__ = ["version_report"]
+__all__ = ["report_from_rows", "report_from_traces", "version_report"]
 
 _SQL = f"""
 SELECT version, toDate(toDateTime(start)) AS day, count() AS traces,
@@ -41,9 +43,25 @@ SETTINGS join_use_nulls = 0
 """
 
 
-def version_report(store: Store, where: str = "1", params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``{"versions": [...], "by_day": [...], "comparison": {...} | None}``."""
-    rows = store.query(_SQL.replace("{where}", where), params or {}).result_rows
+def version_report(store: Store) -> dict[str, Any]:
+    """``{"versions": [...], "by_day": [...], "comparison": {...} | None}`` over every mined trace."""
+    return report_from_rows(store.query(_SQL.replace("{where}", "1")).result_rows)
+
+
+def report_from_traces(traces: Iterable[tuple[str, float, bool, bool]]) -> dict[str, Any]:
+    """The same report from (version, start in Unix seconds, failed, near-missed) per trace, for a run that
+    mined every trace and so already holds them."""
+    counts: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for version, start_s, failed, near in traces:
+        entry = counts[(version, datetime.fromtimestamp(start_s, tz=timezone.utc).date())]
+        entry[0] += 1
+        entry[1] += int(failed)
+        entry[2] += int(near and not failed)
+    return report_from_rows([(v, d, *c) for (v, d), c in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0]))])
+
+
+def report_from_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """The report from (version, day, traces, failed, near-missed) rows."""
     versions: dict[str, dict[str, Any]] = defaultdict(lambda: {"traces": 0, "failed": 0, "near_missed": 0})
     by_day = []
     for version, day, traces, failed, near in rows:

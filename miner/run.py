@@ -94,7 +94,17 @@ def mine_store(
     result.top_steps = _top_steps(store, result.run_id)
     clock.done("write")
 
-    result.regressions = _regressions(store)
+    if where == "1":  # every trace was mined now: the frame and the flags hold all the report needs
+        from tracemill.miner.regressions import report_from_traces
+
+        failed = {f.trace_id for f in flags if f.category == "failure"}
+        near = {f.trace_id for f in flags if f.category == "near_miss"}
+        result.regressions = report_from_traces(
+            (v or "(none)", s, t in failed, t in near)
+            for t, v, s in zip(frame["trace_id"], frame["version"], frame["start_s"], strict=True)
+        )
+    else:
+        result.regressions = _regressions(store)
     clock.done("regressions")
     result.duration_s = round(time.perf_counter() - started, 3)
     return result

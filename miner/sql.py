@@ -89,13 +89,13 @@ def span_columns(bad_args_check: str) -> str:
         if(is_root, multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'],
                             {A}['output.value'] != '', {A}['output.value'], ''), '') AS root_output,
         multiIf(TaskId != '', TaskId, {A}['tracemill.task.id']) AS task_id,
-        AgentName AS agent_name, ConversationId AS conversation_id,
+        AgentName AS agent_name,
         multiIf(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
                 {A}['gen_ai.agent.version']) AS version"""
 
 
-def _depth_expr(levels: int = 8) -> str:
-    """The depth of the span tree, following parent links up to ``levels`` steps from each span."""
+def _depth_expr(levels: int = 6) -> str:
+    """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span."""
     parts = ["arrayMap(p -> p, parents)"]
     for _ in range(levels - 1):
         parts.append(f"arrayMap(p -> parent_of[p], {parts[-1]})")
@@ -113,14 +113,14 @@ WITH
 SELECT
     t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
     bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
-    service, version, conversation, start_s,
-    first_error_span, first_error_text, first_error_end,
+    service, version, start_s,
+    first_error_span, first_error_text,
     first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
     first_llm_error_span, first_llm_error_text, first_llm_error_end,
     first_timeout_span, first_timeout_text,
     if(bad_args_link != '', bad_args_link, arrayLast(x -> x.1 <= bad_args_start, llm_steps).2) AS bad_args_decision,
     bad_args_span, bad_args_tool, bad_args_text,
-    last_llm_span, last_llm_end, last_finish_reasons, slowest_step,
+    last_llm_span, last_finish_reasons, slowest_step,
     tool_errors > 0 AND arrayExists(x -> x.3 = first_tool_error_tool AND NOT x.5 AND x.1 > first_tool_error_start,
                                     tool_steps) AS tool_recovered,
     llm_errors > 0 AND last_llm_end > first_llm_error_end AND NOT last_llm_failed AS llm_recovered,
@@ -170,10 +170,8 @@ FROM (
         anyIf(agent_name, agent_name != '') AS agent_name,
         argMin(ServiceName, start_ns) AS service,
         anyIf(version, version != '') AS version,
-        anyIf(conversation_id, conversation_id != '') AS conversation,
         argMinIf(SpanId, end_ns, span_error) AS first_error_span,
         argMinIf(error_text, end_ns, span_error) AS first_error_text,
-        minIf(end_ns, span_error) AS first_error_end,
         argMinIf(SpanId, end_ns, tool_failed) AS first_tool_error_span,
         argMinIf(if(result_error, substring(result, 1, 500), error_text), end_ns, tool_failed) AS first_tool_error_text,
         argMinIf(tool, end_ns, tool_failed) AS first_tool_error_tool,

@@ -87,6 +87,7 @@ def test_failure_rates_per_version_show_a_significant_regression(new_database: A
                                  "task-0", rng) for i in range(160)]
         corpus.write_with_otel(store, scripts, versions=lambda i: "1.0" if i < 80 else "2.0")
         report = miner.mine(store).regressions
+        from_store = miner.mine(store).regressions  # nothing new: read back from the store's flags and scores
     finally:
         drop_database(store)
     by_version = {v["version"]: v for v in report["versions"]}
@@ -96,3 +97,4 @@ def test_failure_rates_per_version_show_a_significant_regression(new_database: A
     assert (comparison["baseline"], comparison["candidate"]) == ("1.0", "2.0")
     assert comparison["failure"]["worse"] and comparison["failure"]["p_value_fisher"] < 0.001
     assert not comparison["near_miss"]["significant"]
+    assert from_store == report
