@@ -10,7 +10,9 @@ ids, about 10 spans a trace. Then, in the same process:
   the issue names (``length`` of a Map reads only its sizes), and the same summing the length of every
   attribute value, which reads all the attribute bytes the miner reads;
 - ``tracemill.mine(store)``: every trace (features, detectors, scorer, taxonomy, writing flags and scores);
-- the peak resident memory of the process while mining, above what it held before.
+- the peak resident memory of the process while mining (and how much above what it held before);
+- the process CPU time of both (all threads: chDB runs its query threads in this process), which a
+  loaded machine inflates far less than wall time.
 
 Prints the mining time, its ratio to the scan, the peak memory, and the 1M/100k time ratio
 (linear scaling gives 10). Target: 1M spans mined in under 10 s.
@@ -193,6 +195,15 @@ def measure(spans_wanted: int) -> dict[str, Any]:
             store.query("SELECT count(), sum(arraySum(arrayMap(v -> length(v), mapValues(SpanAttributes)))) "
                         "FROM otel_traces")
             reads.append(time.perf_counter() - t0)
+        # One-time imports (scikit-learn, scipy) are timed apart, so both sizes time the mining itself.
+        t0 = time.perf_counter()
+        import scipy.stats  # noqa: F401
+        import sklearn.cluster  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+
+        import_s = time.perf_counter() - t0
         peak = [0]
         before = _rss_bytes()
         stop = threading.Event()
@@ -217,7 +228,8 @@ def measure(spans_wanted: int) -> dict[str, Any]:
                 "read_s": round(min(reads), 3), "mine_s": round(mine_s, 2), "mine_cpu_s": round(mine_cpu, 2),
                 "scan_cpu_s": round(min(scan_cpu), 3), "load": round(os.getloadavg()[0], 1),
                 "ratio_to_scan": round(mine_s / min(scans), 1), "ratio_to_read": round(mine_s / min(reads), 1),
-                "peak_rss_mb": round((max(peak[0], before) - before) / 2**20), "flags": len(result.flags),
+                "peak_rss_mb": round((max(peak[0], before) - before) / 2**20), "rss_mb": round(peak[0] / 2**20),
+                "import_s": round(import_s, 2), "flags": len(result.flags),
                 "failed": result.counts["failure"], "near_miss": result.counts["near_miss"],
                 "timings": result.timings, "second_run_s": round(again_s, 2), "second_run_traces": again.traces}
     finally:
@@ -242,11 +254,12 @@ def main() -> None:
         r = results[-1]
         print(f"{r['spans']:>9,} spans {r['traces']:>7,} traces: mined in {r['mine_s']:.2f} s "
               f"({r['ratio_to_scan']}x the full scan of {r['scan_s']:.3f} s, {r['ratio_to_read']}x reading every "
-              f"attribute value in {r['read_s']:.3f} s), peak +{r['peak_rss_mb']} MiB RSS, "
+              f"attribute value in {r['read_s']:.3f} s), peak RSS {r['rss_mb']} MiB (+{r['peak_rss_mb']} MiB), "
               f"{r['failed']:,} failed / {r['near_miss']:,} near-miss traces; "
               f"again (nothing new) {r['second_run_s']:.2f} s"
               f"\n    CPU: mining {r['mine_cpu_s']:.2f} s, scan {r['scan_cpu_s']:.3f} s (all threads of the process; "
-              f"load average {r['load']} on {os.cpu_count()} cores)\n    stages: {r['timings']}", flush=True)
+              f"load average {r['load']} on {os.cpu_count()} cores); scikit-learn imports before: {r['import_s']} s"
+              f"\n    stages: {r['timings']}", flush=True)
     if len(results) >= 2:
         first, last = results[0], results[-1]
         scale = last["spans"] / first["spans"]
