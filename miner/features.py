@@ -61,30 +61,35 @@ class Frame:
         return self._groups[index]
 
 
-def candidate_condition(store: Store, *, since_s: float | None, remine: bool) -> tuple[str, dict[str, Any]]:
+def candidate_condition(store: Store, *, since_s: float | None, remine: bool) -> tuple[str, dict[str, Any], bool]:
     """The WHERE condition on ``otel_traces`` selecting the traces this run mines.
 
     Without ``since``: traces with no score yet (every mined trace gets one), traces whose feedback
     changed after they were mined, and traces with outcome feedback (the scorer trains on them).
-    With ``since``: every trace with a span at or after it, mined before or not.
+    With ``since``: every trace with a span at or after it, mined before or not. The third value says
+    whether nothing was mined before (so no earlier flags can need replacing).
     """
     params: dict[str, Any] = {}
+    mined = store.query(f"SELECT count(), max(CreatedAt) FROM {TRACE_SCORES_TABLE}").result_rows[0]
+    fresh = not mined[0]
     if since_s is not None:
         params["since_ns"] = int(since_s * 1e9)
         return (
             f"TraceId IN (SELECT DISTINCT TraceId FROM {SPANS_TABLE} "
             "WHERE Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64}))",
             params,
+            fresh,
         )
-    mined = store.query(f"SELECT count(), max(CreatedAt) FROM {TRACE_SCORES_TABLE}").result_rows[0]
-    if remine or not mined[0]:
-        return "1", params
+    if remine or fresh:
+        return "1", params, fresh
     params["mined_at"] = mined[1]
     return (
         f"(TraceId NOT IN (SELECT TraceId FROM {TRACE_SCORES_TABLE}) "
-        f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} FINAL "
-        "WHERE UpdatedAt > {mined_at:DateTime64(6)} OR Kind = 'outcome'))",
+        # Without FINAL, so a tombstone (withdrawn feedback) counts as a change too.
+        f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} WHERE UpdatedAt > {{mined_at:DateTime64(6)}}) "
+        f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} FINAL WHERE Kind = 'outcome' AND IsDeleted = 0))",
         params,
+        fresh,
     )
 
 

@@ -58,7 +58,7 @@ def mine_store(
     clock = _Clock(result, progress)
 
     since_s = None if since is None else parse_since(since)
-    where, params = candidate_condition(store, since_s=since_s, remine=remine)
+    where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine)
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats)
@@ -90,7 +90,7 @@ def mine_store(
     result.taxonomy = build_taxonomy(_messages(frame, flags))
     clock.done("taxonomy")
 
-    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=where != "1")
+    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
     result.top_steps = _top_steps(store, result.run_id)
     clock.done("write")
 

@@ -111,12 +111,15 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag]) 
     )
     if not enough:
         why = (
-            f"{labelled.size} traces with outcome feedback ({positives} failures, {negatives} successes, "
+            f"too few outcome labels for a supervised scorer ({labelled.size} traces with outcome feedback ({positives} failures, {negatives} successes, "
             f"{group_count} task groups); the scorer needs at least {config.min_labels}, with "
-            f"{config.min_per_class} of each and 3 groups"
+            f"{config.min_per_class} of each and 3 groups)"
         )
         return _anomaly(frame, why)
-    return _supervised(frame, config, labels, labelled, groups, rule_flags)
+    try:
+        return _supervised(frame, config, labels, labelled, groups, rule_flags)
+    except ValueError as exc:  # e.g. a fold whose training tasks hold one class only
+        return _anomaly(frame, f"the grouped cross-validation could not train: {exc}")
 
 
 def _supervised(
@@ -174,7 +177,7 @@ def _supervised(
 
 def _anomaly(frame: Frame, why: str) -> ScoreResult:
     n = len(frame)
-    note = f"too few outcome labels for a supervised scorer ({why}); scores are IsolationForest anomaly scores"
+    note = f"{why}; scores are IsolationForest anomaly scores"
     report: dict[str, Any] = {"mode": "anomaly", "model_version": "isolation-forest-1", "note": note,
                               "labelled": None, "model": None, "rules": None, "threshold": None}
     if n < 2:

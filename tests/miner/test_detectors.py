@@ -144,3 +144,23 @@ def test_taxonomy_groups_the_error_messages_of_both_paths(mined: Mined):
 def test_top_decisive_steps_name_span_names(mined: Mined):
     names = {step["span_name"] for step in mined.result.top_steps}
     assert "execute_tool lookup_order" in names
+
+
+def test_feedback_after_mining_is_mined_next_time_and_a_withdrawn_verdict_drops_its_flag(store, corpus):
+    import random
+
+    from tracemill.collector.feedback import record_feedback
+
+    written = corpus.write_with_otel(store, [corpus.script("clean", "task-0", random.Random(i)) for i in range(10)])
+    assert miner.mine(store).flags == []
+    item = {"trace_id": written[3].trace_id, "name": "thumbs", "author": "ann", "kind": "label", "label": "bad"}
+    record_feedback(store, [item])
+    second = miner.mine(store)
+    assert second.traces == 1
+    assert [(f.trace_id, f.detector, f.span_id) for f in second.flags] == [
+        (written[3].trace_id, "negative_feedback", written[3].span_ids[-1])
+    ]
+    record_feedback(store, [{**item, "deleted": True}])
+    third = miner.mine(store)
+    assert third.traces == 1 and third.flags == []
+    assert store.query("SELECT count() FROM tracemill_flags FINAL").result_rows == [(0,)]
