@@ -111,7 +111,8 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag]) 
     )
     if not enough:
         why = (
-            f"too few outcome labels for a supervised scorer ({labelled.size} traces with outcome feedback ({positives} failures, {negatives} successes, "
+            f"too few outcome labels for a supervised scorer ({labelled.size} traces with outcome feedback "
+            f"({positives} failures, {negatives} successes, "
             f"{group_count} task groups); the scorer needs at least {config.min_labels}, with "
             f"{config.min_per_class} of each and 3 groups)"
         )
