@@ -9,7 +9,7 @@ traces' feedback, joined in that query.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +40,6 @@ class Frame:
 
     def __getitem__(self, name: str) -> list[Any]:
         return self.columns[name]
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        names = list(self.columns)
-        for values in zip(*(self.columns[n] for n in names), strict=True):
-            yield dict(zip(names, values, strict=True))
 
     def row(self, index: int) -> dict[str, Any]:
         return {name: values[index] for name, values in self.columns.items()}

@@ -100,6 +100,13 @@ def api_routes(server: CollectorServer) -> list[Route]:
             return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
         if not isinstance(options, dict) or set(options) - {"since", "remine"}:
             return JSONResponse({"error": "the body is a JSON object with optional keys since and remine"}, 400)
+        from tracemill.deps import require
+        from tracemill.errors import MissingDependencyError
+
+        try:
+            require("sklearn", extra="miner", feature="Mining in the server")
+        except MissingDependencyError as exc:
+            return JSONResponse({"error": str(exc)}, 501)
 
         def run() -> dict[str, Any]:
             from tracemill.miner import mine as mine_store
