@@ -61,8 +61,8 @@ def span_columns(bad_args_check: str) -> str:
                 '') AS op,
         op IN ('chat', 'text_completion', 'generate_content') AS is_llm,
         op = 'execute_tool' AS is_tool,
-        multiIf(ToolName != '', ToolName, {A}['tool.name'] != '', {A}['tool.name'],
-                startsWith(SpanName, 'execute_tool '), substring(SpanName, 14), SpanName) AS tool,
+        if(is_tool, multiIf(ToolName != '', ToolName, {A}['tool.name'] != '', {A}['tool.name'],
+                            startsWith(SpanName, 'execute_tool '), substring(SpanName, 14), SpanName), '') AS tool,
         if(is_tool, if({A}['gen_ai.tool.call.arguments'] != '', {A}['gen_ai.tool.call.arguments'],
                        {A}['input.value']), '') AS args,
         if(is_tool, multiIf({A}['gen_ai.tool.call.result'] != '', {A}['gen_ai.tool.call.result'],
@@ -72,26 +72,30 @@ def span_columns(bad_args_check: str) -> str:
             concat(at['exception.type'], ': ', at['exception.message']), ''), Events.Name, Events.Attributes)), '; ')
             AS exception_text,
         status_error OR exception_text != '' AS span_error,
-        trimBoth(concat(StatusMessage, if(StatusMessage = '' AND exception_text != '', exception_text, ''),
-                        if(StatusMessage = '' AND exception_text = '', {A}['error.type'], ''))) AS error_text,
+        if(span_error, trimBoth(concat(StatusMessage,
+                                       if(StatusMessage = '' AND exception_text != '', exception_text, ''),
+                                       if(StatusMessage = '' AND exception_text = '', {A}['error.type'], ''))), '')
+            AS error_text,
         if(is_tool AND NOT span_error, match(result, {_q(RESULT_ERROR_PATTERN)}), 0) AS result_error,
         is_tool AND (span_error OR result_error) AS tool_failed,
         is_llm AND (span_error OR position(finish_reasons, '"error"') > 0) AS llm_failed,
         if(span_error, match(concat(error_text, ' ', {A}['error.type']), {_q(TIMEOUT_PATTERN)}), 0) AS timed_out,
         if(is_tool AND args != '' AND NOT span_error, {bad_args_check}, 0) AS bad_args,
         if(length(Links.SpanId) > 0, Links.SpanId[1], '') AS link_span,
-        if(InputTokens > 0, InputTokens, toUInt64OrZero({A}['llm.token_count.prompt'])) +
-            if(OutputTokens > 0, OutputTokens, toUInt64OrZero({A}['llm.token_count.completion'])) AS tokens,
+        InputTokens + OutputTokens + if(is_llm AND InputTokens + OutputTokens = 0,
+            toUInt64OrZero({A}['llm.token_count.prompt']) + toUInt64OrZero({A}['llm.token_count.completion']), 0)
+            AS tokens,
         ParentSpanId = '' AS is_root,
         if(is_llm, if({A}['gen_ai.output.messages'] != '', {A}['gen_ai.output.messages'], {A}['output.value']), '')
             AS llm_output,
         if(is_llm, {A}['gen_ai.response.finish_reasons'], '') AS finish_reasons,
         if(is_root, multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'],
                             {A}['output.value'] != '', {A}['output.value'], ''), '') AS root_output,
-        multiIf(TaskId != '', TaskId, {A}['tracemill.task.id']) AS task_id,
+        TaskId AS task_id,
         AgentName AS agent_name,
-        multiIf(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
-                {A}['gen_ai.agent.version']) AS version"""
+        if(is_root OR op = 'invoke_agent',
+           multiIf(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
+                   {A}['gen_ai.agent.version']), '') AS version"""
 
 
 def _depth_expr(levels: int = 6) -> str:
