@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from tracemill.errors import ConfigError
 from tracemill.miner.config import MinerConfig
 from tracemill.miner.features import Frame
 
@@ -88,6 +89,9 @@ def detector(name: str, *, version: str, category: Category, kind: str) -> Calla
 
 def detect(ctx: Context, names: list[str] | None = None) -> list[Flag]:
     """Run the detectors (all, or those named), failures before near-misses."""
+    unknown = sorted(set(names or ()) - set(DETECTORS))
+    if unknown:
+        raise ConfigError(f"unknown detector(s) {', '.join(unknown)}; the detectors are {', '.join(DETECTORS)}")
     chosen = [DETECTORS[n] for n in names] if names else list(DETECTORS.values())
     flags: list[Flag] = []
     for category in ("failure", "near_miss"):

@@ -11,6 +11,7 @@ flag it and which span is the injected decisive one.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -83,6 +84,9 @@ def _call(tool: str, args: str, n: int, result: Any = None, error: str = "") -> 
             Step("tool", tool=tool, args=args, result=result, error=error, call_id=call_id)]
 
 
+_INVALID_VARIANT = itertools.count()
+
+
 def script(mode: str, task: str, rng: random.Random) -> Script:
     """The steps of one run of ``mode``, with the detectors that must flag it and its decisive step."""
     order = f"A-{rng.randint(100, 999)}"
@@ -110,8 +114,10 @@ def script(mode: str, task: str, rng: random.Random) -> Script:
         steps = [*_call("lookup_order", lookup, 1, shipped), Step("llm", text=refusal)]
         return Script(mode, task, steps, decisive=2, expected={"give_up"})
     if mode == "invalid_args":
-        bad = rng.choice([json.dumps({"order_id": order, "amount": "all of it"}), json.dumps({"order_id": order}),
-                          json.dumps({"order_id": order, "amount": 5, "reason": "late"})])
+        variants = [json.dumps({"order_id": order, "amount": "all of it"}), json.dumps({"order_id": order}),
+                    json.dumps({"order_id": order, "amount": 5, "reason": "late"}),
+                    '{"order_id": "' + order + '", amount: 5']  # the last is not JSON
+        bad = variants[next(_INVALID_VARIANT) % len(variants)]
         steps = [*_call("refund", bad, 1, {"refunded": True}), Step("llm", text=f"Refund issued for {order}.")]
         return Script(mode, task, steps, decisive=0, expected={"invalid_tool_arguments"})
     if mode == "recovered_retry":

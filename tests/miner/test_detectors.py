@@ -80,6 +80,24 @@ def test_clean_runs_are_not_flagged(mined: Mined, path: str):
     assert not flagged
 
 
+def test_every_detector_is_a_documented_named_unit():
+    assert len(miner.DETECTORS) == 15
+    for name, unit in miner.DETECTORS.items():
+        assert unit.name == name and unit.version and unit.kind
+        assert unit.category in ("failure", "near_miss")
+        assert len(unit.doc) > 60, name
+
+
+def test_invalid_arguments_cover_wrong_types_missing_and_unknown_keys_and_text_that_is_not_json(mined: Mined):
+    evidence = [f.evidence for f in mined.result.flags if f.detector == "invalid_tool_arguments"]
+    assert len(evidence) == 8, evidence
+    assert any('"all of it"' in e for e in evidence)  # a string where the schema wants a number
+    assert any('"reason"' in e for e in evidence)  # a key additionalProperties: false does not allow
+    assert any(e.endswith('amount: 5') or 'amount: 5"' in e for e in evidence)  # not JSON
+    missing = [f for f in mined.result.flags if f.detector == "invalid_tool_arguments" and "amount" not in f.evidence]
+    assert missing  # a required key missing
+
+
 def test_flags_carry_category_kind_severity_and_evidence(mined: Mined):
     for flag in mined.result.flags:
         unit = miner.DETECTORS[flag.detector]
