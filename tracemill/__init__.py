@@ -16,6 +16,7 @@ from tracemill.errors import (
     PayloadTooLargeError,
     SchemaError,
     ServerError,
+    SpanNotFoundError,
     SpoolError,
     SpoolFullError,
     SpoolLockedError,
@@ -81,8 +82,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ConfigError", "LLMCall", "MineResult", "MissingDependencyError", "NotFoundError", "PayloadError",
-    "PayloadTooLargeError", "Run",
-    "SchemaError", "ServerError", "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
+    "PayloadTooLargeError", "Run", "SchemaError", "ServerError", "SpanNotFoundError",
+    "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
     "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "mine", "run",
     "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "uninstrument",
