@@ -101,11 +101,12 @@ def tool_schema_check(definitions: Sequence[str]) -> str:
         for item in parsed if isinstance(parsed, list) else [parsed]:
             if not isinstance(item, dict):
                 continue
-            function = item.get("function") if isinstance(item.get("function"), dict) else item
+            inner = item.get("function")
+            function: dict[str, Any] = inner if isinstance(inner, dict) else item
             name, parameters = function.get("name"), function.get("parameters") or function.get("input_schema")
-            usable = isinstance(name, str) and isinstance(parameters, dict)
-            usable = usable and parameters.get("type", "object") == "object"
-            if usable and parameters not in schemas.setdefault(name, []):
+            if not isinstance(name, str) or not isinstance(parameters, dict):
+                continue
+            if parameters.get("type", "object") == "object" and parameters not in schemas.setdefault(name, []):
                 schemas[name].append(parameters)
     not_json = r"(match(args, '^\s*[\[{]') AND NOT isValidJSON(args))"
     if not schemas:
@@ -119,7 +120,8 @@ def tool_schema_check(definitions: Sequence[str]) -> str:
 
 def _fits(schema: dict[str, Any]) -> str:
     conditions = ["isValidJSON(args)", "JSONType(args) = 'Object'"]
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    found = schema.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
     required = [k for k in schema.get("required") or [] if isinstance(k, str)]
     if required:
         conditions.append(f"hasAll(JSONExtractKeys(args), [{', '.join(map(_q, required))}])")

@@ -7,7 +7,8 @@ peers of a run include earlier mined runs, read from the cost columns of ``trace
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,8 @@ class PeerStats:
         for metric, value in zip(METRICS, (steps, tokens, duration_s), strict=True):
             self._values[(group, metric)].append(float(value))
 
-    def add_many(self, rows: Iterable[tuple[str, float, float, float]]) -> None:
+    def add_many(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Add (group, steps, tokens, duration_s) rows."""
         for row in rows:
             self.add(*row)
 

@@ -60,7 +60,7 @@ def report_from_traces(traces: Iterable[tuple[str, float, bool, bool]]) -> dict[
     return report_from_rows([(v, d, *c) for (v, d), c in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0]))])
 
 
-def report_from_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+def report_from_rows(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """The report from (version, day, traces, failed, near-missed) rows."""
     versions: dict[str, dict[str, Any]] = defaultdict(lambda: {"traces": 0, "failed": 0, "near_missed": 0})
     by_day = []

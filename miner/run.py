@@ -148,7 +148,7 @@ def _localize_excess(store: Store, frame: Frame, flags: list[Flag], peers: PeerS
         "WHERE is_llm OR is_tool GROUP BY TraceId",
         {"ids": sorted({f.trace_id for f in wanted})},
     ).result_rows
-    steps = dict(rows)
+    steps: dict[str, list[str]] = {row[0]: row[1] for row in rows}
     index = {trace: i for i, trace in enumerate(frame["trace_id"])}
     out = []
     for flag in flags:
@@ -188,7 +188,7 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
         )
     if result.flags:
         flags = result.flags
-        columns = [
+        columns: list[list[Any]] = [
             [result.run_id] * len(flags), [result.miner_version] * len(flags), [f.trace_id for f in flags],
             [f.span_id for f in flags], [f.detector for f in flags], [f.detector_version for f in flags],
             [f.category for f in flags], [f.kind for f in flags], [f.severity for f in flags],
@@ -196,13 +196,13 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
         ]  # fmt: skip
         store.insert(FLAGS_TABLE, columns, _FLAG_COLUMNS, column_oriented=True)
     n = len(frame)
-    columns = [
+    scores: list[list[Any]] = [
         list(frame["trace_id"]), [model_version] * n, [float(p) for p in probabilities], [now] * n,
         [frame.peer_group(i) for i in range(n)],
         [int(a + b) for a, b in zip(frame["llm_calls"], frame["tool_calls"], strict=True)],
         [int(t) for t in frame["tokens"]], [float(d) for d in frame["duration_s"]],
     ]  # fmt: skip
-    store.insert(TRACE_SCORES_TABLE, columns, _SCORE_COLUMNS, column_oriented=True)
+    store.insert(TRACE_SCORES_TABLE, scores, _SCORE_COLUMNS, column_oriented=True)
 
 
 def _top_steps(store: Store, run_id: str, limit: int = 10) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ def build_taxonomy(messages: Sequence[Message], *, max_groups: int = 20) -> list
     for template, label in zip(head, labels, strict=True):
         clusters[label].append(template)
     groups = list(clusters.values()) + [[t] for t in tail]
-    out = []
+    out: list[dict[str, Any]] = []
     for members in groups:
         items = [m for t in members for m in by_template[t]]
         traces = list(dict.fromkeys(m.trace_id for m in items))

@@ -74,7 +74,7 @@ def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Conso
 
         if category not in (None, "failure", "near_miss"):
             raise ConfigError(f"--category must be failure or near_miss (got {category!r})")
-        filters = {"trace_id": trace_id, "detector": detector, "category": category, "kind": kind,
+        filters: dict[str, Any] = {"trace_id": trace_id, "detector": detector, "category": category, "kind": kind,
                    "severity": severity, "limit": limit, "offset": offset}
         backend = connect(server=server, store=store, token=token)
         try:
