@@ -238,6 +238,11 @@ def show(
         render_trace(console, found, details=details)
 
 
+from tracemill.cli_train import register as _register_train  # noqa: E402  (commands in their own modules)
+
+_register_train(app)
+
+
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
     app(prog_name="tracemill")
