@@ -66,7 +66,9 @@ def run(config: TrainConfig, data_dir: str | Path, *, model: str, output: str | 
         history = _History()
         trainer = runner.build(config, source, tokenizer, export, out, history=history, progress=progress)
         before, reference = runner.measure(trainer, tokenizer, None)
+        cpu = time.process_time()
         result = trainer.train()
+        result.metrics["train_cpu_s"] = time.process_time() - cpu
         after, _ = runner.measure(trainer, tokenizer, reference)
         trainer.save_model(str(out))
     report = _report(config, export, source, trainer, result, before, after, history.entries,
@@ -236,7 +238,7 @@ def _report(config: TrainConfig, export: Export, source: ModelSource, trainer: A
         "started_at": started.isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),
         "train": {"steps": steps, "runtime_s": runtime, "seconds_per_step": runtime / steps if steps else None,
-                  "loss": result.training_loss},
+                  "cpu_s": round(result.metrics["train_cpu_s"], 3), "loss": result.training_loss},
         "before": before,
         "after": after,
         "history": history,
