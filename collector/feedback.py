@@ -21,8 +21,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.api import resolve_trace_id
+from tracemill.collector.query import Filter, iso
 from tracemill.collector.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
-from tracemill.errors import ConfigError, SpanNotFoundError, TraceNotFoundError
+from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
@@ -60,7 +61,7 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
     for index, item in enumerate(checked):
         try:
             item["trace_id"] = resolve_trace_id(store, item["trace_id"])
-        except ConfigError as exc:  # TraceNotFoundError included: keep its class, add the index
+        except (ConfigError, NotFoundError) as exc:  # keep its class, add the index
             raise type(exc)(f"item {index}: {exc}") from None
     _check_ids_exist(store, checked)
     existing = _current_rows(store, {item["trace_id"] for item in checked})
@@ -209,13 +210,13 @@ def _check_ids_exist(store: Store, items: list[dict[str, Any]]) -> None:
     wanted = {(item["trace_id"], item["span_id"]) for item in items if item["span_id"]}
     found_spans: set[tuple[str, str]] = set()
     if wanted:
-        found_spans = set(
-            store.query(
+        found_spans = {
+            (row[0], row[1]) for row in store.query(
                 f"SELECT DISTINCT TraceId, SpanId FROM {SPANS_TABLE} "
                 "WHERE TraceId IN {traces:Array(String)} AND SpanId IN {spans:Array(String)}",
                 {"traces": traces, "spans": sorted({s for _, s in wanted})},
             ).result_rows
-        )
+        }
     for index, item in enumerate(items):
         trace_id, span_id = item["trace_id"], item["span_id"]
         if trace_id not in found_traces:
@@ -237,20 +238,13 @@ def _filters(
     store: Store, trace_id: str | None, equal: Mapping[str, str | None], limit: int, offset: int
 ) -> tuple[str, dict[str, Any]]:
     """A WHERE condition and its parameters: the trace (id or unique prefix), columns equal to the
-    values given (None: any), and the page."""
-    if not 1 <= limit <= 1000:
-        raise ConfigError(f"limit must be between 1 and 1000 (got {limit})")
-    if offset < 0:
-        raise ConfigError(f"offset must be 0 or more (got {offset})")
-    conditions, params = ["1"], {"limit": limit, "offset": offset}
-    if trace_id:
-        conditions.append("TraceId = {trace_id:String}")
-        params["trace_id"] = resolve_trace_id(store, trace_id)
+    values given (None: any), and the page (``{limit}``/``{offset}``), built by the one filter builder."""
+    where = Filter()
+    where.page(limit, offset)
+    where.trace(store, trace_id)
     for column, value in equal.items():
-        if value is not None:
-            conditions.append(f"{column} = {{{column}:String}}")
-            params[column] = value
-    return " AND ".join(conditions), params
+        where.equal(column, value)
+    return where.sql(), where.params
 
 
 # -- shapes --------------------------------------------------------------------------------------
@@ -270,7 +264,7 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _feedback_row(row: tuple[Any, ...]) -> dict[str, Any]:
+def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:
     trace_id, span_id, name, author, kind, value, score, label, comment, created, updated, deleted = row
     return {
         "trace_id": trace_id,
@@ -289,6 +283,4 @@ def _feedback_row(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:  # DateTime64(6, 'UTC') may come back naive
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso(moment)

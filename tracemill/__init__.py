@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from tracemill.errors import (
     ConfigError,
     MissingDependencyError,
+    NotFoundError,
     PayloadError,
     PayloadTooLargeError,
     SchemaError,
     ServerError,
+    SpanNotFoundError,
     SpoolError,
     SpoolFullError,
     SpoolLockedError,
@@ -81,8 +83,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ConfigError", "LLMCall", "MissingDependencyError", "PayloadError", "PayloadTooLargeError", "Run",
-    "SchemaError", "ServerError", "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
+    "ConfigError", "LLMCall", "MissingDependencyError", "NotFoundError", "PayloadError", "PayloadTooLargeError", "Run",
+    "SchemaError", "ServerError", "SpanNotFoundError",
+    "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
     "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "run",
     "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "train", "uninstrument",

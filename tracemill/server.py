@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tracemill.errors import ConfigError
-from tracemill.tracer.config import EnvVar
+from tracemill.tracer.config import DEFAULT_PORT, EnvVar
 
-__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "serve"]
+__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "env_name", "serve"]
 
 logger = logging.getLogger("tracemill.server")
 
@@ -65,12 +65,27 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "http://localhost:4320 for Jaeger; default: none"),
     EnvVar("TRACEMILL_CLUSTER", "cluster",
            "ClickHouse cluster name: the schema is created ON CLUSTER with Replicated engines; default: none"),
+    EnvVar("TRACEMILL_OPENINFERENCE", "openinference",
+           "with --forward, also write OpenInference attributes (openinference.span.kind, input.value, llm.*, "
+           "tool.*) on the forwarded spans, for Arize Phoenix (true/false); default false"),
+    EnvVar("TRACEMILL_ALLOWED_HOSTS", "allowed_hosts",
+           "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
+           "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, "
+           "[::1] on a loopback or wildcard bind)"),
     EnvVar("TRACEMILL_LOG_LEVEL", "log_level",
            "log level of `tracemill serve`: debug, info, warning or error; default info"),
 )
 
-DEFAULT_PORT = 4318
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+DEFAULT_LOG_LEVEL = "info"
+
+
+def env_name(field: str) -> str:
+    """The variable :data:`ENV_VARS` declares for ``field``: the CLI's options and the client read these names."""
+    for var in ENV_VARS:
+        if var.field == field:
+            return var.name
+    raise KeyError(f"no server environment variable is declared for {field!r}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,8 @@ class ServerSettings:
     """None: :func:`~tracemill.collector.encoder_pool.default_processes`."""
     forward: str | None = None
     cluster: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    openinference: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
@@ -168,6 +185,14 @@ def _parse(name: str, field: str, raw: str, default: Any) -> Any:
         raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {name}={example}") from None
     if field == "spool_sync":
         return raw.lower()
+    if field == "openinference":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not true or false; unset it or give e.g. {name}=1")
+    if field == "allowed_hosts":
+        return tuple(name.strip() for name in raw.split(",") if name.strip())
     return raw
 
 
@@ -190,10 +215,10 @@ def default_spool_dir(dsn: str) -> str:
     if parsed.path is not None:
         suffix = "" if parsed.database == "default" else f"-{parsed.database}"
         return parsed.path.rstrip("/") + f"{suffix}.spool"
-    import platformdirs
+    from tracemill.paths import data_dir
 
     digest = hashlib.sha256(f"{parsed.location}|{parsed.database}".encode()).hexdigest()[:16]
-    return os.path.join(platformdirs.user_data_dir("tracemill", appauthor=False), "spool", digest)
+    return os.path.join(data_dir(), "spool", digest)
 
 
 class CollectorServer:
@@ -228,13 +253,19 @@ class CollectorServer:
             flush_interval_s=settings.flush_interval_s,
             encoder_processes=processes,
         )
-        self.forwarder = Forwarder(settings.forward) if settings.forward else None
+        transform = None
+        if settings.openinference:
+            from tracemill.openinference_otlp import add_openinference
+
+            transform = add_openinference
+        self.forwarder = Forwarder(settings.forward, transform=transform) if settings.forward else None
         self.receiver = TraceReceiver(
             self.spool,
             self.writer,
             max_request_bytes=settings.max_request_bytes,
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
+        self.outbox = _outbox_watcher(self, settings)
         self.started_at = time.time()
         self._stopped = False
 
@@ -245,11 +276,15 @@ class CollectorServer:
         self.writer.start()
         if self.forwarder is not None:
             self.forwarder.start()
+        if self.outbox is not None:
+            self.outbox.start()
 
     def stop(self, *, drain_timeout_s: float = 10.0) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.outbox is not None:
+            self.outbox.stop()
         self.writer.stop(drain_timeout_s=drain_timeout_s)
         if self.forwarder is not None:
             self.forwarder.stop()
@@ -292,19 +327,34 @@ class CollectorServer:
         out["writer"] = self.writer.status()
         out["receiver"] = self.receiver.status()
         out["forward"] = self.forwarder.status() if self.forwarder else None
+        out["outbox"] = self.outbox.status() if self.outbox else None
         out["url"] = self.settings.url
         out["auth"] = bool(self.settings.token)
         return out
 
 
+def _outbox_watcher(server: CollectorServer, settings: ServerSettings) -> Any:
+    """The server on the port zero-config tracing targets takes in the spans it kept while no server ran."""
+    from tracemill.tracer.config import local_server_port
+
+    if settings.port != local_server_port():
+        return None
+    from tracemill.outbox import OutboxWatcher
+    from tracemill.paths import outbox_dir
+
+    return OutboxWatcher(server, outbox_dir())
+
+
 def build_app(server: CollectorServer) -> Any:
-    """The Starlette app of a server: OTLP receiver, JSON API, bearer token when one is set."""
+    """The Starlette app of a server: OTLP receiver, JSON API, the request guard (Host, cross-site writes),
+    bearer token when one is set."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
     from tracemill.api_routes import api_routes
     from tracemill.collector.auth import BearerTokenMiddleware
+    from tracemill.request_guard import RequestGuardMiddleware
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -316,7 +366,10 @@ def build_app(server: CollectorServer) -> Any:
         finally:
             await run_in_threadpool(server.stop)
 
-    middleware = [Middleware(BearerTokenMiddleware, token=server.settings.token)] if server.settings.token else []
+    middleware = [Middleware(RequestGuardMiddleware, bind_host=server.settings.host,
+                             allowed_hosts=server.settings.allowed_hosts)]
+    if server.settings.token:
+        middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
     routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from tracemill.tracer.config import DEFAULT_ENDPOINT, TracerSettings, settings_from_env
+from tracemill.tracer.config import TracerSettings, local_server_url, settings_from_env, value_problem
 from tracemill.tracer.logs import log_once, logger
 from tracemill.tracer.pipeline import SwitchableProcessor, SwitchableSampler
 from tracemill.tracer.redaction import Redactor
@@ -107,7 +107,11 @@ def _default_exporter(settings: TracerSettings) -> SpanExporter:
 
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return OTLPSpanExporter(headers=dict(settings.headers) or None)
-    return OTLPSpanExporter(endpoint=_traces_url(DEFAULT_ENDPOINT), headers=dict(settings.headers) or None)
+    # Nothing configured: the local server if it answers, else the outbox it and the CLI ingest.
+    from tracemill.paths import outbox_dir
+    from tracemill.tracer.local_export import LocalExporter
+
+    return LocalExporter(_traces_url(local_server_url()), outbox_dir(), headers=settings.headers)
 
 
 def _stop_pipeline(rt: Runtime) -> None:
@@ -141,6 +145,8 @@ def configure(
         rt.redactor = Redactor(
             extra_keys=settings.redact_keys, patterns=settings.redact_patterns, callback=settings.redact
         )
+        rt.pipeline.redactor = rt.redactor
+        rt.pipeline.openinference = settings.openinference
         if settings.propagate_threads:
             propagate_context_to_threads()
         else:
@@ -174,6 +180,7 @@ def init(
     redact_patterns: tuple[str, ...] | list[str] | None = None,
     redact: Callable[[str, Any], Any] | None = None,
     propagate_threads: bool | None = None,
+    openinference: bool | None = None,
     exporter: SpanExporter | None = None,
     processor: SpanProcessor | None = None,
     env: Mapping[str, str] | None = None,
@@ -181,7 +188,8 @@ def init(
     """Configure tracing. Arguments override ``TRACEMILL_*`` variables, which override defaults.
 
     ``endpoint`` exports OTLP/HTTP (to ``tracemill serve`` or any OTel backend); ``store``
-    writes straight into a ClickHouse store from this process. Bad explicit arguments raise
+    writes straight into a ClickHouse store from this process. ``openinference=True`` also writes
+    OpenInference attributes (for Arize Phoenix). Bad explicit arguments raise
     ``ValueError``; bad environment values are warned about and replaced by defaults.
     """
     from tracemill.errors import ConfigError
@@ -193,16 +201,14 @@ def init(
         "sample_ratio": sample_ratio, "disabled": disabled,
         "redact_keys": tuple(redact_keys) if redact_keys is not None else None,
         "redact_patterns": tuple(redact_patterns) if redact_patterns is not None else None,
-        "redact": redact, "propagate_threads": propagate_threads,
+        "redact": redact, "propagate_threads": propagate_threads, "openinference": openinference,
     }
-    if max_payload_bytes is not None and (not isinstance(max_payload_bytes, int) or max_payload_bytes < 64):
-        raise ConfigError(f"'max_payload_bytes' must be an integer >= 64 (got {max_payload_bytes!r})")
-    if sample_ratio is not None and not 0.0 <= sample_ratio <= 1.0:
-        raise ConfigError(f"'sample_ratio' must be between 0 and 1 (got {sample_ratio!r})")
+    for name in ("max_payload_bytes", "sample_ratio", "endpoint"):  # the rules the environment is checked by
+        problem = None if explicit[name] is None else value_problem(name, explicit[name])
+        if problem:
+            raise ConfigError(f"'{name}' {problem} (got {explicit[name]!r})")
     if endpoint is not None and store is not None:
         raise ConfigError("pass either 'endpoint' (export OTLP) or 'store' (write to a store), not both")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"'endpoint' must be an http(s) URL such as {DEFAULT_ENDPOINT} (got {endpoint!r})")
     settings = base.replace(**{k: v for k, v in explicit.items() if v is not None})
     if endpoint is not None:
         settings = settings.replace(store=None)
