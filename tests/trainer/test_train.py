@@ -1,7 +1,10 @@
 """`tracemill train`: TRL on an export, end to end on the CPU with the tiny model, and its refusals of bad input.
 
 The learnable set is the one in trainer_exports: tool calls preferred over refusals of about the same length.
-A tiny random model needs a learning rate far above a real model's, so the tests pass their own.
+The DPO tests (full and LoRA) make it the whole way: an agent traced into a chDB store, its refusals corrected
+with tracemill.feedback, `tracemill export dpo`, `tracemill train dpo`. The other tests write the same rows in the
+export's format directly. A tiny random model needs a learning rate far above a real model's, so the tests pass
+their own.
 """
 
 from __future__ import annotations
@@ -29,8 +32,27 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
                           env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
 
 
-def test_dpo_from_the_cli_makes_held_out_chosen_answers_more_likely(tiny_model, tmp_path):
-    data = trainer_exports.write_export(tmp_path / "dpo", "dpo")
+@pytest.fixture(scope="module")
+def dpo_export(tmp_path_factory) -> Path:
+    """Trace the agent into a chDB store, correct its refusals with tracemill.feedback, `tracemill export dpo`;
+    each step in a process of its own (chDB allows one store directory per process)."""
+    tmp_path = tmp_path_factory.mktemp("from-store")
+    dsn = f"chdb://{tmp_path / 'store'}"
+    traced = subprocess.run([sys.executable, str(Path(__file__).with_name("agent_traces.py")), dsn],
+                            capture_output=True, text=True, timeout=300)
+    assert traced.returncode == 0 and traced.stdout.split() == ["40"], traced.stderr[-3000:]
+    exported = subprocess.run([sys.executable, "-m", "tracemill.cli", "export", "dpo", "--store", dsn, "-o",
+                               str(tmp_path / "dpo"), "--eval-fraction", "0.2"], capture_output=True, text=True,
+                              timeout=300)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    return tmp_path / "dpo"
+
+
+def test_dpo_from_the_cli_makes_held_out_chosen_answers_more_likely(tiny_model, dpo_export, tmp_path):
+    data = dpo_export
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["kind"] == "dpo" and manifest["counts"] == {"correction": 40}
+    assert manifest["splits"] == {"train": 32, "eval": 8}
     out = tmp_path / "run"
     done = _cli("dpo", str(data), "--model", str(tiny_model), "--output", str(out), "--epochs", "6",
                 "--lr", "5e-3", "--seed", "0")
@@ -46,16 +68,15 @@ def test_dpo_from_the_cli_makes_held_out_chosen_answers_more_likely(tiny_model, 
     assert report["model"] == {"name": str(tiny_model), "source": "local", "saved": "model"}
     assert report["device"] == "cpu" and report["train"]["steps"] == 24
     assert report["options"]["trl"]["learning_rate"] == 5e-3
-    assert report["data"]["content_hash"] == "test" and len(report["data"]["manifest_sha256"]) == 64
+    assert report["data"]["content_hash"] == manifest["content_hash"] and len(report["data"]["manifest_sha256"]) == 64
     assert {"torch", "trl", "transformers"} <= set(report["versions"])
     assert report["history"] and "rewards/margins" in report["history"][-1]
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
 
 
-def test_dpo_with_lora_saves_an_adapter_that_learned_the_preference(tiny_model, tmp_path):
-    data = trainer_exports.write_export(tmp_path / "dpo", "dpo")
-    report = tracemill.train("dpo", data, model=str(tiny_model), output=tmp_path / "run", lora=True, epochs=6,
+def test_dpo_with_lora_saves_an_adapter_that_learned_the_preference(tiny_model, dpo_export, tmp_path):
+    report = tracemill.train("dpo", dpo_export, model=str(tiny_model), output=tmp_path / "run", lora=True, epochs=6,
                              **FAST)
     assert report["after"]["preference_accuracy"] >= 0.9
     assert report["after"]["preference_accuracy"] >= report["before"]["preference_accuracy"] + 0.3
