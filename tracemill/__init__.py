@@ -81,6 +81,13 @@ def __getattr__(name: str) -> Any:
         import tracemill.miner as miner
 
         return getattr(miner, name)
+    if name == "train":
+        from tracemill.deps import require
+
+        require("trl", extra="train", feature="Training (tracemill.train)")
+        from tracemill.trainer.train import train
+
+        return train
     raise AttributeError(f"module 'tracemill' has no attribute {name!r}")
 
 
@@ -90,5 +97,5 @@ __all__ = [
     "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
     "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "mine", "run",
-    "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "uninstrument",
+    "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "train", "uninstrument",
 ]

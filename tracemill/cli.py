@@ -278,6 +278,10 @@ from tracemill.cli_mine import register as _register_mine  # noqa: E402 - regist
 
 _register_mine(app, cli_errors=cli_errors, console=console, err_console=err_console)
 
+from tracemill.cli_train import register as _register_train  # noqa: E402  (commands in their own modules)
+
+_register_train(app)
+
 
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
