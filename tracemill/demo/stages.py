@@ -74,12 +74,12 @@ def review_stage(store: Store, mined: Stage, records: Sequence[RunRecord]) -> St
                   "false_positives": result.false_positives, "outcomes": result.outcomes})
 
 
-EVAL_FRACTION = 0.2
+EVAL_FRACTION = 0.35
 """Share of the tasks (routes) held out of training, on which preference accuracy is measured."""
 TINY_VOCAB = 4096
 """Upper bound of the tiny model's tokenizer: the rows' text needs about 1,600 tokens, so prompts stay short."""
 TRAIN_EPOCHS = 3.0
-"""A few steps: with 200 runs, about 45 training pairs in batches of 8."""
+"""A few steps: with 200 runs, about 40 training pairs in batches of 8."""
 
 
 def export_stage(store: Store, reviewed: Stage, export_dir: Path) -> Stage:
