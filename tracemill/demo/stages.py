@@ -102,6 +102,15 @@ def _texts(export_dir: Path) -> list[str]:
             for line in (export_dir / name).read_text().splitlines() if line.strip()]
 
 
+def _quiet_progress_bars() -> None:
+    """The libraries' own bars (loading weights, tokenizing) would break the demo's progress display."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def train_stage(exported: Stage, export_dir: Path, base_dir: Path, model_dir: Path, *, skip: bool) -> Stage:
     """Build a tiny model on the dataset's text and train it with DPO for a few steps on CPU."""
     if skip:
@@ -115,6 +124,7 @@ def train_stage(exported: Stage, export_dir: Path, base_dir: Path, model_dir: Pa
         from tracemill.trainer.train import train
     except ImportError as exc:
         return _unavailable("train", "training (tracemill.train, tracemill.trainer.tiny)", exc)
+    _quiet_progress_bars()
     build_tiny_model(base_dir, _texts(export_dir), vocab_size=TINY_VOCAB)
     # A tiny random model learns nothing in a few steps at a rate suited to real models; this one suits it.
     report = train("dpo", export_dir, model=str(base_dir), output=model_dir, epochs=TRAIN_EPOCHS, lr=5e-3,
