@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from tracemill.cli_options import server_option, store_option, token_option
-from tracemill.collector.dsn import STORE_ENV
 from tracemill.errors import ConfigError, TracemillError
 from tracemill.server import DEFAULT_LOG_LEVEL, ServerSettings, env_name
 
