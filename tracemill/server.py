@@ -298,13 +298,14 @@ class CollectorServer:
 
 
 def build_app(server: CollectorServer) -> Any:
-    """The Starlette app of a server: OTLP receiver, JSON API, bearer token when one is set."""
+    """The Starlette app of a server: OTLP receiver, JSON API, review UI, bearer token when one is set."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
     from tracemill.api_routes import api_routes
     from tracemill.collector.auth import BearerTokenMiddleware
+    from tracemill.ui import UiGuardMiddleware, ui_routes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -317,7 +318,9 @@ def build_app(server: CollectorServer) -> Any:
             await run_in_threadpool(server.stop)
 
     middleware = [Middleware(BearerTokenMiddleware, token=server.settings.token)] if server.settings.token else []
-    routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server)]
+    # The review UI's guard goes first: its cookie stands for the bearer token, and it checks Origin.
+    middleware.insert(0, Middleware(UiGuardMiddleware, token=server.settings.token))
+    routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server), *ui_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

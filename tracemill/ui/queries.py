@@ -1,0 +1,250 @@
+"""What the review pages show, read from the store: the queue of flagged runs, its neighbours, the overview.
+
+The queue is one row per flagged run, built in ClickHouse from ``tracemill_flags`` (read with
+FINAL, the latest mining run's row per trace, detector and span) and the flag reviews in
+``tracemill_feedback`` (``Kind='label'``, ``Name='flag_review'``, the detector in the value). A run
+is reviewed when every flag on it has a review. Only one page of runs comes back to Python; the
+agent and version of those runs are read for that page alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from tracemill.collector.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE, TRACE_ID_TS_TABLE
+from tracemill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tracemill.collector.store import Store
+
+__all__ = ["SEVERITY_RANK", "QueueFilters", "neighbour", "overview", "queue", "queue_choices"]
+
+SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+"""Order of the miner's severities, most severe highest; any other value ranks with info."""
+
+PAGE_SIZE = 50
+_SEVERITY_SQL = "multiIf(" + ", ".join(f"Severity = '{name}', {rank}" for name, rank in SEVERITY_RANK.items()) + ", 0)"
+_AGENT_VERSION = "SpanAttributes['gen_ai.agent.version']"
+# Flags of a category starting with one of these are near misses, not failures, in the failure rate.
+_NEAR_MISS_PREFIXES = ("near",)
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """The queue's filters, as they travel in the page's query string (empty: any)."""
+
+    kind: str = ""
+    detector: str = ""
+    agent: str = ""
+    version: str = ""
+    reviewed: Literal["", "yes", "no"] = "no"
+    sort: Literal["severity", "newest"] = "severity"
+
+    @classmethod
+    def from_query(cls, query: Any) -> QueueFilters:
+        values = {f.name: (query.get(f.name) or "").strip() for f in fields(cls) if f.name in query}
+        if values.get("reviewed", "no") not in ("", "yes", "no"):
+            raise ConfigError(f"reviewed must be yes, no or empty (got {values['reviewed']!r})")
+        if values.get("sort", "severity") not in ("severity", "newest"):
+            raise ConfigError(f"sort must be severity or newest (got {values['sort']!r})")
+        values.setdefault("sort", "severity")
+        values["sort"] = values["sort"] or "severity"
+        return cls(**values)
+
+    def query_items(self) -> list[tuple[str, str]]:
+        """The filters for a link's query string (defaults included, so a link keeps the exact view)."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+def _flag_rows_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str | None = None) -> str:
+    """Every current flag matching the filters, with its review label ('' when unreviewed)."""
+    conditions = ["1"]
+    if filters.kind:
+        conditions.append("f.Category = {kind:String}")
+        params["kind"] = filters.kind
+    if filters.detector:
+        conditions.append("f.Detector = {detector:String}")
+        params["detector"] = filters.detector
+    if filters.agent or filters.version:
+        inner = ["AgentName != ''"]
+        if filters.agent:
+            inner.append("AgentName = {agent:String}")
+            params["agent"] = filters.agent
+        if filters.version:
+            inner.append(f"{_AGENT_VERSION} = {{version:String}}")
+            params["version"] = filters.version
+        conditions.append(f"f.TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE {' AND '.join(inner)})")
+    if trace_param:
+        conditions.append(f"f.TraceId = {{{trace_param}:String}}")
+    return f"""
+        SELECT f.TraceId AS TraceId, f.SpanId AS SpanId, f.Detector AS Detector, f.Category AS Category,
+               f.Severity AS Severity, f.Confidence AS Confidence, f.Evidence AS Evidence, f.CreatedAt AS CreatedAt,
+               r.Review AS Review, {_SEVERITY_SQL.replace('Severity', 'f.Severity')} AS SeverityRank
+        FROM {FLAGS_TABLE} AS f FINAL
+        LEFT JOIN (
+            SELECT TraceId, SpanId, JSONExtractString(Value, 'detector') AS Detector, argMax(Label, UpdatedAt) AS Review
+            FROM {FEEDBACK_TABLE} FINAL
+            WHERE Kind = 'label' AND Name = 'flag_review' AND IsDeleted = 0
+            GROUP BY TraceId, SpanId, Detector
+        ) AS r ON r.TraceId = f.TraceId AND r.SpanId = f.SpanId AND r.Detector = f.Detector
+        WHERE {' AND '.join(conditions)}"""
+
+
+def _runs_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str | None = None) -> str:
+    """Flagged runs: one row per trace with its worst flag, counts and the queue's sort key."""
+    key = _sort_key(filters.sort)
+    return f"""
+        SELECT TraceId,
+               count() AS Flags,
+               countIf(Review = '') AS Open,
+               max(SeverityRank) AS Rank,
+               argMax(tuple(SpanId, Detector, Category, Severity, Confidence, Evidence),
+                      tuple(SeverityRank, Confidence, CreatedAt)) AS Top,
+               max(Confidence) AS TopConfidence,
+               max(CreatedAt) AS Latest,
+               groupUniqArray(Category) AS Kinds,
+               {key} AS SortKey
+        FROM ({_flag_rows_sql(filters, params, trace_param=trace_param)})
+        GROUP BY TraceId"""
+
+
+def _sort_key(sort: str) -> str:
+    if sort == "newest":
+        return "tuple(toUnixTimestamp64Micro(max(CreatedAt)), max(SeverityRank), TraceId)"
+    return "tuple(max(SeverityRank), max(Confidence), toUnixTimestamp64Micro(max(CreatedAt)), TraceId)"
+
+
+def _reviewed_having(filters: QueueFilters) -> str:
+    return {"yes": "Open = 0", "no": "Open > 0", "": "1"}[filters.reviewed]
+
+
+def queue(store: Store, filters: QueueFilters, *, page: int = 0, page_size: int = PAGE_SIZE) -> dict[str, Any]:
+    """One page of flagged runs, worst (or newest) first, with how many match and how many are left."""
+    if page < 0:
+        raise ConfigError(f"page must be 0 or more (got {page})")
+    params: dict[str, Any] = {"limit": page_size, "offset": page * page_size}
+    runs = _runs_sql(filters, params)
+    rows = store.query(
+        f"""SELECT TraceId, Flags, Open, Top, Latest, Kinds,
+                   count() OVER () AS Matching,
+                   (SELECT countIf(Open > 0) FROM ({runs})) AS Left
+            FROM ({runs}) WHERE {_reviewed_having(filters)}
+            ORDER BY SortKey DESC LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}""",
+        params,
+    ).result_rows
+    items = []
+    matching, left = (rows[0][6], rows[0][7]) if rows else (0, 0)
+    for trace_id, flags, open_flags, top, latest, kinds, *_ in rows:
+        span_id, detector, category, severity, confidence, evidence = top
+        items.append({
+            "trace_id": trace_id, "flags": int(flags), "open": int(open_flags), "span_id": span_id,
+            "detector": detector, "category": category, "severity": severity, "confidence": float(confidence),
+            "evidence": evidence, "flagged_at": _iso(latest), "kinds": sorted(kinds),
+        })  # fmt: skip
+    if not rows:
+        left = _left(store, filters)
+    _add_run_facts(store, items)
+    return {"items": items, "matching": int(matching), "left": int(left), "page": page, "page_size": page_size}
+
+
+def _left(store: Store, filters: QueueFilters) -> int:
+    params: dict[str, Any] = {}
+    return int(store.query(f"SELECT countIf(Open > 0) FROM ({_runs_sql(filters, params)})", params).result_rows[0][0])
+
+
+def _add_run_facts(store: Store, items: list[dict[str, Any]]) -> None:
+    """Agent, version, task, start and span count of the page's runs (one query over those traces only)."""
+    if not items:
+        return
+    rows = store.query(
+        f"""SELECT TraceId,
+                   anyIf(AgentName, AgentName != ''),
+                   anyIf({_AGENT_VERSION}, {_AGENT_VERSION} != ''),
+                   anyIf(TaskId, TaskId != ''),
+                   toUnixTimestamp64Nano(min(Timestamp)),
+                   count(),
+                   argMin(SpanName, (ParentSpanId != '', Timestamp))
+            FROM {SPANS_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId""",
+        {"ids": [item["trace_id"] for item in items]},
+    ).result_rows
+    facts = {row[0]: row[1:] for row in rows}
+    for item in items:
+        agent, version, task, start_ns, spans, name = facts.get(item["trace_id"], ("", "", "", 0, 0, ""))
+        item.update(agent=agent, version=version, task=task, spans=int(spans), name=name,
+                    start=_iso_ns(start_ns) if start_ns else "")
+
+
+def neighbour(store: Store, filters: QueueFilters, trace_id: str, direction: Literal["next", "prev"]) -> str | None:
+    """The run after (or before) ``trace_id`` in the queue's order, or None at the end.
+
+    Keyset order: works whether or not ``trace_id`` is still in the queue (a review just saved
+    may have taken it out).
+    """
+    params: dict[str, Any] = {"tid": trace_id}
+    own = store.query(f"SELECT SortKey FROM ({_runs_sql(filters, params, trace_param='tid')})", params).result_rows
+    params = {}
+    runs = _runs_sql(filters, params)
+    if own:
+        params["key"] = own[0][0]
+        compare, order = ("<", "DESC") if direction == "next" else (">", "ASC")
+        where = f"{_reviewed_having(filters)} AND SortKey {compare} {{key:{_key_type(filters.sort)}}}"
+    else:
+        where, order = _reviewed_having(filters), "DESC"
+    rows = store.query(f"SELECT TraceId FROM ({runs}) WHERE {where} ORDER BY SortKey {order} LIMIT 1", params)
+    return rows.result_rows[0][0] if rows.result_rows else None
+
+
+def _key_type(sort: str) -> str:
+    if sort == "newest":
+        return "Tuple(Int64, UInt8, String)"
+    return "Tuple(UInt8, Float64, Int64, String)"
+
+
+def queue_choices(store: Store) -> dict[str, list[str]]:
+    """Values the filters offer: kinds and detectors that have flags."""
+    rows = store.query(f"SELECT DISTINCT Category, Detector FROM {FLAGS_TABLE} FINAL").result_rows
+    return {"kinds": sorted({r[0] for r in rows if r[0]}), "detectors": sorted({r[1] for r in rows if r[1]})}
+
+
+def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
+    """The numbers behind the overview strip: flags per day by kind, failure rate per agent version,
+    the largest groups of the taxonomy (flags by kind and detector)."""
+    per_day = store.query(
+        f"""SELECT toDate(ts.Start) AS Day, f.Category, count()
+            FROM {FLAGS_TABLE} AS f FINAL
+            INNER JOIN (SELECT TraceId, min(Start) AS Start FROM {TRACE_ID_TS_TABLE}
+                        WHERE TraceId IN (SELECT TraceId FROM {FLAGS_TABLE}) GROUP BY TraceId) AS ts
+                ON ts.TraceId = f.TraceId
+            GROUP BY Day, f.Category ORDER BY Day DESC, f.Category LIMIT 2000""",
+    ).result_rows
+    recent_days = sorted({row[0] for row in per_day})[-days:]
+    near = " AND ".join(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)
+    versions = store.query(
+        f"""SELECT AgentName, {_AGENT_VERSION} AS Version, uniqExact(TraceId) AS Runs,
+                   uniqExactIf(TraceId, TraceId IN (SELECT TraceId FROM {FLAGS_TABLE} FINAL WHERE {near})) AS Failed
+            FROM {SPANS_TABLE}
+            WHERE GenAiOperation = 'invoke_agent' AND AgentName != ''
+            GROUP BY AgentName, Version ORDER BY AgentName, Version LIMIT 24""",
+    ).result_rows
+    groups = store.query(
+        f"""SELECT Category, Detector, count() AS n, uniqExact(TraceId)
+            FROM {FLAGS_TABLE} FINAL GROUP BY Category, Detector ORDER BY n DESC, Category, Detector LIMIT 8""",
+    ).result_rows
+    return {
+        "per_day": [{"day": day.isoformat(), "kind": kind, "flags": int(n)} for day, kind, n in per_day
+                    if day in recent_days],
+        "versions": [{"agent": a, "version": v, "runs": int(r), "failed": int(f)} for a, v, r, f in versions],
+        "groups": [{"kind": k, "detector": d, "flags": int(n), "runs": int(t)} for k, d, n, t in groups],
+    }
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso_ns(ns: int) -> str:
+    return datetime.fromtimestamp(int(ns) / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
