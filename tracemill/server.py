@@ -305,7 +305,8 @@ def build_app(server: CollectorServer) -> Any:
 
     from tracemill.api_routes import api_routes
     from tracemill.collector.auth import BearerTokenMiddleware
-    from tracemill.ui import UiGuardMiddleware, ui_routes
+    from tracemill.ui.routes import ui_routes
+    from tracemill.ui.security import UiGuardMiddleware
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -141,7 +141,8 @@ def flatten_trace(trace: dict[str, Any]) -> list[dict[str, Any]]:
     start = trace["start_ns"]
     total = max(1, int(trace["duration_ms"] * 1e6))
     rows: list[dict[str, Any]] = []
-    llm_by_parent: dict[str, list[str]] = {}
+    # Alternative answers to one prompt (regenerations, samples): LLM spans that saw the same input.
+    llm_by_input: dict[str, list[str]] = {}
 
     def visit(span: dict[str, Any], depth: int) -> None:
         attributes = span["attributes"]
@@ -189,8 +190,8 @@ def flatten_trace(trace: dict[str, Any]) -> list[dict[str, Any]]:
             "llm": llm_output(attributes) if is_llm else None,
             "siblings": [],
         }
-        if is_llm:
-            llm_by_parent.setdefault(span["parent_span_id"], []).append(span["span_id"])
+        if is_llm and attributes.get("gen_ai.input.messages"):
+            llm_by_input.setdefault(attributes["gen_ai.input.messages"], []).append(span["span_id"])
         rows.append(row)
 
     stack = [(root, 0) for root in reversed(trace["roots"])]
@@ -198,7 +199,8 @@ def flatten_trace(trace: dict[str, Any]) -> list[dict[str, Any]]:
         span, depth = stack.pop()
         visit(span, depth)
         stack.extend((child, depth + 1) for child in reversed(span["children"]))
-    for row in rows:
-        if row["is_llm"]:
-            row["siblings"] = [s for s in llm_by_parent.get(row["parent_span_id"], []) if s != row["span_id"]]
+    by_id = {row["span_id"]: row for row in rows}
+    for same_input in llm_by_input.values():
+        for span_id in same_input:
+            by_id[span_id]["siblings"] = [s for s in same_input if s != span_id]
     return rows

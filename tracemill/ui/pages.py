@@ -67,7 +67,7 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
     for flag in flags:
         flag["review"] = reviews.get((flag["span_id"], flag["detector"]), "")
     flags.sort(key=lambda f: (f["review"] != "", -SEVERITY_RANK.get(f["severity"], 0), -f["confidence"]))
-    wanted_span, wanted_detector = query.get("span"), query.get("detector")
+    wanted_span, wanted_detector = query.get("span"), query.get("flag")
     current = next((f for f in flags if f["span_id"] == wanted_span and
                     (not wanted_detector or f["detector"] == wanted_detector)), flags[0] if flags else None)
     decisive = current["span_id"] if current and current["span_id"] in by_id else ""
