@@ -56,7 +56,8 @@ def test_trace_content_is_escaped_and_runs_nothing(page, ui_server):
     expect(span).to_have_class(re.compile("decisive"))
     expect(span.locator(".conversation").last).to_contain_text('<script>window.__tracemill_xss = "script";</script>')
     expect(span.locator(".conversation").last).to_contain_text("<img src=x onerror=")
-    expect(page.locator(".flag.current .evidence")).to_have_text("the answer holds markup: <img src=x onerror=alert(1)>")
+    evidence = page.locator(".flag.current .evidence")
+    expect(evidence).to_have_text("the answer holds markup: <img src=x onerror=alert(1)>")
     assert page.locator("img").count() == 0
     assert page.evaluate("() => document.querySelectorAll('script').length") == 1  # /ui/static/ui.js only
     page.wait_for_timeout(300)
@@ -165,7 +166,8 @@ def test_run_outcome_and_span_score_are_stored(page, ui_server):
     span.locator(".span-actions button[data-kind=score]").click()
     expect(span.locator(".span-actions .saved")).to_have_text("saved")
     stored = {f["kind"]: f for f in ui_server.feedback(trace_id=trace_id)}
-    assert (stored["outcome"]["span_id"], stored["outcome"]["label"], stored["outcome"]["score"]) == ("", "success", 1.0)
+    outcome = stored["outcome"]
+    assert (outcome["span_id"], outcome["label"], outcome["score"]) == ("", "success", 1.0)
     assert json.dumps(stored["outcome"]["value"]) == '{"success": true}'
     assert (stored["score"]["span_id"], stored["score"]["score"]) == (span.get_attribute("data-span-id"), 0.25)
     assert page.problems == []

@@ -102,7 +102,8 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         if not token:
             return RedirectResponse(target, 303)
         if not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            return render("login.html", {"next": target, "error": "That token is not this server's token."}, 401)
+            error = "That token does not match this server's TRACEMILL_TOKEN."
+            return render("login.html", {"next": target, "error": error}, 401)
         response = RedirectResponse(target, 303)
         response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
                             secure=request.url.scheme == "https")
