@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["FOLD_CHARS", "LLM_OPERATIONS", "flatten_trace", "pretty"]
+__all__ = ["FOLD_CHARS", "LLM_OPERATIONS", "outline_rows", "pretty", "span_view"]
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content"}
 FOLD_CHARS = 400
@@ -26,7 +26,9 @@ _CONTENT_KEYS = (
     ("tracemill.output", "output"),
     ("gen_ai.tool.definitions", "tool definitions"),
 )
+_CONTENT_NAMES = {key for key, _ in _CONTENT_KEYS}
 _MESSAGE_KEYS = {"gen_ai.input.messages", "gen_ai.output.messages"}
+_AGENT_OPERATIONS = {"invoke_agent", "invoke_workflow", "create_agent"}
 
 
 def pretty(raw: Any) -> str:
@@ -122,85 +124,82 @@ def llm_output(attributes: dict[str, str]) -> dict[str, Any]:
     return {"text": "\n".join(text_parts), "tool_calls": calls, "tools": tools}
 
 
-def _summary(attributes: dict[str, str], name: str) -> str:
-    """One short line that says what the span did (the answer's start, the tool's arguments)."""
-    output = llm_output(attributes) if attributes.get("gen_ai.operation.name") in LLM_OPERATIONS else None
-    if output:
-        if output["tool_calls"]:
-            return ", ".join(f"→ {c['name']}({json.dumps(c['arguments'], ensure_ascii=False)[:60]})"
-                             for c in output["tool_calls"])
-        return output["text"][:120]
-    for key in ("gen_ai.tool.call.arguments", "tracemill.output"):
-        if attributes.get(key):
-            return attributes[key][:120]
-    return ""
+def span_view(span: dict[str, Any]) -> dict[str, Any]:
+    """The content of one span (as :func:`tracemill.ui.trace_data.span_details` reads it), ready to show."""
+    attributes = span["attributes"]
+    is_llm = attributes.get("gen_ai.operation.name", "") in LLM_OPERATIONS
+    content = []
+    conversation = {}
+    for key, title in _CONTENT_KEYS:
+        if key not in attributes:
+            continue
+        parsed = messages(attributes[key]) if key in _MESSAGE_KEYS else None
+        if parsed is not None:
+            conversation[key] = {"title": title, "messages": parsed}
+        else:
+            content.append(block(title, pretty(attributes[key])))
+    rest = {k: v for k, v in attributes.items() if k not in _CONTENT_NAMES}
+    return {
+        "span_id": span["span_id"],
+        "parent_span_id": span["parent_span_id"],
+        "start": span["start"],
+        "status_code": span["status_code"],
+        "status_message": span["status_message"],
+        "is_llm": is_llm,
+        "input_messages": conversation.get("gen_ai.input.messages"),
+        "output_messages": conversation.get("gen_ai.output.messages"),
+        "content": content,
+        "attributes": block("attributes", json.dumps(rest, indent=2, ensure_ascii=False, sort_keys=True)),
+        "resource": block("resource", json.dumps(span["resource_attributes"], indent=2, ensure_ascii=False,
+                                                 sort_keys=True), folded=True),
+        "events": [block(f"event {e['name']} at {e['time']}", json.dumps(e["attributes"], indent=2,
+                                                                         ensure_ascii=False))
+                   for e in span["events"]],
+        "links": [f"{link['trace_id']}/{link['span_id']}" for link in span["links"]],
+        "llm": llm_output(attributes) if is_llm else None,
+    }
 
 
-def flatten_trace(trace: dict[str, Any]) -> list[dict[str, Any]]:
-    """The trace's spans in tree order, each with depth, waterfall geometry and content blocks."""
-    start = trace["start_ns"]
-    total = max(1, int(trace["duration_ms"] * 1e6))
+def outline_rows(outline: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outline's spans in tree order (children by start), each with its depth, kind and waterfall bar.
+
+    Spans whose parent is missing become roots, so a partly received trace still shows all it has.
+    LLM spans that saw the same input (regenerations, samples) list each other as ``siblings``.
+    """
+    spans = outline["spans"]
+    start = min(s["start_ns"] for s in spans)
+    end = max(s["start_ns"] + s["duration_ns"] for s in spans)
+    total = max(1, end - start)
+    by_id = {s["span_id"]: s for s in spans}
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for span in spans:  # already in start order
+        parent = span["parent_span_id"]
+        if parent and parent in by_id and parent != span["span_id"]:
+            children.setdefault(parent, []).append(span)
+        else:
+            roots.append(span)
+    same_input: dict[int, list[str]] = {}
     rows: list[dict[str, Any]] = []
-    # Alternative answers to one prompt (regenerations, samples): LLM spans that saw the same input.
-    llm_by_input: dict[str, list[str]] = {}
-
-    def visit(span: dict[str, Any], depth: int) -> None:
-        attributes = span["attributes"]
-        operation = attributes.get("gen_ai.operation.name", "")
-        is_llm = operation in LLM_OPERATIONS
-        offset = span["start_ns"] - start
-        content = []
-        conversation = {}
-        for key, title in _CONTENT_KEYS:
-            if key not in attributes:
-                continue
-            parsed = messages(attributes[key]) if key in _MESSAGE_KEYS else None
-            if parsed is not None:
-                conversation[key] = {"title": title, "messages": parsed}
-            else:
-                content.append(block(title, pretty(attributes[key])))
-        rest = {k: v for k, v in attributes.items() if k not in dict(_CONTENT_KEYS)}
-        row = {
-            "span_id": span["span_id"],
-            "parent_span_id": span["parent_span_id"],
-            "name": span["name"],
-            "depth": depth,
-            "operation": operation,
-            "kind": "llm" if is_llm else "tool" if operation == "execute_tool" else
-                    "agent" if operation in ("invoke_agent", "invoke_workflow", "create_agent") else "other",
-            "is_llm": is_llm,
-            "error": span["error"],
-            "status_code": span["status_code"],
-            "status_message": span["status_message"],
-            "start_ms": round(offset / 1e6, 3),
-            "duration_ms": round(span["duration_ns"] / 1e6, 3),
-            "bar_x": round(1000 * offset / total, 2),
-            "bar_w": max(2.0, round(1000 * span["duration_ns"] / total, 2)),
-            "summary": _summary(attributes, span["name"]),
-            "input_messages": conversation.get("gen_ai.input.messages"),
-            "output_messages": conversation.get("gen_ai.output.messages"),
-            "content": content,
-            "attributes": block("attributes", json.dumps(rest, indent=2, ensure_ascii=False, sort_keys=True)),
-            "resource": block("resource", json.dumps(span["resource_attributes"], indent=2, ensure_ascii=False,
-                                                     sort_keys=True), folded=True),
-            "events": [block(f"event {e['name']} at {e['time']}", json.dumps(e["attributes"], indent=2,
-                                                                             ensure_ascii=False))
-                       for e in span["events"]],
-            "links": [f"{link['trace_id']}/{link['span_id']}" for link in span["links"]],
-            "llm": llm_output(attributes) if is_llm else None,
-            "siblings": [],
-        }
-        if is_llm and attributes.get("gen_ai.input.messages"):
-            llm_by_input.setdefault(attributes["gen_ai.input.messages"], []).append(span["span_id"])
-        rows.append(row)
-
-    stack = [(root, 0) for root in reversed(trace["roots"])]
+    stack = [(root, 0) for root in reversed(roots)]
     while stack:  # iterative: a chain of thousands of spans must not hit the recursion limit
         span, depth = stack.pop()
-        visit(span, depth)
-        stack.extend((child, depth + 1) for child in reversed(span["children"]))
-    by_id = {row["span_id"]: row for row in rows}
-    for same_input in llm_by_input.values():
-        for span_id in same_input:
-            by_id[span_id]["siblings"] = [s for s in same_input if s != span_id]
+        operation = span["operation"]
+        is_llm = operation in LLM_OPERATIONS
+        offset = span["start_ns"] - start
+        kind = ("llm" if is_llm else "tool" if operation == "execute_tool"
+                else "agent" if operation in _AGENT_OPERATIONS else "other")
+        rows.append({
+            **span, "depth": depth, "kind": kind, "is_llm": is_llm,
+            "start_ms": round(offset / 1e6, 3), "duration_ms": round(span["duration_ns"] / 1e6, 3),
+            "bar_x": round(1000 * offset / total, 1), "bar_w": max(2.0, round(1000 * span["duration_ns"] / total, 1)),
+            "siblings": [],
+        })  # fmt: skip
+        if is_llm and span["input_hash"]:
+            same_input.setdefault(span["input_hash"], []).append(span["span_id"])
+        stack.extend((child, depth + 1) for child in reversed(children.get(span["span_id"], [])))
+    row_of = {row["span_id"]: row for row in rows}
+    for group in same_input.values():
+        for span_id in group:
+            row_of[span_id]["siblings"] = [s for s in group if s != span_id]
     return rows

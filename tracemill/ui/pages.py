@@ -7,16 +7,23 @@ import random
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
-from tracemill.collector.api import get_trace
+from tracemill.collector.api import resolve_trace_id
 from tracemill.collector.feedback import list_feedback, list_flags
+from tracemill.errors import ConfigError
 from tracemill.ui import charts
-from tracemill.ui.content import flatten_trace
+from tracemill.ui.content import outline_rows, span_view
 from tracemill.ui.queries import SEVERITY_RANK, QueueFilters, neighbour, overview, queue, queue_choices
+from tracemill.ui.trace_data import span_details, trace_outline
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
-__all__ = ["queue_context", "step_target", "trace_context"]
+__all__ = ["queue_context", "span_context", "step_target", "trace_context"]
+
+_HELPERS = {
+    "json": lambda value: json.dumps(value, ensure_ascii=False),
+    "json_pretty": lambda value: json.dumps(value, indent=2, ensure_ascii=False),
+}
 
 
 def queue_context(store: Store, query: Any) -> dict[str, Any]:
@@ -46,27 +53,48 @@ def _agent_choices(versions: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def _page_number(raw: str) -> int:
-    from tracemill.errors import ConfigError
-
     try:
         return max(0, int(raw))
     except ValueError:
         raise ConfigError(f"page must be a whole number (got {raw!r})") from None
 
 
-def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random) -> dict[str, Any]:
-    """The trace, its flags (the current one chosen), its feedback so far, and what the editors need."""
-    filters = QueueFilters.from_query(query)
-    trace = get_trace(store, trace_id)
-    spans = flatten_trace(trace)
-    by_id = {span["span_id"]: span for span in spans}
-    flags = list_flags(store, trace_id=trace["trace_id"], limit=1000)
-    feedback = list_feedback(store, trace_id=trace["trace_id"], limit=1000)
+def _reviewed_flags(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The trace's flags (each with its review label, open ones first, worst first) and its feedback."""
+    flags = list_flags(store, trace_id=trace_id, limit=1000)
+    feedback = list_feedback(store, trace_id=trace_id, limit=1000)
     reviews = {(f["span_id"], (f["value"] or {}).get("detector", "")): f["label"]
                for f in feedback if f["name"] == "flag_review" and f["kind"] == "label"}
     for flag in flags:
         flag["review"] = reviews.get((flag["span_id"], flag["detector"]), "")
     flags.sort(key=lambda f: (f["review"] != "", -SEVERITY_RANK.get(f["severity"], 0), -f["confidence"]))
+    return flags, feedback
+
+
+def _confirm_detectors(flags: list[dict[str, Any]]) -> dict[str, str]:
+    """Span → detector of its first open flag: a correction saved there also confirms that flag."""
+    out: dict[str, str] = {}
+    for flag in flags:
+        if flag["span_id"] and not flag["review"]:
+            out.setdefault(flag["span_id"], flag["detector"])
+    return out
+
+
+def _by_span(feedback: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in feedback:
+        out.setdefault(item["span_id"], []).append(item)
+    return out
+
+
+def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random) -> dict[str, Any]:
+    """The trace's outline, its flags (the current one chosen), the decisive span's content, the feedback so far."""
+    filters = QueueFilters.from_query(query)
+    outline = trace_outline(store, trace_id)
+    full_id = outline["trace_id"]
+    spans = outline_rows(outline)
+    by_id = {span["span_id"]: span for span in spans}
+    flags, feedback = _reviewed_flags(store, full_id)
     wanted_span, wanted_detector = query.get("span"), query.get("flag")
     current = next((f for f in flags if f["span_id"] == wanted_span and
                     (not wanted_detector or f["detector"] == wanted_detector)), flags[0] if flags else None)
@@ -74,32 +102,61 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
     if not decisive:  # a whole-run flag, or none: the first failed LLM span, else the first LLM span
         decisive = next((s["span_id"] for s in spans if s["is_llm"] and s["error"]), "") or next(
             (s["span_id"] for s in spans if s["is_llm"]), "")
-    feedback_by_span: dict[str, list[dict[str, Any]]] = {}
-    for item in feedback:
-        feedback_by_span.setdefault(item["span_id"], []).append(item)
-    comparison = None
     focus = by_id.get(decisive)
+    shown = [decisive] if decisive else []
     if focus and focus["siblings"]:
-        other = by_id[focus["siblings"][0]]
-        pair = [focus, other]
-        rng.shuffle(pair)  # the position of an answer must not say which one is under review
-        comparison = pair
+        shown.append(focus["siblings"][0])
+    views = {span_id: span_view(span) for span_id, span in span_details(store, full_id, shown).items()}
+    comparison = None
+    if len(shown) == 2:
+        comparison = [views[shown[0]], views[shown[1]]]
+        rng.shuffle(comparison)  # the position of an answer must not say which one is under review
+    start = min(s["start_ns"] for s in outline["spans"])
+    end = max(s["start_ns"] + s["duration_ns"] for s in outline["spans"])
+    trace = {
+        "trace_id": full_id, "start": _iso(start), "duration_ms": round((end - start) / 1e6, 3),
+        "span_count": len(spans), "error_count": sum(1 for s in spans if s["error"]), "truncated": outline["truncated"],
+    }  # fmt: skip
+    by_span = _by_span(feedback)
     return {
+        **_HELPERS,
         "trace": trace,
         "spans": spans,
+        "views": {decisive: views[decisive]} if decisive else {},
         "flags": flags,
         "current": current,
         "decisive": decisive,
-        "feedback_by_span": feedback_by_span,
-        "run_feedback": feedback_by_span.get("", []),
+        "confirm": _confirm_detectors(flags),
+        "feedback_by_span": by_span,
+        "run_feedback": by_span.get("", []),
         "comparison": comparison,
         "filters": filters,
         "filter_items": filters.query_items(),
-        "next_url": _step_url(filters, trace["trace_id"], "next"),
-        "prev_url": _step_url(filters, trace["trace_id"], "prev"),
-        "json": lambda value: json.dumps(value, ensure_ascii=False),
-        "json_pretty": lambda value: json.dumps(value, indent=2, ensure_ascii=False),
+        "next_url": _step_url(filters, full_id, "next"),
+        "prev_url": _step_url(filters, full_id, "prev"),
     }
+
+
+def span_context(store: Store, trace_id: str, span_id: str) -> dict[str, Any]:
+    """One span's content, for the fragment the page loads when the span is opened."""
+    outline_id = resolve_trace_id(store, trace_id)
+    view = span_view(span_details(store, outline_id, [span_id])[span_id])
+    flags, feedback = _reviewed_flags(store, outline_id)
+    return {
+        **_HELPERS,
+        "trace": {"trace_id": outline_id},
+        "view": view,
+        "confirm": _confirm_detectors(flags),
+        "feedback_by_span": _by_span(feedback),
+        "evidence": None,
+    }
+
+
+def _iso(ns: int) -> str:
+    from datetime import datetime, timezone
+
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{rest // 1000:06d}Z"
 
 
 def _step_url(filters: QueueFilters, trace_id: str, direction: str) -> str:

@@ -26,7 +26,7 @@ SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
 
 PAGE_SIZE = 50
 _SEVERITY_SQL = "multiIf(" + ", ".join(f"Severity = '{name}', {rank}" for name, rank in SEVERITY_RANK.items()) + ", 0)"
-_AGENT_VERSION = "SpanAttributes['gen_ai.agent.version']"
+_AGENT_VERSION = "AgentVersion"  # materialized from gen_ai.agent.version (schema migration 8)
 # Flags of a category starting with one of these are near misses, not failures, in the failure rate.
 _NEAR_MISS_PREFIXES = ("near",)
 

@@ -81,6 +81,14 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
 
         return await page(produce)
 
+    async def span_fragment(request: Request) -> Response:
+        def produce() -> Response:
+            params = request.path_params
+            return render("span_fragment.html", pages.span_context(server.link.get(), params["trace_id"],
+                                                                   params["span_id"]))
+
+        return await page(produce)
+
     async def step(request: Request) -> Response:
         def produce() -> Response:
             target = pages.step_target(server.link.get(), request.query_params)
@@ -122,6 +130,7 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         Mount("/ui", routes=[
             Route("/", queue_page, methods=["GET"]),
             Route("/traces/{trace_id}", trace_page, methods=["GET"]),
+            Route("/traces/{trace_id}/spans/{span_id}", span_fragment, methods=["GET"]),
             Route("/step", step, methods=["GET"]),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),

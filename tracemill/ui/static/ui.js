@@ -270,11 +270,45 @@
     save(form, items, true);
   }
 
+  // A span's content is loaded when it is first opened (the decisive span's comes with the page).
+  // The fragment is HTML the server rendered with everything escaped; scripts in it would not run.
+  function ensureLoaded(span) {
+    var holder = span && span.querySelector(".span-detail[data-load]");
+    if (!holder) return Promise.resolve(span);
+    if (holder.loading) return holder.loading;
+    holder.loading = fetch(holder.dataset.load, { credentials: "same-origin" }).then(function (response) {
+      return response.text().then(function (text) {
+        if (!response.ok) throw new Error("could not load this span (" + response.status + ")");
+        var template = document.createElement("template");
+        template.innerHTML = text;
+        holder.replaceChildren(template.content);
+        holder.removeAttribute("data-load");
+        return span;
+      });
+    }, function () {
+      throw new Error("could not load this span: the server did not answer");
+    }).catch(function (error) {
+      holder.loading = null;
+      var note = document.createElement("p");
+      note.className = "form-error";
+      note.textContent = error.message;
+      holder.replaceChildren(note);
+      return span;
+    });
+    return holder.loading;
+  }
+
   function openEditor(span) {
-    var form = span && span.querySelector("form.editor");
-    if (!form) return null;
+    if (!span) return false;
     var details = span.querySelector("details.span-body");
     if (details) details.open = true;
+    ensureLoaded(span).then(showEditor);
+    return !!span.querySelector("form.editor, .span-detail[data-load]");
+  }
+
+  function showEditor(span) {
+    var form = span && span.querySelector("form.editor");
+    if (!form) return null;
     form.hidden = false;
     checkAll(form);
     var area = form.querySelector("textarea[name=output]");
@@ -293,6 +327,12 @@
       var form = event.target.closest("form.editor");
       if (row && form) checkRow(form, row);
     });
+    document.addEventListener("toggle", function (event) {
+      var details = event.target;
+      if (details.classList && details.classList.contains("span-body") && details.open) {
+        ensureLoaded(details.closest("li.span"));
+      }
+    }, true);
     document.addEventListener("submit", function (event) {
       var form = event.target.closest("form.editor");
       if (!form) return;
@@ -329,7 +369,7 @@
 
   function openEditorForKey() {
     var span = currentSpan();
-    if (!span || !span.querySelector("form.editor")) span = document.querySelector("li.span.kind-llm");
+    if (!span || !span.classList.contains("kind-llm")) span = document.querySelector("li.span.kind-llm");
     return openEditor(span);
   }
 
