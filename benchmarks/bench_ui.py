@@ -33,7 +33,8 @@ BIG_TRACE = "b" * 32
 
 def populate(store: Any, traces: int) -> None:
     """100k runs of five spans, flags on every tenth run, a review on a third of those, all in SQL."""
-    message_in = json.dumps([{"role": "system", "parts": [{"type": "text", "content": "You are a support agent. " * 4}]},
+    system = "You are a support agent. " * 4
+    message_in = json.dumps([{"role": "system", "parts": [{"type": "text", "content": system}]},
                              {"role": "user", "parts": [{"type": "text", "content": "Where is my order {n}?"}]}])
     message_out = json.dumps([{"role": "assistant", "parts": [{"type": "tool_call", "id": "call_{n}",
                                                                "name": "fetch_order", "arguments": {"id": "{n}"}}]}])
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         populate(store, args.traces)
         big_trace(store, args.spans)
-        counts = store.query("SELECT uniq(TraceId), count() FROM otel_traces").result_rows[0]
+        counts = store.query("SELECT uniqExact(TraceId), count() FROM otel_traces").result_rows[0]
         print(f"store: {counts[0]:,} traces, {counts[1]:,} spans, {args.traces // 10 + 1:,} flags "
               f"(set up in {time.perf_counter() - started:.1f} s)")
 

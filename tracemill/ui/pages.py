@@ -63,10 +63,12 @@ def _reviewed_flags(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], 
     """The trace's flags (each with its review label, open ones first, worst first) and its feedback."""
     flags = list_flags(store, trace_id=trace_id, limit=1000)
     feedback = list_feedback(store, trace_id=trace_id, limit=1000)
-    reviews = {(f["span_id"], (f["value"] or {}).get("detector", "")): f["label"]
-               for f in feedback if f["name"] == "flag_review" and f["kind"] == "label"}
-    for flag in flags:
-        flag["review"] = reviews.get((flag["span_id"], flag["detector"]), "")
+    reviews: dict[str, str] = {}
+    for item in sorted(feedback, key=lambda f: f["updated_at"]):  # the latest review of a span counts
+        if item["name"] == "flag_review" and item["kind"] == "label":
+            reviews[item["span_id"]] = item["label"]
+    for flag in flags:  # one review row per span and reviewer: it settles every flag on that span
+        flag["review"] = reviews.get(flag["span_id"], "")
     flags.sort(key=lambda f: (f["review"] != "", -SEVERITY_RANK.get(f["severity"], 0), -f["confidence"]))
     return flags, feedback
 

@@ -3,7 +3,9 @@
 The queue is one row per flagged run, built in ClickHouse from ``tracemill_flags`` (read with
 FINAL, the latest mining run's row per trace, detector and span) and the flag reviews in
 ``tracemill_feedback`` (``Kind='label'``, ``Name='flag_review'``, the detector in the value). A run
-is reviewed when every flag on it has a review. Only one page of runs comes back to Python; the
+is reviewed when every flag on it has a review. Feedback keeps one row per (trace, span, name,
+author), so a review settles every flag on its span (the detector it names is kept for the
+record); the latest review of a span counts. Only one page of runs comes back to Python; the
 agent and version of those runs are read for that page alone.
 """
 
@@ -84,36 +86,38 @@ def _flag_rows_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param
                r.Review AS Review, {_SEVERITY_SQL.replace('Severity', 'f.Severity')} AS SeverityRank
         FROM {FLAGS_TABLE} AS f FINAL
         LEFT JOIN (
-            SELECT TraceId, SpanId, JSONExtractString(Value, 'detector') AS Detector, argMax(Label, UpdatedAt) AS Review
+            SELECT TraceId, SpanId, argMax(Label, UpdatedAt) AS Review
             FROM {FEEDBACK_TABLE} FINAL
             WHERE Kind = 'label' AND Name = 'flag_review' AND IsDeleted = 0
-            GROUP BY TraceId, SpanId, Detector
-        ) AS r ON r.TraceId = f.TraceId AND r.SpanId = f.SpanId AND r.Detector = f.Detector
+            GROUP BY TraceId, SpanId
+        ) AS r ON r.TraceId = f.TraceId AND r.SpanId = f.SpanId
         WHERE {' AND '.join(conditions)}"""
 
 
 def _runs_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str | None = None) -> str:
-    """Flagged runs: one row per trace with its worst flag, counts and the queue's sort key."""
-    key = _sort_key(filters.sort)
+    """Flagged runs: one row per trace with its worst flag, counts and the queue's sort key.
+
+    While a run has open flags, its place and the flag shown come from the open ones alone.
+    """
     return f"""
         SELECT TraceId,
                count() AS Flags,
                countIf(Review = '') AS Open,
-               max(SeverityRank) AS Rank,
+               if(Open > 0, maxIf(SeverityRank, Review = ''), max(SeverityRank)) AS Rank,
+               if(Open > 0, maxIf(Confidence, Review = ''), max(Confidence)) AS TopConfidence,
                argMax(tuple(SpanId, Detector, Category, Severity, Confidence, Evidence),
-                      tuple(SeverityRank, Confidence, CreatedAt)) AS Top,
-               max(Confidence) AS TopConfidence,
+                      tuple(Review = '', SeverityRank, Confidence, CreatedAt)) AS Top,
                max(CreatedAt) AS Latest,
                groupUniqArray(Category) AS Kinds,
-               {key} AS SortKey
+               {_sort_key(filters.sort)} AS SortKey
         FROM ({_flag_rows_sql(filters, params, trace_param=trace_param)})
         GROUP BY TraceId"""
 
 
 def _sort_key(sort: str) -> str:
     if sort == "newest":
-        return "tuple(toUnixTimestamp64Micro(max(CreatedAt)), max(SeverityRank), TraceId)"
-    return "tuple(max(SeverityRank), max(Confidence), toUnixTimestamp64Micro(max(CreatedAt)), TraceId)"
+        return "tuple(toUnixTimestamp64Micro(Latest), Rank, TraceId)"
+    return "tuple(Rank, TopConfidence, toUnixTimestamp64Micro(Latest), TraceId)"
 
 
 def _reviewed_having(filters: QueueFilters) -> str:
@@ -125,17 +129,18 @@ def queue(store: Store, filters: QueueFilters, *, page: int = 0, page_size: int 
     if page < 0:
         raise ConfigError(f"page must be 0 or more (got {page})")
     params: dict[str, Any] = {"limit": page_size, "offset": page * page_size}
-    runs = _runs_sql(filters, params)
+    having = _reviewed_having(filters)
+    # One pass: the window counts see every run before the reviewed filter and the page cut it.
     rows = store.query(
-        f"""SELECT TraceId, Flags, Open, Top, Latest, Kinds,
-                   count() OVER () AS Matching,
-                   (SELECT countIf(Open > 0) FROM ({runs})) AS Left
-            FROM ({runs}) WHERE {_reviewed_having(filters)}
+        f"""SELECT TraceId, Flags, Open, Top, Latest, Kinds, Matching, Left FROM (
+                SELECT *, countIf({having}) OVER () AS Matching, countIf(Open > 0) OVER () AS Left
+                FROM ({_runs_sql(filters, params)}))
+            WHERE {having}
             ORDER BY SortKey DESC LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}""",
         params,
     ).result_rows
     items = []
-    matching, left = (rows[0][6], rows[0][7]) if rows else (0, 0)
+    matching, left = (rows[0][6], rows[0][7]) if rows else _counts(store, filters)
     for trace_id, flags, open_flags, top, latest, kinds, *_ in rows:
         span_id, detector, category, severity, confidence, evidence = top
         items.append({
@@ -143,15 +148,17 @@ def queue(store: Store, filters: QueueFilters, *, page: int = 0, page_size: int 
             "detector": detector, "category": category, "severity": severity, "confidence": float(confidence),
             "evidence": evidence, "flagged_at": _iso(latest), "kinds": sorted(kinds),
         })  # fmt: skip
-    if not rows:
-        left = _left(store, filters)
     _add_run_facts(store, items)
     return {"items": items, "matching": int(matching), "left": int(left), "page": page, "page_size": page_size}
 
 
-def _left(store: Store, filters: QueueFilters) -> int:
+def _counts(store: Store, filters: QueueFilters) -> tuple[int, int]:
+    """(runs matching the filters, runs with open flags): for a page past the end, which has no rows to carry them."""
     params: dict[str, Any] = {}
-    return int(store.query(f"SELECT countIf(Open > 0) FROM ({_runs_sql(filters, params)})", params).result_rows[0][0])
+    row = store.query(
+        f"SELECT countIf({_reviewed_having(filters)}), countIf(Open > 0) FROM ({_runs_sql(filters, params)})", params
+    ).result_rows[0]
+    return int(row[0]), int(row[1])
 
 
 def _add_run_facts(store: Store, items: list[dict[str, Any]]) -> None:
