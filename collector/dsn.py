@@ -10,7 +10,7 @@ Two forms are accepted:
 The database defaults to ``default`` in both forms. For the embedded form it is a query
 parameter, not the path, because the path is the directory.
 
-This module imports only the standard library and platformdirs, so configuration code can
+This module imports only the standard library and :mod:`tracemill.paths`, so configuration code can
 validate a DSN without the ``[server]`` extra.
 """
 
@@ -61,14 +61,13 @@ class StoreDsn:
 
 
 def default_store_dsn(env: Mapping[str, str] = os.environ) -> str:
-    """The DSN to use when none is given: ``TRACEMILL_STORE``, else a chDB directory in the user data dir."""
+    """The DSN to use when none is given: ``TRACEMILL_STORE``, else ``<data dir>/store`` (:mod:`tracemill.paths`)."""
     configured = env.get(STORE_ENV, "").strip()
     if configured:
         return configured
-    import platformdirs
+    from tracemill.paths import data_dir
 
-    directory = os.path.join(platformdirs.user_data_dir("tracemill", appauthor=False), "store")
-    return "chdb://" + quote(os.path.abspath(directory))
+    return "chdb://" + quote(os.path.join(data_dir(env), "store"))
 
 
 def parse_dsn(dsn: str, *, database: str | None = None) -> StoreDsn:

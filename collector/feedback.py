@@ -21,8 +21,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.api import resolve_trace_id
+from tracemill.collector.query import Filter, iso
 from tracemill.collector.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
-from tracemill.errors import ConfigError, SpanNotFoundError, TraceNotFoundError
+from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
@@ -60,7 +61,7 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
     for index, item in enumerate(checked):
         try:
             item["trace_id"] = resolve_trace_id(store, item["trace_id"])
-        except ConfigError as exc:  # TraceNotFoundError included: keep its class, add the index
+        except (ConfigError, NotFoundError) as exc:  # keep its class, add the index
             raise type(exc)(f"item {index}: {exc}") from None
     _check_ids_exist(store, checked)
     existing = _current_rows(store, {item["trace_id"] for item in checked})
@@ -237,20 +238,13 @@ def _filters(
     store: Store, trace_id: str | None, equal: Mapping[str, str | None], limit: int, offset: int
 ) -> tuple[str, dict[str, Any]]:
     """A WHERE condition and its parameters: the trace (id or unique prefix), columns equal to the
-    values given (None: any), and the page."""
-    if not 1 <= limit <= 1000:
-        raise ConfigError(f"limit must be between 1 and 1000 (got {limit})")
-    if offset < 0:
-        raise ConfigError(f"offset must be 0 or more (got {offset})")
-    conditions, params = ["1"], {"limit": limit, "offset": offset}
-    if trace_id:
-        conditions.append("TraceId = {trace_id:String}")
-        params["trace_id"] = resolve_trace_id(store, trace_id)
+    values given (None: any), and the page (``{limit}``/``{offset}``), built by the one filter builder."""
+    where = Filter()
+    where.page(limit, offset)
+    where.trace(store, trace_id)
     for column, value in equal.items():
-        if value is not None:
-            conditions.append(f"{column} = {{{column}:String}}")
-            params[column] = value
-    return " AND ".join(conditions), params
+        where.equal(column, value)
+    return where.sql(), where.params
 
 
 # -- shapes --------------------------------------------------------------------------------------
@@ -289,6 +283,4 @@ def _feedback_row(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:  # DateTime64(6, 'UTC') may come back naive
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso(moment)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tracemill.errors import (
     ConfigError,
     MissingDependencyError,
+    NotFoundError,
     PayloadError,
     PayloadTooLargeError,
     SchemaError,
@@ -74,7 +75,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ConfigError", "LLMCall", "MissingDependencyError", "PayloadError", "PayloadTooLargeError", "Run",
+    "ConfigError", "LLMCall", "MissingDependencyError", "NotFoundError", "PayloadError", "PayloadTooLargeError", "Run",
     "SchemaError", "ServerError", "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
     "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "run",

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
+from tracemill.collector.query import parse_attributes
+from tracemill.errors import ConfigError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
     from tracemill.server import CollectorServer
@@ -49,7 +50,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
                 "errors_only": query.get("errors", "").lower() in ("1", "true", "yes"),
                 "since": query.get("since") or None,
                 "until": query.get("until") or None,
-                "attributes": dict(_pair(item) for item in query.getlist("attr")),
+                "attributes": parse_attributes(query.getlist("attr"), option="attr"),
             }
         except ConfigError as exc:
             return JSONResponse({"error": str(exc)}, 400)
@@ -104,7 +105,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
 async def _answer(produce: Callable[[], Any], *, status_code: int = 200) -> JSONResponse:
     try:
         return JSONResponse(await run_in_threadpool(produce), status_code)
-    except (TraceNotFoundError, SpanNotFoundError) as exc:
+    except NotFoundError as exc:  # trace or span: not a ConfigError, so the order of these clauses does not matter
         return JSONResponse({"error": str(exc)}, 404)
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, 400)
@@ -133,10 +134,3 @@ def _int(raw: str, name: str) -> int:
 
 def _page(query: Any) -> dict[str, int]:
     return {"limit": _int(query.get("limit", "100"), "limit"), "offset": _int(query.get("offset", "0"), "offset")}
-
-
-def _pair(item: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"attr must look like key=value (got {item!r})")
-    return key, value

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from tracemill.collector.dsn import STORE_ENV
 from tracemill.errors import ConfigError, TracemillError
+from tracemill.server import DEFAULT_LOG_LEVEL, ServerSettings, env_name
 
 app = typer.Typer(
     name="tracemill",
@@ -63,7 +65,7 @@ def _root(
 @cli_errors
 def demo(
     store: str = typer.Option(
-        None, "--store", envvar="TRACEMILL_STORE",
+        None, "--store", envvar=STORE_ENV,
         help="Store DSN to write the demo traces to (default: the embedded store in the user data dir).",
     ),
     runs: int = typer.Option(3, "--runs", min=1, help="How many agent runs to trace."),
@@ -78,42 +80,58 @@ def demo(
 _SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
 _STORE_HELP = "Store DSN to read when no server answers (default: the embedded store in the user data dir)."
 _TOKEN_HELP = "Bearer token of the server, when it requires one."
+_DEFAULTS = ServerSettings()
+"""Every default of the server's options comes from its settings, every variable name from their declaration."""
+
+
+def server_option() -> Any:
+    """``--server`` of a command that asks a running server first."""
+    return typer.Option(None, "--server", envvar=env_name("server"), help=_SERVER_HELP)
+
+
+def store_option(help: str = _STORE_HELP) -> Any:
+    """``--store``, read from ``TRACEMILL_STORE``."""
+    return typer.Option(None, "--store", envvar=STORE_ENV, help=help)
+
+
+def token_option() -> Any:
+    """``--token``: the server's bearer token."""
+    return typer.Option(None, "--token", envvar=env_name("token"), help=_TOKEN_HELP)
 
 
 @app.command()
 @cli_errors
 def serve(
-    store: str = typer.Option(
-        None, "--store", envvar="TRACEMILL_STORE",
-        help="Store DSN this server owns: chdb:///abs/path or http(s)://user:pass@host:8123/db "
-             "(default: the embedded store in the user data dir).",
+    store: str = store_option(
+        "Store DSN this server owns: chdb:///abs/path or http(s)://user:pass@host:8123/db "
+        "(default: the embedded store in the data dir)."
     ),
     host: str = typer.Option(
-        "127.0.0.1", "--host", envvar="TRACEMILL_HOST",
+        _DEFAULTS.host, "--host", envvar=env_name("host"),
         help="Address to listen on. Anything but loopback requires --token.",
     ),
     port: int = typer.Option(
-        4318, "--port", envvar="TRACEMILL_PORT", min=0, max=65535,
+        _DEFAULTS.port, "--port", envvar=env_name("port"), min=0, max=65535,
         help="Port for OTLP/HTTP (/v1/traces) and the JSON API (/api); 0 picks a free port.",
     ),
     token: str = typer.Option(
-        None, "--token", envvar="TRACEMILL_TOKEN",
+        None, "--token", envvar=env_name("token"),
         help="Require 'Authorization: Bearer TOKEN' on every request.",
     ),
     spool: str = typer.Option(
-        None, "--spool", envvar="TRACEMILL_SPOOL",
+        None, "--spool", envvar=env_name("spool_dir"),
         help="Directory of the durable spool (default: '<store>.spool' beside an embedded store).",
     ),
     forward: str = typer.Option(
-        None, "--forward", envvar="TRACEMILL_FORWARD",
+        None, "--forward", envvar=env_name("forward"),
         help="Also send received spans to this OTLP/HTTP endpoint (Jaeger, Tempo, Phoenix, Langfuse...).",
     ),
     cluster: str = typer.Option(
-        None, "--cluster", envvar="TRACEMILL_CLUSTER",
+        None, "--cluster", envvar=env_name("cluster"),
         help="ClickHouse cluster: create the schema ON CLUSTER with Replicated engines.",
     ),
     log_level: str = typer.Option(
-        "info", "--log-level", envvar="TRACEMILL_LOG_LEVEL",
+        DEFAULT_LOG_LEVEL, "--log-level", envvar=env_name("log_level"),
         help="Server log level: debug, info, warning or error.",
     ),
 ) -> None:
@@ -148,9 +166,9 @@ def serve(
 @app.command()
 @cli_errors
 def status(
-    server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
-    store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
-    token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+    server: str = server_option(),
+    store: str = store_option(),
+    token: str = token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
 ) -> None:
     """Show the store's contents and, when a server runs, its spool, writer and receiver."""
@@ -182,23 +200,21 @@ def traces(
     since: str = typer.Option(None, "--since", help="Only spans after this: 30m, 2h, 7d or an ISO-8601 time."),
     until: str = typer.Option(None, "--until", help="Only spans before this: a duration back or an ISO-8601 time."),
     attr: list[str] = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
-        None, "--attr", help="Only traces with a span attribute KEY=VALUE (repeatable)."
+        None, "--attr",
+        help="Only traces with a span attribute KEY=VALUE (repeatable). A list-valued attribute matches any "
+             "of its elements; KEY= matches an empty value, never a missing key.",
     ),
-    server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
-    store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
-    token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+    server: str = server_option(),
+    store: str = store_option(),
+    token: str = token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
 ) -> None:
     """List recent traces, newest first, with filters and text search."""
     from tracemill.client import connect
+    from tracemill.collector.query import parse_attributes
     from tracemill.views import render_traces
 
-    attributes = {}
-    for item in attr or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--attr must look like KEY=VALUE (got {item!r})")
-        attributes[key] = value
+    attributes = parse_attributes(attr)
     backend = connect(server=server, store=store, token=token)
     try:
         found = backend.traces(
@@ -207,8 +223,8 @@ def traces(
         )
     finally:
         backend.close()
-    if as_json:
-        console.print_json(data=found)
+    if as_json:  # the API's shape, so a script reads either the same way
+        console.print_json(data={"traces": found})
     else:
         render_traces(console, found)
 
@@ -218,9 +234,13 @@ def traces(
 def show(
     trace_id: str = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits."),
     details: bool = typer.Option(True, "--details/--no-details", help="Show attributes, events and links."),
-    server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
-    store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
-    token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+    full: bool = typer.Option(
+        False, "--full", help="Show every attribute whole (messages and JSON indented) instead of cut to one line."
+    ),
+    span: str = typer.Option(None, "--span", help="Show only this span (16 hex digits) and its children, whole."),
+    server: str = server_option(),
+    store: str = store_option(),
+    token: str = token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a tree."),
 ) -> None:
     """Show one trace as a tree of spans."""
@@ -235,7 +255,7 @@ def show(
     if as_json:
         console.print_json(data=found)
     else:
-        render_trace(console, found, details=details)
+        render_trace(console, found, details=details, full=full, span_id=span)
 
 
 def main() -> None:

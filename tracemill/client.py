@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from tracemill.errors import ConfigError, ServerError, StoreLockedError
+from tracemill.server import env_name
+from tracemill.tracer.config import local_server_url
 
 __all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url"]
-
-DEFAULT_PORT = 4318
 
 
 class Backend(Protocol):
@@ -40,11 +40,10 @@ class Backend(Protocol):
 def default_server_url(env: Mapping[str, str] | None = None) -> str:
     """``TRACEMILL_SERVER``, else the local server on ``TRACEMILL_PORT`` (default 4318)."""
     env = os.environ if env is None else env
-    explicit = env.get("TRACEMILL_SERVER", "").strip()
+    explicit = env.get(env_name("server"), "").strip()
     if explicit:
         return explicit.rstrip("/")
-    port = env.get("TRACEMILL_PORT", "").strip() or str(DEFAULT_PORT)
-    return f"http://127.0.0.1:{port}"
+    return local_server_url(env)
 
 
 class ServerBackend:
@@ -109,14 +108,19 @@ class StoreBackend:
 
     kind: Literal["server", "store"] = "store"
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, other_server: Mapping[str, Any] | None = None) -> None:
         self._store = store
         self.where = store.location
+        self._other_server = dict(other_server) if other_server is not None else None
 
     def status(self) -> dict[str, Any]:
+        """The store's status; ``other_server`` names the server that answered for another store, if one did."""
         from tracemill.collector.api import store_status
 
-        return {"server": None, "store": {**store_status(self._store), "available": True}}
+        out: dict[str, Any] = {"server": None, "store": {**store_status(self._store), "available": True}}
+        if self._other_server is not None:
+            out["other_server"] = self._other_server
+        return out
 
     def traces(self, **filters: Any) -> list[dict[str, Any]]:
         from tracemill.collector.api import list_traces
@@ -147,7 +151,7 @@ def connect(
     """
     env = os.environ if env is None else env
     url = (server or default_server_url(env)).rstrip("/")
-    token = token if token is not None else (env.get("TRACEMILL_TOKEN") or None)
+    token = token if token is not None else (env.get(env_name("token")) or None)
     remote = ServerBackend(url, token=token)
     health = _probe(remote, probe_timeout_s)
     if health is not None and (store is None or _same_store(store, health)):
@@ -160,7 +164,7 @@ def connect(
 
     dsn = store or default_store_dsn(env)
     try:
-        return StoreBackend(Store.open(dsn))
+        opened = Store.open(dsn)
     except StoreLockedError as exc:
         elsewhere = (
             f"The server at {url} serves another store ({health['store']['location']})."
@@ -172,6 +176,16 @@ def connect(
             "point this command at it with --server http://HOST:PORT (or TRACEMILL_SERVER); otherwise stop "
             "that process, or start `tracemill serve` and run this command again."
         ) from None
+    from tracemill.outbox import ingest_for_command
+
+    ingest_for_command(opened, store, env)
+    other = None
+    if health is not None:
+        other = {"url": url, "pid": health.get("pid"), "store": {
+            "location": (health.get("store") or {}).get("location"),
+            "database": (health.get("store") or {}).get("database"),
+        }}  # fmt: skip
+    return StoreBackend(opened, other_server=other)
 
 
 def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:

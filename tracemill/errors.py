@@ -5,8 +5,9 @@ built-in it refines where one fits, so ``except ValueError`` keeps working::
 
     TracemillError
     ├── ConfigError (ValueError)            a setting or argument has a bad value
-    │   ├── TraceNotFoundError (LookupError) no trace has the given id (or a prefix matches several)
-    │   └── SpanNotFoundError (LookupError)  the trace has no span with the given id
+    ├── NotFoundError (LookupError)          what was asked for is not in the store (HTTP 404)
+    │   ├── TraceNotFoundError               no trace has the given id (or a prefix matches several)
+    │   └── SpanNotFoundError                the trace has no span with the given id
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── StoreError                           the ClickHouse store failed
     │   ├── StoreLockedError                 an embedded store is held by another process
@@ -58,11 +59,15 @@ class PayloadTooLargeError(PayloadError):
     """Received telemetry is larger than the configured limit."""
 
 
-class TraceNotFoundError(ConfigError, LookupError):
+class NotFoundError(TracemillError, LookupError):
+    """What was asked for is not in the store. Not a :class:`ConfigError`: the request was well formed."""
+
+
+class TraceNotFoundError(NotFoundError):
     """No trace has the given id (or the prefix matches several)."""
 
 
-class SpanNotFoundError(ConfigError, LookupError):
+class SpanNotFoundError(NotFoundError):
     """The trace has no span with the given id."""
 
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tracemill.errors import ConfigError
-from tracemill.tracer.config import EnvVar
+from tracemill.tracer.config import DEFAULT_PORT, EnvVar
 
-__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "serve"]
+__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "env_name", "serve"]
 
 logger = logging.getLogger("tracemill.server")
 
@@ -69,8 +69,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "log level of `tracemill serve`: debug, info, warning or error; default info"),
 )
 
-DEFAULT_PORT = 4318
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+DEFAULT_LOG_LEVEL = "info"
+
+
+def env_name(field: str) -> str:
+    """The variable :data:`ENV_VARS` declares for ``field``: the CLI's options and the client read these names."""
+    for var in ENV_VARS:
+        if var.field == field:
+            return var.name
+    raise KeyError(f"no server environment variable is declared for {field!r}")
 
 
 @dataclass(frozen=True)
@@ -190,10 +198,10 @@ def default_spool_dir(dsn: str) -> str:
     if parsed.path is not None:
         suffix = "" if parsed.database == "default" else f"-{parsed.database}"
         return parsed.path.rstrip("/") + f"{suffix}.spool"
-    import platformdirs
+    from tracemill.paths import data_dir
 
     digest = hashlib.sha256(f"{parsed.location}|{parsed.database}".encode()).hexdigest()[:16]
-    return os.path.join(platformdirs.user_data_dir("tracemill", appauthor=False), "spool", digest)
+    return os.path.join(data_dir(), "spool", digest)
 
 
 class CollectorServer:
@@ -235,6 +243,7 @@ class CollectorServer:
             max_request_bytes=settings.max_request_bytes,
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
+        self.outbox = _outbox_watcher(self, settings)
         self.started_at = time.time()
         self._stopped = False
 
@@ -245,11 +254,15 @@ class CollectorServer:
         self.writer.start()
         if self.forwarder is not None:
             self.forwarder.start()
+        if self.outbox is not None:
+            self.outbox.start()
 
     def stop(self, *, drain_timeout_s: float = 10.0) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.outbox is not None:
+            self.outbox.stop()
         self.writer.stop(drain_timeout_s=drain_timeout_s)
         if self.forwarder is not None:
             self.forwarder.stop()
@@ -292,9 +305,22 @@ class CollectorServer:
         out["writer"] = self.writer.status()
         out["receiver"] = self.receiver.status()
         out["forward"] = self.forwarder.status() if self.forwarder else None
+        out["outbox"] = self.outbox.status() if self.outbox else None
         out["url"] = self.settings.url
         out["auth"] = bool(self.settings.token)
         return out
+
+
+def _outbox_watcher(server: CollectorServer, settings: ServerSettings) -> Any:
+    """The server on the port zero-config tracing targets takes in the spans it kept while no server ran."""
+    from tracemill.tracer.config import local_server_port
+
+    if settings.port != local_server_port():
+        return None
+    from tracemill.outbox import OutboxWatcher
+    from tracemill.paths import outbox_dir
+
+    return OutboxWatcher(server, outbox_dir())
 
 
 def build_app(server: CollectorServer) -> Any:

@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,7 +28,17 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
     table.add_column(style="bold")
     table.add_column()
     server = status.get("url") or status.get("server")
-    table.add_row("server", escape(f"{server} (pid {status.get('pid')})") if server else "not running")
+    other = status.get("other_server")
+    if server:
+        table.add_row("server", escape(f"{server} (pid {status.get('pid')})"))
+    elif other:
+        owned = other.get("store") or {}
+        table.add_row("server", escape(
+            f"{other['url']} (pid {other.get('pid')}) runs for another store: {owned.get('location')} "
+            f"(database {owned.get('database')}); this store was read directly"
+        ))
+    else:
+        table.add_row("server", "not running")
     table.add_row("store", escape(f"{store.get('location')} (database {store.get('database')})"))
     if store.get("available") is False:
         table.add_row("store state", f"[red]unavailable[/]: {escape(str(store.get('error')))}")
@@ -60,6 +71,12 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
             f"{receiver['refused_requests']:,} requests refused, "
             f"{receiver['backpressure_responses']:,} told to retry",
         )
+    outbox = status.get("outbox")
+    if outbox:
+        table.add_row("outbox", escape(
+            f"{outbox['ingested_spans']:,} spans taken in since start, {outbox['waiting_files']:,} files waiting "
+            f"({outbox['directory']})"
+        ))
     forward = status.get("forward")
     if forward:
         table.add_row(
@@ -72,68 +89,145 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
     console.print(f"[dim]via {escape(via)}[/]")
 
 
+# Columns of the trace list, most important first: at a narrow width the last ones are left out
+# before the name is squeezed (`--json` has every field).
+_TRACE_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (header, key, widest content shown)
+    ("trace", "trace_id", 16),
+    ("started (UTC)", "start", 14),
+    ("name", "name", 40),
+    ("err", "errors", 4),
+    ("task", "task", 24),
+    ("agent", "agent", 30),
+    ("duration", "duration", 9),
+    ("service", "service", 24),
+    ("spans", "spans", 6),
+    ("tokens", "tokens", 9),
+)
+
+
 def render_traces(console: Console, traces: list[dict[str, Any]]) -> None:
     if not traces:
         console.print("No traces match.")
         return
-    # Ids are shortened to 16 digits: `tracemill show` takes any unique prefix, --json has them whole.
-    table = Table()
-    table.add_column("trace", no_wrap=True)
-    table.add_column("started (UTC)", no_wrap=True)
-    table.add_column("name", ratio=3)
-    table.add_column("service", ratio=1)
-    table.add_column("spans", justify="right", no_wrap=True)
-    table.add_column("err", justify="right", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("tokens", justify="right", no_wrap=True)
-    for t in traces:
-        errors = f"[red]{t['errors']}[/]" if t["errors"] else "0"
-        tokens = t["input_tokens"] + t["output_tokens"]
-        table.add_row(
-            t["trace_id"][:16],
-            _short_time(t["start_ns"]),
-            escape(t["name"]),
-            escape(t["service"]),
-            str(t["spans"]),
-            errors,
-            _duration_ms(t["duration_ms"]),
-            f"{tokens:,}" if tokens else "-",
-        )
+    narrow = console.width < 100
+    rows = [_trace_cells(t, narrow=narrow) for t in traces]
+    shown = _fit_columns(rows, console.width)
+    # Ids are shortened: `tracemill show` takes any unique prefix, --json has them whole.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header, key, _ in _TRACE_COLUMNS:
+        if key not in shown:
+            continue
+        right = key in ("errors", "duration", "spans", "tokens")
+        table.add_column(header, justify="right" if right else "left", no_wrap=key != "name",
+                         overflow="fold" if key == "name" else "ellipsis")
+    for cells in rows:
+        table.add_row(*(cells[key] for _, key, _ in _TRACE_COLUMNS if key in shown))
     console.print(table)
 
 
-def render_trace(console: Console, trace: dict[str, Any], *, details: bool = True) -> None:
+def _trace_cells(t: dict[str, Any], *, narrow: bool) -> dict[str, str]:
+    tokens = t["input_tokens"] + t["output_tokens"]
+    name = escape(t["name"]) + (" [yellow](root missing)[/]" if t.get("root_missing") else "")
+    return {
+        "trace_id": t["trace_id"][: 10 if narrow else 16],
+        "start": _short_time(t["start_ns"], seconds=not narrow),
+        "name": name,
+        "errors": f"[red]{t['errors']}[/]" if t["errors"] else "0",
+        "agent": escape(t.get("agent") or "-"),
+        "task": escape(t.get("task") or "-"),
+        "duration": _duration_ms(t["duration_ms"]),
+        "service": escape(t["service"] or "-"),
+        "spans": str(t["spans"]),
+        "tokens": f"{tokens:,}" if tokens else "-",
+    }
+
+
+def _fit_columns(rows: list[dict[str, str]], width: int) -> set[str]:
+    """The columns that fit in ``width`` next to a readable name, dropping the least important first."""
+    from rich.text import Text
+
+    def need(header: str, key: str, cap: int) -> int:
+        widest = max([len(header)] + [Text.from_markup(r[key]).cell_len for r in rows])
+        return min(widest, cap) + 3  # padding on each side and the divider
+
+    columns = list(_TRACE_COLUMNS)
+    while len(columns) > 4 and sum(need(*c) for c in columns) > width:
+        columns.pop()
+    return {key for _, key, _ in columns}
+
+
+def render_trace(
+    console: Console, trace: dict[str, Any], *, details: bool = True, full: bool = False, span_id: str | None = None
+) -> None:
+    """The trace as a tree. ``full`` shows every attribute whole (JSON indented, so a conversation reads as
+    one); ``span_id`` shows only that span and what it contains, whole."""
+    roots = trace["roots"]
+    if span_id is not None:
+        found = _find_span(roots, span_id.strip().lower())
+        if found is None:
+            from tracemill.errors import SpanNotFoundError
+
+            raise SpanNotFoundError(f"trace {trace['trace_id']} has no span {span_id!r} (give its 16 hex digits)")
+        roots, full, details = [found], True, True
     title = (
         f"[bold]trace {trace['trace_id']}[/]  {trace['span_count']} spans, "
         f"{trace['error_count']} errors, {_duration_ms(trace['duration_ms'])}, started {_short_time(trace['start_ns'])}"
     )
+    missing = trace.get("missing_parents") or 0
+    if missing:
+        title += f"\n[yellow]{missing} span(s) name a parent that is not in the store: its root was lost or not sent[/]"
     tree = Tree(title)
-    for root in trace["roots"]:
-        _add_span(tree, root, details=details)
+    for root in roots:
+        _add_span(tree, root, details=details, full=full)
     console.print(tree)
     if trace.get("truncated"):
         console.print(f"[yellow]only the first {trace['span_count']} spans are shown[/]")
 
 
-def _add_span(parent: Tree, span: dict[str, Any], *, details: bool) -> None:
+def _find_span(spans: list[dict[str, Any]], span_id: str) -> dict[str, Any] | None:
+    for span in spans:
+        if span["span_id"] == span_id:
+            return span
+        found = _find_span(span["children"], span_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _add_span(parent: Tree, span: dict[str, Any], *, details: bool, full: bool = False) -> None:
     mark = "[red]✗[/] " if span["error"] else ""
     label = (
         f"{mark}[bold]{escape(span['name'])}[/] [dim]{escape(span['kind'])} · {escape(span['service'])} · "
         f"{_duration_ms(span['duration_ns'] / 1e6)} · {span['span_id']}[/]"
     )
+    if span.get("parent_missing"):
+        label += f"\n[yellow]parent span {escape(span['parent_span_id'])} is missing[/]"
     if span["status_message"]:
         label += f"\n[red]{escape(span['status_code'])}: {escape(span['status_message'])}[/]"
     node = parent.add(label)
     if details:
         for key, value in sorted(span["attributes"].items()):
-            node.add(f"[cyan]{escape(key)}[/] = {escape(_clip(value))}")
+            shown = _whole(value) if full else _clip(value)
+            node.add(f"[cyan]{escape(key)}[/] = {escape(shown)}")
         for event in span["events"]:
-            attrs = ", ".join(f"{k}={_clip(v, 40)}" for k, v in sorted(event["attributes"].items()))
+            attrs = ", ".join(
+                f"{k}={_whole(v) if full else _clip(v, 40)}" for k, v in sorted(event["attributes"].items())
+            )
             node.add(f"[magenta]event[/] {escape(event['name'])} {escape(attrs)}")
         for link in span["links"]:
             node.add(f"[blue]link[/] → {link['trace_id']}/{link['span_id']}")
     for child in span["children"]:
-        _add_span(node, child, details=details)
+        _add_span(node, child, details=details, full=full)
+
+
+def _whole(value: Any) -> str:
+    """The whole value; JSON objects and arrays (messages, tool arguments) indented to be read."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _clip(value: Any, limit: int = _MAX_VALUE_CHARS) -> str:
@@ -142,8 +236,8 @@ def _clip(value: Any, limit: int = _MAX_VALUE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _short_time(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%m-%d %H:%M:%S")
+def _short_time(ns: int, *, seconds: bool = True) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
 
 
 def _duration_ms(ms: float) -> str:

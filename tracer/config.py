@@ -10,14 +10,33 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger("tracemill")
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
-"""Where ``tracemill serve`` listens; also the OTLP/HTTP default of every OTel SDK."""
+DEFAULT_PORT = 4318
+"""Port of ``tracemill serve`` unless ``TRACEMILL_PORT`` says otherwise: the OTLP/HTTP port."""
+
+PORT_ENV = "TRACEMILL_PORT"
+"""Port of the local ``tracemill serve``: the server listens there, the CLI and zero-config tracing look there."""
+
+DEFAULT_ENDPOINT = f"http://127.0.0.1:{DEFAULT_PORT}"
+"""Where ``tracemill serve`` listens by default; also the OTLP/HTTP default of every OTel SDK."""
+
+
+def local_server_port(env: Mapping[str, str] | None = None) -> int:
+    """``TRACEMILL_PORT`` when it is a port number, else :data:`DEFAULT_PORT`."""
+    env = os.environ if env is None else env
+    raw = env.get(PORT_ENV, "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
+
+
+def local_server_url(env: Mapping[str, str] | None = None) -> str:
+    """``http://127.0.0.1:$TRACEMILL_PORT`` (default 4318): where a local ``tracemill serve`` answers."""
+    return f"http://127.0.0.1:{local_server_port(env)}"
 
 
 @dataclass(frozen=True)
@@ -34,8 +53,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "service.name of the spans (falls back to OTEL_SERVICE_NAME); default 'tracemill-agent'"),
     EnvVar("TRACEMILL_ENDPOINT", "endpoint",
            "OTLP/HTTP endpoint to export to, e.g. http://127.0.0.1:4318 (a tracemill server or any OTel "
-           "backend); default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else "
-           f"{DEFAULT_ENDPOINT}"),
+           "backend); default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else the local "
+           "tracemill server on TRACEMILL_PORT when it answers and the outbox in TRACEMILL_DATA_DIR when not"),
     EnvVar("TRACEMILL_STORE", "store",
            "DSN of a store to write to directly from this process (chdb:///path or http(s)://host:8123/db); "
            "takes precedence over the endpoint"),
@@ -77,6 +96,34 @@ class TracerSettings:
         return dataclasses.replace(self, **changes)
 
 
+MIN_PAYLOAD_BYTES = 64
+"""Smallest payload budget: room for a truncation marker in valid JSON."""
+
+
+def value_problem(field: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the setting ``field``, or None when it can.
+
+    One rule per setting for both sources: ``init()`` raises with it, a ``TRACEMILL_*`` variable
+    is warned about with it and replaced by the default.
+    """
+    if field == "max_payload_bytes":
+        if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PAYLOAD_BYTES:
+            return f"must be an integer >= {MIN_PAYLOAD_BYTES}"
+    elif field == "sample_ratio":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            return "must be between 0 and 1"
+    elif field == "endpoint":
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            return f"must be an http(s) URL such as {DEFAULT_ENDPOINT}"
+    elif field == "redact_patterns":
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"has an invalid regular expression {pattern!r}: {exc}"
+    return None
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -91,24 +138,24 @@ def _parse(var: EnvVar, raw: str, default: Any) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError("expected true or false")
+        value: Any
         if isinstance(default, int):
             value = int(raw)
-            if value <= 0:
-                raise ValueError("expected a positive integer")
-            return value
-        if isinstance(default, float):
+        elif isinstance(default, float):
             value = float(raw)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError("expected a number between 0 and 1")
-            return value
-        if var.field == "redact_keys":
-            return tuple(k.strip() for k in raw.split(",") if k.strip())
-        if var.field == "redact_patterns":
+        elif var.field == "redact_keys":
+            value = tuple(k.strip() for k in raw.split(",") if k.strip())
+        elif var.field == "redact_patterns":
             patterns = json.loads(raw)
             if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
                 raise ValueError("expected a JSON array of strings")
-            return tuple(patterns)
-        return raw
+            value = tuple(patterns)
+        else:
+            value = raw
+        problem = value_problem(var.field, value)
+        if problem:
+            raise ValueError(f"{var.field} {problem}")
+        return value
     except ValueError as exc:
         logger.warning("tracemill: ignoring %s=%r (%s); using the default %r", var.name, raw, exc, default)
         return default

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from tracemill.tracer.config import DEFAULT_ENDPOINT, TracerSettings, settings_from_env
+from tracemill.tracer.config import TracerSettings, local_server_url, settings_from_env, value_problem
 from tracemill.tracer.logs import log_once, logger
 from tracemill.tracer.pipeline import SwitchableProcessor, SwitchableSampler
 from tracemill.tracer.redaction import Redactor
@@ -107,7 +107,11 @@ def _default_exporter(settings: TracerSettings) -> SpanExporter:
 
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return OTLPSpanExporter(headers=dict(settings.headers) or None)
-    return OTLPSpanExporter(endpoint=_traces_url(DEFAULT_ENDPOINT), headers=dict(settings.headers) or None)
+    # Nothing configured: the local server if it answers, else the outbox it and the CLI ingest.
+    from tracemill.paths import outbox_dir
+    from tracemill.tracer.local_export import LocalExporter
+
+    return LocalExporter(_traces_url(local_server_url()), outbox_dir(), headers=settings.headers)
 
 
 def _stop_pipeline(rt: Runtime) -> None:
@@ -195,14 +199,12 @@ def init(
         "redact_patterns": tuple(redact_patterns) if redact_patterns is not None else None,
         "redact": redact, "propagate_threads": propagate_threads,
     }
-    if max_payload_bytes is not None and (not isinstance(max_payload_bytes, int) or max_payload_bytes < 64):
-        raise ConfigError(f"'max_payload_bytes' must be an integer >= 64 (got {max_payload_bytes!r})")
-    if sample_ratio is not None and not 0.0 <= sample_ratio <= 1.0:
-        raise ConfigError(f"'sample_ratio' must be between 0 and 1 (got {sample_ratio!r})")
+    for name in ("max_payload_bytes", "sample_ratio", "endpoint"):  # the rules the environment is checked by
+        problem = None if explicit[name] is None else value_problem(name, explicit[name])
+        if problem:
+            raise ConfigError(f"'{name}' {problem} (got {explicit[name]!r})")
     if endpoint is not None and store is not None:
         raise ConfigError("pass either 'endpoint' (export OTLP) or 'store' (write to a store), not both")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"'endpoint' must be an http(s) URL such as {DEFAULT_ENDPOINT} (got {endpoint!r})")
     settings = base.replace(**{k: v for k, v in explicit.items() if v is not None})
     if endpoint is not None:
         settings = settings.replace(store=None)

@@ -48,14 +48,20 @@ def test_status_through_the_server_shows_store_spool_and_writer(served):
 
 def test_traces_through_the_server_lists_and_filters(served):
     server, ids = served
-    listed = _json(run_cli("traces", "--json", "--server", server.url, "--token", TOKEN))
+    listed = _json(run_cli("traces", "--json", "--server", server.url, "--token", TOKEN))["traces"]
     assert {t["trace_id"] for t in listed} == set(ids.values())
-    errors = _json(run_cli("traces", "--json", "--errors", "--server", server.url, "--token", TOKEN))
+    errors = _json(run_cli("traces", "--json", "--errors", "--server", server.url, "--token", TOKEN))["traces"]
     assert [t["trace_id"] for t in errors] == [ids["failing"]]
     searched = _json(run_cli("traces", "--json", "-s", "[bold]step 3", "--server", server.url, "--token", TOKEN))
-    assert [t["trace_id"] for t in searched] == [ids["failing"]]
+    assert [t["trace_id"] for t in searched["traces"]] == [ids["failing"]]
     table = run_cli("traces", "--server", server.url, "--token", TOKEN)
     assert ids["plain"][:16] in table.stdout and "[bold]step 0" in table.stdout  # markup shown, not applied
+
+
+def test_traces_json_has_the_shape_of_the_api(served):
+    server, _ = served
+    printed = _json(run_cli("traces", "--json", "--server", server.url, "--token", TOKEN))
+    assert printed == server.client.get("/api/traces").json()
 
 
 def test_show_prints_the_trace_tree_from_a_prefix(served):
@@ -91,7 +97,7 @@ def test_without_a_server_commands_open_the_store_themselves(tmp_path):
     server.stop()
     nobody = f"http://127.0.0.1:{free_port()}"
     listed = _json(run_cli("traces", "--json", "--store", server.dsn, "--server", nobody))
-    assert [t["service"] for t in listed] == ["direct"]
+    assert [t["service"] for t in listed["traces"]] == ["direct"]
     status = _json(run_cli("status", "--json", "--store", server.dsn, "--server", nobody))
     assert status["server"] is None and status["store"]["spans"] == 10
 
@@ -101,6 +107,17 @@ def test_explicit_store_other_than_the_servers_is_read_directly(tmp_path, served
     other = f"chdb://{tmp_path}/other"
     status = _json(run_cli("status", "--json", "--store", other, "--server", server.url, "--token", TOKEN))
     assert status["server"] is None and status["store"]["location"] == f"{tmp_path}/other"
+
+
+def test_status_of_another_store_names_the_store_the_running_server_owns(tmp_path, served):
+    server, _ = served
+    other = f"chdb://{tmp_path}/other"
+    status = _json(run_cli("status", "--json", "--store", other, "--server", server.url, "--token", TOKEN))
+    assert status["other_server"]["url"] == server.url
+    assert status["other_server"]["store"]["location"] == str(server.store_dir)
+    table = run_cli("status", "--store", other, "--server", server.url, "--token", TOKEN)
+    assert f"runs for another store: {server.store_dir}" in table.stdout
+    assert "not running" not in table.stdout
 
 
 def test_locked_store_with_no_server_answering_says_so_and_how_to_fix(tmp_path):

@@ -32,7 +32,8 @@ def test_otel_service_name_is_the_fallback():
 
 @pytest.mark.parametrize(("name", "value"), [
     ("TRACEMILL_SAMPLE_RATIO", "2"), ("TRACEMILL_MAX_PAYLOAD_BYTES", "lots"), ("TRACEMILL_CAPTURE_CONTENT", "maybe"),
-    ("TRACEMILL_REDACT_PATTERNS", "not json"),
+    ("TRACEMILL_REDACT_PATTERNS", "not json"), ("TRACEMILL_MAX_PAYLOAD_BYTES", "10"),
+    ("TRACEMILL_ENDPOINT", "localhost:4318"), ("TRACEMILL_REDACT_PATTERNS", '["("]'),
 ])
 def test_bad_environment_value_warns_with_key_and_value_and_keeps_default(name, value, caplog):
     with caplog.at_level(logging.WARNING, logger="tracemill"):
@@ -53,6 +54,20 @@ def test_bad_explicit_argument_raises_config_error_naming_it(kwargs, message):
         tracemill.init(env={}, **kwargs)
     assert message in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(("name", "field", "raw", "value"), [
+    ("TRACEMILL_MAX_PAYLOAD_BYTES", "max_payload_bytes", "10", 10),
+    ("TRACEMILL_SAMPLE_RATIO", "sample_ratio", "1.5", 1.5),
+    ("TRACEMILL_ENDPOINT", "endpoint", "localhost:4318", "localhost:4318"),
+])
+def test_environment_and_init_refuse_the_same_values_with_the_same_rule(name, field, raw, value, caplog):
+    with pytest.raises(tracemill.ConfigError) as caught:
+        tracemill.init(env={}, **{field: value})
+    rule = str(caught.value).split("' ", 1)[1].split(" (got")[0]  # e.g. "must be an integer >= 64"
+    with caplog.at_level(logging.WARNING, logger="tracemill"):
+        assert getattr(settings_from_env({name: raw}), field) == getattr(TracerSettings(), field)
+    assert f"{field} {rule}" in caplog.text
 
 
 def test_every_env_var_maps_to_a_settings_field():
