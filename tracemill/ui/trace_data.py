@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.api import MAX_TRACE_SPANS, resolve_trace_id
+from tracemill.collector.api import span_json
+from tracemill.collector.reads import MAX_TRACE_SPANS, SPAN_SELECT, resolve_trace_id, span_record
 from tracemill.collector.schema import SPANS_TABLE, TRACE_ID_TS_TABLE
 from tracemill.errors import SpanNotFoundError, TraceNotFoundError
 
@@ -67,22 +68,20 @@ def trace_outline(store: Store, trace_id: str, *, max_spans: int = MAX_TRACE_SPA
 
 def span_details(store: Store, trace_id: str, span_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Every stored field of the given spans of one trace, by span id. Raises SpanNotFoundError for one missing."""
-    from tracemill.collector.api import _SPAN_SELECT, _span
-
     wanted = sorted(set(span_ids))
     if not wanted:
         return {}
     params = {"tid": trace_id, "ids": wanted}
     rows = store.query(
-        f"{_RANGE} {_SPAN_SELECT} WHERE {_IN_RANGE} AND SpanId IN {{ids:Array(String)}}", params
+        f"{_RANGE} {SPAN_SELECT} WHERE {_IN_RANGE} AND SpanId IN {{ids:Array(String)}}", params
     ).result_rows
     if len(rows) < len(wanted):
         rows = store.query(
-            f"{_SPAN_SELECT} WHERE TraceId = {{tid:String}} AND SpanId IN {{ids:Array(String)}}", params
+            f"{SPAN_SELECT} WHERE TraceId = {{tid:String}} AND SpanId IN {{ids:Array(String)}}", params
         ).result_rows
     found = {}
     for row in rows:
-        span = _span(trace_id, row)
+        span = span_json(span_record(row))
         found.setdefault(span["span_id"], span)
     missing = [s for s in wanted if s not in found]
     if missing:
