@@ -190,7 +190,7 @@ def outline_rows(outline: dict[str, Any]) -> list[dict[str, Any]]:
         kind = ("llm" if is_llm else "tool" if operation == "execute_tool"
                 else "agent" if operation in _AGENT_OPERATIONS else "other")
         rows.append({
-            **span, "depth": depth, "kind": kind, "is_llm": is_llm,
+            **span, "depth": depth, "indent": min(depth, 24), "kind": kind, "is_llm": is_llm,
             "start_ms": round(offset / 1e6, 3), "duration_ms": round(span["duration_ns"] / 1e6, 3),
             "bar_x": round(1000 * offset / total, 1), "bar_w": max(2.0, round(1000 * span["duration_ns"] / total, 1)),
             "siblings": [],

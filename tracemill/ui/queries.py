@@ -108,7 +108,6 @@ def _runs_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str
                argMax(tuple(SpanId, Detector, Category, Severity, Confidence, Evidence),
                       tuple(Review = '', SeverityRank, Confidence, CreatedAt)) AS Top,
                max(CreatedAt) AS Latest,
-               groupUniqArray(Category) AS Kinds,
                {_sort_key(filters.sort)} AS SortKey
         FROM ({_flag_rows_sql(filters, params, trace_param=trace_param)})
         GROUP BY TraceId"""
@@ -129,34 +128,34 @@ def queue(store: Store, filters: QueueFilters, *, page: int = 0, page_size: int 
     if page < 0:
         raise ConfigError(f"page must be 0 or more (got {page})")
     params: dict[str, Any] = {"limit": page_size, "offset": page * page_size}
-    having = _reviewed_having(filters)
-    # One pass: the window counts see every run before the reviewed filter and the page cut it.
     rows = store.query(
-        f"""SELECT TraceId, Flags, Open, Top, Latest, Kinds, Matching, Left FROM (
-                SELECT *, countIf({having}) OVER () AS Matching, countIf(Open > 0) OVER () AS Left
-                FROM ({_runs_sql(filters, params)}))
-            WHERE {having}
+        f"""SELECT TraceId, Flags, Open, Top, Latest FROM ({_runs_sql(filters, params)})
+            WHERE {_reviewed_having(filters)}
             ORDER BY SortKey DESC LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}""",
         params,
     ).result_rows
     items = []
-    matching, left = (rows[0][6], rows[0][7]) if rows else _counts(store, filters)
-    for trace_id, flags, open_flags, top, latest, kinds, *_ in rows:
+    matching, left = _counts(store, filters)
+    for trace_id, flags, open_flags, top, latest in rows:
         span_id, detector, category, severity, confidence, evidence = top
         items.append({
             "trace_id": trace_id, "flags": int(flags), "open": int(open_flags), "span_id": span_id,
             "detector": detector, "category": category, "severity": severity, "confidence": float(confidence),
-            "evidence": evidence, "flagged_at": _iso(latest), "kinds": sorted(kinds),
+            "evidence": evidence, "flagged_at": _iso(latest),
         })  # fmt: skip
     _add_run_facts(store, items)
     return {"items": items, "matching": int(matching), "left": int(left), "page": page, "page_size": page_size}
 
 
 def _counts(store: Store, filters: QueueFilters) -> tuple[int, int]:
-    """(runs matching the filters, runs with open flags): for a page past the end, which has no rows to carry them."""
+    """(runs matching the filters, runs with open flags), from a lighter aggregation than the page's."""
     params: dict[str, Any] = {}
+    having = _reviewed_having(filters)
     row = store.query(
-        f"SELECT countIf({_reviewed_having(filters)}), countIf(Open > 0) FROM ({_runs_sql(filters, params)})", params
+        f"""SELECT countIf({having}), countIf(Open > 0)
+            FROM (SELECT TraceId, countIf(Review = '') AS Open
+                  FROM ({_flag_rows_sql(filters, params)}) GROUP BY TraceId)""",
+        params,
     ).result_rows[0]
     return int(row[0]), int(row[1])
 
@@ -228,12 +227,16 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
     ).result_rows
     recent_days = sorted({row[0] for row in per_day})[-days:]
     near = " AND ".join(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)
+    # An agent run is an invoke_agent span (a sub-agent's run counts for its own name and version);
+    # it failed when its trace has a flag that is not a near miss. Runs of the last ``days`` only.
     versions = store.query(
-        f"""SELECT AgentName, {_AGENT_VERSION} AS Version, uniqExact(TraceId) AS Runs,
-                   uniqExactIf(TraceId, TraceId IN (SELECT TraceId FROM {FLAGS_TABLE} FINAL WHERE {near})) AS Failed
+        f"""SELECT AgentName, {_AGENT_VERSION} AS Version, count() AS Runs,
+                   countIf(TraceId IN (SELECT TraceId FROM {FLAGS_TABLE} FINAL WHERE {near})) AS Failed
             FROM {SPANS_TABLE}
             WHERE GenAiOperation = 'invoke_agent' AND AgentName != ''
+              AND Timestamp >= now() - toIntervalDay({{days:UInt32}})
             GROUP BY AgentName, Version ORDER BY AgentName, Version LIMIT 24""",
+        {"days": days},
     ).result_rows
     groups = store.query(
         f"""SELECT Category, Detector, count() AS n, uniqExact(TraceId)
