@@ -35,6 +35,8 @@ def queue_context(store: Store, query: Any) -> dict[str, Any]:
         "filters": filters,
         "filter_items": filters.query_items(),
         "queue": data,
+        "end": {"next": "That was the last run of the queue.", "prev": "That was the first run of the queue."}.get(
+            query.get("done", ""), ""),
         "choices": {**queue_choices(store), **_agent_choices(numbers["versions"])},
         "day_chart": charts.stacked_days(numbers["per_day"]),
         "version_chart": charts.bars(
