@@ -45,9 +45,15 @@ def test_pages_ask_for_the_token_once_and_keep_it_in_a_strict_httponly_cookie(an
         response = client.get("/ui/")
         assert response.status_code == 200
         assert client.get("/api/flags").status_code == 200  # the cookie stands for the bearer token
-    login = anonymous.post("/ui/login", content=f"token={TOKEN}", headers={"Origin": ui_server.url})
+    login = anonymous.post("/ui/login", json={"token": TOKEN, "next": "/ui/traces/abc"},
+                           headers={"Origin": ui_server.url})  # what the page's script sends
+    assert login.status_code == 200 and login.json() == {"next": "/ui/traces/abc"}
     set_cookie = login.headers["set-cookie"].lower()
     assert "httponly" in set_cookie and "samesite=strict" in set_cookie and "path=/" in set_cookie
+    wrong = anonymous.post("/ui/login", json={"token": "nope"}, headers={"Origin": ui_server.url})
+    assert wrong.status_code == 401 and "does not match" in wrong.json()["error"]
+    cross = anonymous.post("/ui/login", json={"token": TOKEN}, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and "set-cookie" not in cross.headers
 
 
 def test_every_ui_response_forbids_inline_script(ui_server):

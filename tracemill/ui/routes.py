@@ -8,6 +8,7 @@ pages' script posts feedback to ``POST /api/feedback``, the same checked write p
 from __future__ import annotations
 
 import hmac
+import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from urllib.parse import parse_qs, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -100,25 +101,34 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         return render("login.html", {"next": _local(request.query_params.get("next")), "error": ""})
 
     async def login(request: Request) -> Response:
+        """The token, as the page's script sends it (JSON), or as a plain form when scripts are off."""
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > _MAX_LOGIN_BYTES:
-                return render("login.html", {"next": "/ui/", "error": "the form is too large"}, 413)
-        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        target = _local(form.get("next"))
-        if not token:
-            return RedirectResponse(target, 303)
-        if not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
+                return JSONResponse({"error": "the sign-in request is too large"}, 413)
+        as_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+        try:
+            text = body.decode("utf-8", "replace")
+            form = json.loads(text) if as_json else {k: v[0] for k, v in parse_qs(text).items()}
+        except ValueError:
+            form = None
+        if not isinstance(form, dict) or not isinstance(form.get("token", ""), str):
+            return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."}'}, 400)
+        target = _local(form.get("next") if isinstance(form.get("next"), str) else None)
+        if token and not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
             error = "That token does not match this server's TRACEMILL_TOKEN."
+            if as_json:
+                return JSONResponse({"error": error}, 401)
             return render("login.html", {"next": target, "error": error}, 401)
-        response = RedirectResponse(target, 303)
-        response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+        response: Response = JSONResponse({"next": target}) if as_json else RedirectResponse(target, 303)
+        if token:
+            response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
+                                secure=request.url.scheme == "https")
         return response
 
     async def logout(request: Request) -> Response:
-        response = RedirectResponse("/ui/login" if token else "/ui/", 303)
+        response = JSONResponse({"next": "/ui/login" if token else "/ui/"})
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
         return response
 

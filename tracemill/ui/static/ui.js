@@ -421,7 +421,38 @@
     if (page()) traceKeys(event); else queueKeys(event);
   }
 
+  // Sign-in and sign-out are same-origin JSON requests, like every other write of the UI.
+  function setupAccount() {
+    var login = document.getElementById("login");
+    if (login) login.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var error = login.parentElement.querySelector(".form-error");
+      fetch("/ui/login", {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token: login.elements.token.value, next: login.elements.next.value })
+      }).then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw new Error(body && body.error ? body.error : "sign-in failed (" + response.status + ")");
+          window.location.assign(body.next);
+        });
+      }).catch(function (e) {
+        error.textContent = e.message;
+        error.hidden = false;
+      });
+    });
+    var logout = document.getElementById("logout");
+    if (logout) logout.addEventListener("submit", function (event) {
+      event.preventDefault();
+      fetch("/ui/logout", {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}"
+      }).then(function (response) { return response.json(); }).then(function (body) {
+        window.location.assign(body.next);
+      });
+    });
+  }
+
   function start() {
+    setupAccount();
     setupAuthor();
     setupEditors();
     document.addEventListener("keydown", onKey);
