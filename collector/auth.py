@@ -2,7 +2,7 @@
 
 A server bound to anything but loopback must not take spans or answer queries from whoever can
 reach the port, so when a token is configured every request needs ``Authorization: Bearer
-<token>``. The comparison is constant-time. A refused OTLP request gets its 401 as a
+<token>`` (the scheme in any case, RFC 7235). The comparison is constant-time. A refused OTLP request gets its 401 as a
 ``google.rpc.Status`` in its own encoding, like every other OTLP error.
 """
 
@@ -27,7 +27,7 @@ class BearerTokenMiddleware:
         if not token:
             raise ValueError("BearerTokenMiddleware needs a non-empty token")
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,7 +35,8 @@ class BearerTokenMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"")
-        if hmac.compare_digest(given, self._expected):
+        scheme, _, credentials = given.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected):
             await self.app(scope, receive, send)
             return
         message = (

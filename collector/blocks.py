@@ -42,7 +42,7 @@ def span_column_types(store: Store) -> tuple[str, ...]:
         "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
         {"db": store.database, "t": SPANS_TABLE},
     ).result_rows
-    types = dict(rows)
+    types: dict[str, str] = {name: type_ for name, type_ in rows}
     missing = [c for c in SPAN_COLUMNS if c not in types]
     if missing:
         raise StoreError(

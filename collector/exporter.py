@@ -58,7 +58,9 @@ class StoreSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         if not spans:
             return SpanExportResult.SUCCESS
-        # The store's own I/O (e.g. HTTP to a ClickHouse server) must not produce spans itself.
+        # The store's own I/O (e.g. HTTP to a ClickHouse server) must not produce spans itself. The key is
+        # private to opentelemetry-api (< 2) but is the one the SDK sets around its own exports and that
+        # instrumentations check; tests/tracer/test_otel_private_api.py holds it to that.
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             store = self._open_store()

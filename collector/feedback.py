@@ -210,13 +210,13 @@ def _check_ids_exist(store: Store, items: list[dict[str, Any]]) -> None:
     wanted = {(item["trace_id"], item["span_id"]) for item in items if item["span_id"]}
     found_spans: set[tuple[str, str]] = set()
     if wanted:
-        found_spans = set(
-            store.query(
+        found_spans = {
+            (row[0], row[1]) for row in store.query(
                 f"SELECT DISTINCT TraceId, SpanId FROM {SPANS_TABLE} "
                 "WHERE TraceId IN {traces:Array(String)} AND SpanId IN {spans:Array(String)}",
                 {"traces": traces, "spans": sorted({s for _, s in wanted})},
             ).result_rows
-        )
+        }
     for index, item in enumerate(items):
         trace_id, span_id = item["trace_id"], item["span_id"]
         if trace_id not in found_traces:
@@ -264,7 +264,7 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _feedback_row(row: tuple[Any, ...]) -> dict[str, Any]:
+def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:
     trace_id, span_id, name, author, kind, value, score, label, comment, created, updated, deleted = row
     return {
         "trace_id": trace_id,

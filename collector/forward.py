@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["Forwarder", "traces_url"]
@@ -41,8 +41,12 @@ class Forwarder:
         max_queue: int = 1000,
         timeout_s: float = 10.0,
         attempts: int = 3,
+        transform: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        """``transform`` rewrites each payload before it is sent (e.g. adds OpenInference attributes);
+        when it fails the payload goes as received."""
         self.url = traces_url(endpoint)
+        self._transform = transform
         self._headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_queue)
         self._timeout_s = timeout_s
@@ -86,6 +90,11 @@ class Forwarder:
             payload = self._queue.get()
             if payload is None:
                 return
+            if self._transform is not None:
+                try:
+                    payload = self._transform(payload)
+                except Exception:
+                    logger.warning("could not transform a forwarded batch; it is sent as received", exc_info=True)
             self._send(payload)
 
     def _send(self, payload: bytes) -> None:

@@ -7,7 +7,7 @@ as :mod:`tracemill.collector.records`. Filters and pages are built by :mod:`trac
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.query import ERROR_CONDITION, Filter
@@ -166,7 +166,7 @@ def trace_spans(store: Store, trace_id: str, *, max_spans: int = MAX_TRACE_SPANS
     return full_id, [span_record(row) for row in rows[:max_spans]], len(rows) > max_spans
 
 
-def span_record(row: tuple[Any, ...]) -> SpanRecord:
+def span_record(row: Sequence[Any]) -> SpanRecord:
     """A :data:`SPAN_SELECT` row as a record."""
     (trace_id, span_id, parent_id, trace_state, name, kind, service, resource, scope_name, scope_version, attributes,
      start_ns, duration, status_code, status_message, event_ns, event_names, event_attrs,

@@ -27,7 +27,7 @@ import functools
 import os
 import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.rows import SPAN_COLUMNS
 from tracemill.collector.schema import SPANS_TABLE, quote_identifier
@@ -89,14 +89,14 @@ def otlp_proto_schema() -> str:
         repeated = "repeated " if field.is_repeated else ""
         return f"{indent}{repeated}{type_name} {field.name} = {field.number};"
 
-    def emit(message: object) -> None:
-        name = message.full_name  # type: ignore[attr-defined]
+    def emit(message: Any) -> None:  # a protobuf Descriptor (protobuf ships no type information)
+        name = message.full_name
         if name in messages:
             return
         messages[name] = ""  # reserve: messages refer to each other (AnyValue ↔ ArrayValue)
-        lines = [f"message {message.name} {{"]  # type: ignore[attr-defined]
+        lines = [f"message {message.name} {{"]
         written_oneofs: set[str] = set()
-        for field in message.fields:  # type: ignore[attr-defined]
+        for field in message.fields:
             oneof = field.containing_oneof
             if oneof is not None and not oneof.name.startswith("_"):  # "_x": proto3 optional, not a oneof
                 if oneof.name not in written_oneofs:

@@ -235,7 +235,7 @@ class Store:
                         "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
                         {"db": self.database, "t": schema.SPANS_TABLE},
                     ).result_rows
-                    types = dict(rows)
+                    types: dict[str, str] = {name: type_ for name, type_ in rows}
                     missing = [c for c in SPAN_COLUMNS if c not in types]
                     if missing:
                         table = f"{self.database}.{schema.SPANS_TABLE}"

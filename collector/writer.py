@@ -339,9 +339,10 @@ class SpoolWriter:
             if self._replay:
                 group = self._replay.popleft()
             else:
-                group = self._claim(draining=draining)
-                if group is None:
+                claimed = self._claim(draining=draining)
+                if claimed is None:
                     return
+                group = claimed
             if self._in_store:
                 self._inflight.append(_InFlight(group, insert=self._submit_insert(store, group)))
             else:

@@ -11,7 +11,7 @@ job of the hooks in ``langchain.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 from uuid import UUID
 
@@ -56,7 +56,7 @@ class StreamScope:
 
     def __init__(self) -> None:
         self.context: otel_context.Context | None = None
-        self.token: object | None = None
+        self.token: Token[otel_context.Context] | None = None
 
     def resume(self) -> None:
         if self.context is not None:
@@ -64,7 +64,7 @@ class StreamScope:
 
     def leave(self) -> None:
         if self.token is not None:
-            otel_context.detach(self.token)  # type: ignore[arg-type]
+            otel_context.detach(self.token)
             self.token = None
 
 
@@ -93,7 +93,7 @@ def _control_flow(error: BaseException) -> bool:
 
 
 def _openai_messages(messages: Any) -> list[dict[str, Any]]:
-    return convert_to_openai_messages(list(messages))  # type: ignore[return-value]
+    return convert_to_openai_messages(list(messages))
 
 
 def _usage(message: Any, llm_output: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def _request(params: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str
     }
 
 
-class TracemillCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
+class TracemillCallbackHandler(BaseCallbackHandler):
     """Spans for LangChain runs. Added to every callback manager while instrumented."""
 
     run_inline = True  # called in the run's own context, never in a worker thread's copy
@@ -186,7 +186,7 @@ class TracemillCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
 
     def context_of(self, run_id: UUID | None) -> otel_context.Context | None:
         """The context a run's body should run in (its span current), if the run is known."""
-        run = self._runs.get(run_id) if run_id is not None else None  # type: ignore[arg-type]
+        run = self._runs.get(run_id) if run_id is not None else None
         return run.context if run is not None else None
 
     def _parent(self, parent_run_id: UUID | None) -> otel_context.Context:
@@ -309,18 +309,20 @@ class TracemillCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         except Exception:
             log_once("langchain.llm_start", "tracemill: could not start a span for a LangChain LLM")
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.get(run_id)
         if run is not None and run.llm is not None:
             run.llm.first_chunk()
 
     def _set_llm_input(self, run: _Run) -> None:
+        if run.llm is None:
+            return
         messages, tools = run.messages
         if isinstance(messages, str):  # a text LLM's prompt
             converted: Any = messages
         else:
             converted = _openai_messages(messages)
-        run.llm.set_input(converted, tool_definitions=tool_definitions(tools))  # type: ignore[union-attr]
+        run.llm.set_input(converted, tool_definitions=tool_definitions(tools))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id, None)

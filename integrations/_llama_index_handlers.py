@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
+from contextvars import Token
 from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -57,7 +58,7 @@ class _State:
 
     def __init__(self, kind: str, context: otel_context.Context, span: Span | None) -> None:
         self.kind, self.context, self.span = kind, context, span
-        self.token: object | None = None
+        self.token: Token[otel_context.Context] | None = None
         self.llm: FrameworkLLMSpan | None = None
         self.tool: ToolCall | None = None
         self.tool_call_id: str | None = None
@@ -85,7 +86,7 @@ def _tool_calls(message: Any) -> list[dict[str, Any]]:
             call = plain(call)
             if isinstance(call, Mapping):
                 function = call.get("function") or {}
-                parts.append(tool_call_part(call.get("id"), function.get("name", call.get("name", "")),
+                parts.append(tool_call_part(call.get("id"), function.get("name") or call.get("name") or "",
                                             function.get("arguments", call.get("arguments"))))
     return parts
 
@@ -150,17 +151,18 @@ def _model(llm: Any) -> str:
         value = getattr(llm, name, None)
         if isinstance(value, str) and value:
             return value
+    model_name: str | None
     try:
-        name = llm.metadata.model_name
+        model_name = llm.metadata.model_name
     except Exception:
-        name = None
-    return name if name and name != "unknown" else type(llm).__name__
+        model_name = None
+    return model_name if model_name and model_name != "unknown" else type(llm).__name__
 
 
 # --- handlers -----------------------------------------------------------------------------------
 
 
-class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
+class TracemillSpanHandler(BaseSpanHandler[Any]):
     """One OTel span per LlamaIndex span; see the module docstring."""
 
     _states: dict[str, _State] = PrivateAttr(default_factory=dict)
@@ -174,7 +176,7 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
         self._active = False
 
     def state(self, span_id: str | None) -> _State | None:
-        return self._states.get(span_id) if span_id else None  # type: ignore[arg-type]
+        return self._states.get(span_id) if span_id else None
 
     def _parent(self, parent_span_id: str | None) -> otel_context.Context:
         parent = self.state(parent_span_id)
@@ -266,7 +268,7 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
     def _detach(state: _State) -> None:
         if state.token is not None:
             if otel_context.get_current() is state.context:  # never detach out of order
-                otel_context.detach(state.token)  # type: ignore[arg-type]
+                otel_context.detach(state.token)
             state.token = None
 
     def prepare_to_exit_span(self, id_: str, bound_args: inspect.BoundArguments, instance: Any = None,
@@ -287,10 +289,11 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
                 self._finish_llm(state)
             elif state.kind == "tool":
                 tool = state.tool
-                if getattr(result, "is_error", False):
-                    tool.record_error(str(getattr(result, "content", result)), error_type="tool_error")  # type: ignore[union-attr]
-                tool.record_result(getattr(result, "content", result))  # type: ignore[union-attr]
-                tool.end()  # type: ignore[union-attr]
+                if tool is not None:
+                    if getattr(result, "is_error", False):
+                        tool.record_error(str(getattr(result, "content", result)), error_type="tool_error")
+                    tool.record_result(getattr(result, "content", result))
+                    tool.end()
             elif state.span is not None:
                 output = result
                 if state.kind == "retriever" and isinstance(result, list):
@@ -315,7 +318,8 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):  # type: ignore[misc]
         if state.kind == "llm":
             self._finish_llm(state, err)
         elif state.kind == "tool":
-            state.tool.end(err)  # type: ignore[union-attr]
+            if state.tool is not None:
+                state.tool.end(err)
         elif state.span is not None:
             if err is not None:
                 record_error(state.span, err)
@@ -387,7 +391,7 @@ def _tool_specs(tools: Any) -> list[Any] | None:
     return specs
 
 
-class TracemillEventHandler(BaseEventHandler):  # type: ignore[misc]
+class TracemillEventHandler(BaseEventHandler):
     """Feeds LlamaIndex's LLM and retrieval events to the spans the span handler opened."""
 
     _spans: Any = PrivateAttr(default=None)

@@ -48,12 +48,12 @@ class LLMSlot:
 def claim_llm_slot(context: otel_context.Context | None = None) -> bool:
     """Take the enclosing framework LLM span's slot; True when this call is now the call of record."""
     slot = otel_context.get_value(_SLOT_KEY, context)
-    if slot is None:
+    if not isinstance(slot, LLMSlot):
         return False
     with _claim_lock:
-        if slot.claimed:  # type: ignore[attr-defined]
+        if slot.claimed:
             return False
-        slot.claimed = True  # type: ignore[attr-defined]
+        slot.claimed = True
         return True
 
 

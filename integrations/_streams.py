@@ -66,7 +66,7 @@ def _finish_dropped(proxy: Any) -> None:
     state.finish(closed_early=True)
 
 
-class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class TracedStream(wrapt.ObjectProxy):
     """A synchronous SDK stream that records what it yields."""
 
     def __init__(self, stream: Any, recorder: StreamRecorder) -> None:
@@ -118,7 +118,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         _finish_dropped(self)
 
 
-class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class TracedAsyncStream(wrapt.ObjectProxy):
     """An asynchronous SDK stream that records what it yields."""
 
     def __init__(self, stream: Any, recorder: StreamRecorder) -> None:

@@ -130,7 +130,7 @@ def _begin(api: str, instance: Any, kwargs: Mapping[str, Any]) -> LLMCall | None
     try:
         get = kwargs.get
         model = get("model")
-        model = model if _given(model) else ""
+        model = str(model) if _given(model) else ""
         provider, extra = _server(instance)
         for key, name in ((semconv.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"),
                           (semconv.REQUEST_PRESENCE_PENALTY, "presence_penalty"),
@@ -405,7 +405,7 @@ def _complete(api: str, call: LLMCall, result: Any, streaming: bool, started: fl
     return result
 
 
-class _RawStreamResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+class _RawStreamResponse(wrapt.ObjectProxy):
     """``with_raw_response`` of a streamed call: ``parse()`` hands out the traced stream."""
 
     def __init__(self, raw: Any, stream: Any) -> None:
@@ -434,9 +434,9 @@ def _sync_wrapper(api: str) -> Callable[..., Any]:
         started = time.monotonic()
         kwargs = _replayable(kwargs)
         call = _begin(api, instance, kwargs)
-        if call is None:
+        if call is None or call.span is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = otel_context.attach(trace.set_span_in_context(call.span))
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -457,9 +457,9 @@ def _async_wrapper(api: str) -> Callable[..., Any]:
         started = time.monotonic()
         kwargs = _replayable(kwargs)
         call = _begin(api, instance, kwargs)
-        if call is None:
+        if call is None or call.span is None:
             return await wrapped(*args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = otel_context.attach(trace.set_span_in_context(call.span))
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:  # CancelledError included: the span still ends

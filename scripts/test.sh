@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
+scripts/typecheck.sh
 exec .venv/bin/pytest "$@"

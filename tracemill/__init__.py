@@ -16,6 +16,7 @@ from tracemill.errors import (
     PayloadTooLargeError,
     SchemaError,
     ServerError,
+    SpanNotFoundError,
     SpoolError,
     SpoolFullError,
     SpoolLockedError,
@@ -76,7 +77,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ConfigError", "LLMCall", "MissingDependencyError", "NotFoundError", "PayloadError", "PayloadTooLargeError", "Run",
-    "SchemaError", "ServerError", "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
+    "SchemaError", "ServerError", "SpanNotFoundError",
+    "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
     "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "run",
     "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "uninstrument",

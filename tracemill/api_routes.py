@@ -42,7 +42,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
     async def traces(request: Request) -> JSONResponse:
         query = request.query_params
         try:
-            filters = {
+            filters: dict[str, Any] = {
                 "limit": _int(query.get("limit", "20"), "limit"),
                 "offset": _int(query.get("offset", "0"), "offset"),
                 "service": query.get("service") or None,

@@ -6,7 +6,6 @@ Each command parses its options, calls library code, and prints a table (or JSON
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -42,7 +41,7 @@ def cli_errors(func: F) -> F:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps func's signature, which typer reads
 
 
 def _print_version(value: bool) -> None:
@@ -126,6 +125,10 @@ def serve(
         None, "--forward", envvar=env_name("forward"),
         help="Also send received spans to this OTLP/HTTP endpoint (Jaeger, Tempo, Phoenix, Langfuse...).",
     ),
+    openinference: bool = typer.Option(
+        None, "--openinference/--no-openinference", envvar=env_name("openinference"), show_default=False,
+        help="With --forward: also write OpenInference attributes on forwarded spans (for Arize Phoenix).",
+    ),
     cluster: str = typer.Option(
         None, "--cluster", envvar=env_name("cluster"),
         help="ClickHouse cluster: create the schema ON CLUSTER with Replicated engines.",
@@ -149,7 +152,8 @@ def serve(
         raise ConfigError(f"--log-level must be debug, info, warning or error (got {log_level!r})")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings.from_env(
-        store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster
+        store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster,
+        openinference=openinference,
     )
 
     def ready(server: Any, url: str) -> None:
@@ -264,4 +268,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

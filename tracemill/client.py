@@ -199,6 +199,8 @@ def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:
                 if not remote.has_token
                 else f"the tracemill server at {remote.url} refused the token given (--token / TRACEMILL_TOKEN)"
             ) from None
+        if exc.status == 403:  # the request guard: a Host name the server does not answer to
+            raise ConfigError(str(exc)) from None
         return None
     except (urllib.error.URLError, OSError, ValueError):
         return None

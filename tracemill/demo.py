@@ -51,7 +51,7 @@ def run_demo(*, store: str | None, runs: int, as_json: bool, console: Console) -
 
     with tracemill.Store.open(dsn) as opened:
         rows = opened.query(_RUNS_SQL, {"trace_ids": trace_ids}).named_results()
-        report = {"store": opened.location, "runs": list(rows)}
+        report: dict[str, Any] = {"store": opened.location, "runs": list(rows)}
         first_failed = next((r["TraceId"] for r in report["runs"] if r["errors"]), None)
         shown = first_failed or trace_ids[0]
         report["trace"] = {"trace_id": shown, "spans": [

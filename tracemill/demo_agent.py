@@ -9,6 +9,7 @@ token usage, and an ``execute_tool`` span per tool call linked back to the decis
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +97,8 @@ def travel_desk(task: Task) -> str:
         for tool_request in reply["tool_calls"]:
             function = tool_request["function"]
             try:
-                result = {"search_flights": search_flights, "get_weather": get_weather}[function["name"]](
-                    **json.loads(function["arguments"]))
+                tools: dict[str, Callable[..., Any]] = {"search_flights": search_flights, "get_weather": get_weather}
+                result = tools[function["name"]](**json.loads(function["arguments"]))
                 content = result if isinstance(result, str) else json.dumps(result)
             except LookupError as exc:
                 content = json.dumps({"error": str(exc)})

@@ -65,6 +65,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "http://localhost:4320 for Jaeger; default: none"),
     EnvVar("TRACEMILL_CLUSTER", "cluster",
            "ClickHouse cluster name: the schema is created ON CLUSTER with Replicated engines; default: none"),
+    EnvVar("TRACEMILL_OPENINFERENCE", "openinference",
+           "with --forward, also write OpenInference attributes (openinference.span.kind, input.value, llm.*, "
+           "tool.*) on the forwarded spans, for Arize Phoenix (true/false); default false"),
+    EnvVar("TRACEMILL_ALLOWED_HOSTS", "allowed_hosts",
+           "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
+           "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, "
+           "[::1] on a loopback or wildcard bind)"),
     EnvVar("TRACEMILL_LOG_LEVEL", "log_level",
            "log level of `tracemill serve`: debug, info, warning or error; default info"),
 )
@@ -99,6 +106,8 @@ class ServerSettings:
     """None: :func:`~tracemill.collector.encoder_pool.default_processes`."""
     forward: str | None = None
     cluster: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    openinference: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
@@ -176,6 +185,14 @@ def _parse(name: str, field: str, raw: str, default: Any) -> Any:
         raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {name}={example}") from None
     if field == "spool_sync":
         return raw.lower()
+    if field == "openinference":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not true or false; unset it or give e.g. {name}=1")
+    if field == "allowed_hosts":
+        return tuple(name.strip() for name in raw.split(",") if name.strip())
     return raw
 
 
@@ -236,7 +253,12 @@ class CollectorServer:
             flush_interval_s=settings.flush_interval_s,
             encoder_processes=processes,
         )
-        self.forwarder = Forwarder(settings.forward) if settings.forward else None
+        transform = None
+        if settings.openinference:
+            from tracemill.openinference_otlp import add_openinference
+
+            transform = add_openinference
+        self.forwarder = Forwarder(settings.forward, transform=transform) if settings.forward else None
         self.receiver = TraceReceiver(
             self.spool,
             self.writer,
@@ -324,13 +346,15 @@ def _outbox_watcher(server: CollectorServer, settings: ServerSettings) -> Any:
 
 
 def build_app(server: CollectorServer) -> Any:
-    """The Starlette app of a server: OTLP receiver, JSON API, review UI, bearer token when one is set."""
+    """The Starlette app of a server: OTLP receiver, JSON API, review UI, the request guard (Host, cross-site
+    writes), bearer token when one is set."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
     from tracemill.api_routes import api_routes
     from tracemill.collector.auth import BearerTokenMiddleware
+    from tracemill.request_guard import RequestGuardMiddleware
     from tracemill.ui.routes import ui_routes
     from tracemill.ui.security import UiGuardMiddleware
 
@@ -344,9 +368,12 @@ def build_app(server: CollectorServer) -> Any:
         finally:
             await run_in_threadpool(server.stop)
 
-    middleware = [Middleware(BearerTokenMiddleware, token=server.settings.token)] if server.settings.token else []
-    # The review UI's guard goes first: its cookie stands for the bearer token, and it checks Origin.
-    middleware.insert(0, Middleware(UiGuardMiddleware, token=server.settings.token))
+    middleware = [Middleware(RequestGuardMiddleware, bind_host=server.settings.host,
+                             allowed_hosts=server.settings.allowed_hosts)]
+    # Inside the Host check, before the bearer check: the review UI's cookie stands for the bearer token.
+    middleware.append(Middleware(UiGuardMiddleware, token=server.settings.token))
+    if server.settings.token:
+        middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
     routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server), *ui_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

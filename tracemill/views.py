@@ -250,5 +250,5 @@ def _size(count: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
+        count /= 1024  # type: ignore[assignment]  # whole bytes in; fractional units from the first division on
     return f"{count} B"

@@ -66,10 +66,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "fraction of new traces to record, 0..1 (children follow their parent); default 1.0"),
     EnvVar("TRACEMILL_DISABLED", "disabled", "turn tracing off entirely (true/false); default false"),
     EnvVar("TRACEMILL_REDACT_KEYS", "redact_keys",
-           "comma-separated extra key names whose values are masked (api_key, password, token, "
-           "authorization and similar are always masked)"),
+           "comma-separated extra key names whose values are masked, exact or with * globs such as *_pin "
+           "(names containing password, secret, token, api_key, access_key, or starting with auth, are always "
+           "masked)"),
     EnvVar("TRACEMILL_REDACT_PATTERNS", "redact_patterns",
-           "a JSON array of regular expressions whose matches in captured text are masked"),
+           "a JSON array of regular expressions whose matches in captured text, exception messages, stack "
+           "traces, status messages and attribute values are masked (added to the built-in token formats)"),
+    EnvVar("TRACEMILL_OPENINFERENCE", "openinference",
+           "also write OpenInference attributes (openinference.span.kind, input.value, llm.*, tool.*) for Arize "
+           "Phoenix and other OpenInference backends (true/false); default false"),
     EnvVar("TRACEMILL_PROPAGATE_THREADS", "propagate_threads",
            "carry the current span into threading.Thread and ThreadPoolExecutor workers; default true"),
 )
@@ -91,6 +96,7 @@ class TracerSettings:
     redact_patterns: tuple[str, ...] = ()
     redact: Callable[[str, Any], Any] | None = None
     propagate_threads: bool = True
+    openinference: bool = False
 
     def replace(self, **changes: Any) -> TracerSettings:
         return dataclasses.replace(self, **changes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass, field
 from functools import partial, update_wrapper
 from typing import Any, Literal, TypeVar, overload
@@ -111,7 +112,7 @@ def _record_output(spec: SpanSpec, span: Span, result: Any) -> None:
             span.set_attribute(semconv.DECISION_CHOICE, text)
 
 
-def _close_ok(spec: SpanSpec, span: Span, token: object, result: Any) -> None:
+def _close_ok(spec: SpanSpec, span: Span, token: Token[otel_context.Context], result: Any) -> None:
     try:
         _record_output(spec, span, result)
     except Exception:
@@ -120,13 +121,15 @@ def _close_ok(spec: SpanSpec, span: Span, token: object, result: Any) -> None:
         _end(span, token)
 
 
-def _end(span: Span, token: object, exc: BaseException | None = None) -> None:
+def _end(span: Span, token: Token[otel_context.Context] | None, exc: BaseException | None = None) -> None:
     end_span(span, exc)
     if token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        otel_context.detach(token)
 
 
-def _begin(spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, object] | None:
+def _begin(
+    spec: SpanSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+) -> tuple[Span, Token[otel_context.Context]] | None:
     try:
         span = _open(spec, args, kwargs)
         if span is None:
@@ -365,16 +368,19 @@ def step(
 ) -> Any:
     """Trace each call as a generic step of an agent (planning, parsing, routing…).
 
-    ``kind`` lands in ``tracemill.step.kind``. ``decision=True`` marks a choice made in code:
+    ``kind`` lands in ``tracemill.step.kind``. ``decision=True`` marks a choice made in code
+    (``tracemill.decision`` is true; the kind is ``decision`` unless one is given):
     ``options`` (if given) and the return value become ``tracemill.decision.options`` and
     ``tracemill.decision.choice``; call :func:`tracemill.set_decision` inside to record a
-    choice that is not the return value.
+    choice that is not the return value. The span is named like ``@agent``/``@tool`` spans, by
+    the function's ``__name__``, unless ``name`` is given.
     """
 
     def decorate(f: Any) -> Any:
-        static: dict[str, Any] = {semconv.STEP_KIND: "decision" if decision else kind}
-        target = _unwrap_descriptor(f)
-        span_name = name or getattr(target, "__qualname__", None) or _func_name(f)
+        static: dict[str, Any] = {semconv.STEP_KIND: "decision" if decision and kind == "step" else kind}
+        if decision:
+            static[semconv.DECISION] = True
+        span_name = name or _func_name(f)
         return _decorate(f, _spec(
             f, "step", span_name, static, input_attribute=semconv.INPUT, output_attribute=semconv.OUTPUT,
             capture_input=capture_input, capture_output=capture_output, attributes=attributes,

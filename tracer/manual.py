@@ -8,6 +8,7 @@ off and never raises; ``end()`` runs once however often it is called.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -25,7 +26,7 @@ class _ManualSpan:
     """Lifecycle shared by :class:`LLMCall` and :class:`ToolCall`."""
 
     span: Span | None = None
-    _token: object | None = None
+    _token: Token[otel_context.Context] | None = None
     _ended = False
 
     def _open(self) -> Span | None:  # pragma: no cover - overridden
@@ -85,7 +86,7 @@ class _ManualSpan:
         if self.span is not None:
             end_span(self.span, exc)
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
             self._token = None
 
 
@@ -251,11 +252,42 @@ class ToolCall(_ManualSpan):
                 log_once("tool.record_result", "tracemill: could not record a tool result")
 
 
-def llm_call(**kwargs: Any) -> LLMCall:
+def llm_call(
+    *,
+    provider: str,
+    model: str,
+    operation: str = semconv.OP_CHAT,
+    input_messages: Any = None,
+    system_instructions: str | Sequence[Any] | None = None,
+    tool_definitions: Sequence[Mapping[str, Any]] | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    stop_sequences: Sequence[str] | None = None,
+    conversation_id: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    parent: otel_context.Context | None = None,
+) -> LLMCall:
     """Record one LLM request; see :class:`LLMCall` for the arguments."""
-    return LLMCall(**kwargs)
+    return LLMCall(
+        provider=provider, model=model, operation=operation, input_messages=input_messages,
+        system_instructions=system_instructions, tool_definitions=tool_definitions, temperature=temperature,
+        top_p=top_p, max_tokens=max_tokens, seed=seed, stop_sequences=stop_sequences,
+        conversation_id=conversation_id, attributes=attributes, parent=parent,
+    )
 
 
-def tool_call(name: str, **kwargs: Any) -> ToolCall:
+def tool_call(
+    name: str,
+    *,
+    call_id: str | None = None,
+    arguments: Any = None,
+    description: str | None = None,
+    tool_type: str = "function",
+    attributes: Mapping[str, Any] | None = None,
+    parent: otel_context.Context | None = None,
+) -> ToolCall:
     """Record one tool execution; see :class:`ToolCall` for the arguments."""
-    return ToolCall(name, **kwargs)
+    return ToolCall(name, call_id=call_id, arguments=arguments, description=description, tool_type=tool_type,
+                    attributes=attributes, parent=parent)

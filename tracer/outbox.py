@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import suppress
 
 __all__ = ["SUFFIX", "claim_all", "finish", "pending", "release", "set_aside", "write"]
@@ -56,7 +56,7 @@ def pending(directory: str) -> list[str]:
     return sorted(out)
 
 
-def claim_all(directory: str) -> Iterator[tuple[str, str, bytes]]:
+def claim_all(directory: str) -> Generator[tuple[str, str, bytes], None, None]:
     """Claim each waiting file in turn: yields ``(claimed path, token, payload)``.
 
     The caller must :func:`finish` (stored) or :func:`release` (try again later) each claimed path.

@@ -5,6 +5,9 @@ the processors and sampler they were built with. So tracemill attaches one deleg
 and one delegating sampler and swaps what they delegate to: a second ``init()`` (a notebook cell
 run again, a test) changes the export pipeline without leaving the global provider shut down or
 piling processors onto a provider the program owns.
+
+Every finished span passes a last redaction pass (:mod:`tracemill.tracer.span_redaction`) on its
+way to the current processor, so no exporter of tracemill's pipeline sees an unmasked secret.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
+from tracemill.tracer.logs import log_once
+from tracemill.tracer.openinference import with_openinference
+from tracemill.tracer.redaction import Redactor
+from tracemill.tracer.span_redaction import redact_span
+
 
 class SwitchableProcessor(SpanProcessor):
     """Delegates to the processor of the current ``init()``, or to nothing."""
@@ -26,6 +34,8 @@ class SwitchableProcessor(SpanProcessor):
     def __init__(self) -> None:
         self._inner: SpanProcessor | None = None
         self._lock = threading.Lock()
+        self.redactor = Redactor()
+        self.openinference = False
 
     def swap(self, processor: SpanProcessor | None) -> SpanProcessor | None:
         """Install ``processor``; return the previous one (the caller shuts it down)."""
@@ -39,14 +49,27 @@ class SwitchableProcessor(SpanProcessor):
             inner.on_start(span, parent_context=parent_context)
 
     def _on_ending(self, span: Span) -> None:
+        # Private SDK hook (opentelemetry-sdk >= 1.30, < 2; see tests/tracer/test_otel_private_api.py): the
+        # SDK calls it with the live span before on_end; forwarded so a wrapped processor that uses it works.
         inner = self._inner
         if inner is not None:
             inner._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         inner = self._inner
-        if inner is not None:
-            inner.on_end(span)
+        if inner is None:
+            return
+        try:
+            span = redact_span(span, self.redactor)
+        except Exception:  # an unredacted span must not leave: drop it, say so once
+            log_once("redact_span", "tracemill: a span could not be redacted and was not exported")
+            return
+        if self.openinference:
+            try:
+                span = with_openinference(span)
+            except Exception:
+                log_once("openinference", "tracemill: could not add OpenInference attributes to a span")
+        inner.on_end(span)
 
     def shutdown(self) -> None:
         previous = self.swap(None)

@@ -8,6 +8,7 @@ without joining back to the root.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -41,11 +42,12 @@ class Run:
         metadata: Mapping[str, Any] | None = None,
         input: Any = None,
         new_trace: bool = False,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.span: Span | None = None
         self._span_context: SpanContext | None = None  # kept after the run ends, for feedback
-        self._token: object | None = None
+        self._token: Token[otel_context.Context] | None = None
         self._inherited = {
             k: v for k, v in (
                 (semconv.TASK_ID, task_id), (semconv.CONVERSATION_ID, conversation_id), (semconv.USER_ID, user_id),
@@ -54,6 +56,7 @@ class Run:
         self._metadata = dict(metadata or {})
         self._input = input
         self._new_trace = new_trace
+        self._attributes = dict(attributes or {})
 
     def __enter__(self) -> Run:
         try:
@@ -62,6 +65,7 @@ class Run:
                 return self
             parent = otel_context.Context() if self._new_trace else otel_context.get_current()
             attributes: dict[str, Any] = {
+                **self._attributes,
                 semconv.OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW, semconv.RUN_NAME: self.name, **self._inherited,
             }
             for key, value in self._metadata.items():
@@ -84,7 +88,7 @@ class Run:
         if span is not None:
             end_span(span, exc)
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
             self._token = None
 
     async def __aenter__(self) -> Run:
@@ -128,13 +132,15 @@ def run(
     metadata: Mapping[str, Any] | None = None,
     input: Any = None,
     new_trace: bool = False,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Run:
     """Open one agent run: an ``invoke_workflow {name}`` root span.
 
     ``task_id`` names the task the agent was given (runs of the same task are compared by the
     miner); ``conversation_id`` and ``user_id`` follow the GenAI and general conventions;
     ``metadata`` values land under ``tracemill.metadata.*``. Inside another span the run nests
-    under it unless ``new_trace=True``.
+    under it unless ``new_trace=True``. ``attributes`` are set as given on the run's span only (e.g.
+    ``{"deployment.environment": "staging"}``), like the decorators' ``attributes=``.
     """
     return Run(name, task_id=task_id, conversation_id=conversation_id, user_id=user_id, metadata=metadata,
-               input=input, new_trace=new_trace)
+               input=input, new_trace=new_trace, attributes=attributes)

@@ -145,6 +145,8 @@ def configure(
         rt.redactor = Redactor(
             extra_keys=settings.redact_keys, patterns=settings.redact_patterns, callback=settings.redact
         )
+        rt.pipeline.redactor = rt.redactor
+        rt.pipeline.openinference = settings.openinference
         if settings.propagate_threads:
             propagate_context_to_threads()
         else:
@@ -178,6 +180,7 @@ def init(
     redact_patterns: tuple[str, ...] | list[str] | None = None,
     redact: Callable[[str, Any], Any] | None = None,
     propagate_threads: bool | None = None,
+    openinference: bool | None = None,
     exporter: SpanExporter | None = None,
     processor: SpanProcessor | None = None,
     env: Mapping[str, str] | None = None,
@@ -185,7 +188,8 @@ def init(
     """Configure tracing. Arguments override ``TRACEMILL_*`` variables, which override defaults.
 
     ``endpoint`` exports OTLP/HTTP (to ``tracemill serve`` or any OTel backend); ``store``
-    writes straight into a ClickHouse store from this process. Bad explicit arguments raise
+    writes straight into a ClickHouse store from this process. ``openinference=True`` also writes
+    OpenInference attributes (for Arize Phoenix). Bad explicit arguments raise
     ``ValueError``; bad environment values are warned about and replaced by defaults.
     """
     from tracemill.errors import ConfigError
@@ -197,7 +201,7 @@ def init(
         "sample_ratio": sample_ratio, "disabled": disabled,
         "redact_keys": tuple(redact_keys) if redact_keys is not None else None,
         "redact_patterns": tuple(redact_patterns) if redact_patterns is not None else None,
-        "redact": redact, "propagate_threads": propagate_threads,
+        "redact": redact, "propagate_threads": propagate_threads, "openinference": openinference,
     }
     for name in ("max_payload_bytes", "sample_ratio", "endpoint"):  # the rules the environment is checked by
         problem = None if explicit[name] is None else value_problem(name, explicit[name])

@@ -7,7 +7,7 @@ helpers, so capture, redaction, budgets and error conventions are the same every
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -78,7 +78,7 @@ def end_span(span: Span, exc: BaseException | None = None) -> None:
 
 
 def run_attributes() -> Mapping[str, Any] | None:
-    return otel_context.get_value(RUN_ATTRIBUTES_KEY)  # type: ignore[return-value]
+    return cast("Mapping[str, Any] | None", otel_context.get_value(RUN_ATTRIBUTES_KEY))
 
 
 def start_span(
@@ -91,9 +91,9 @@ def start_span(
     parent: otel_context.Context | None = None,
 ) -> Span:
     """Start a span carrying the enclosing run's attributes (task, conversation) as well as its own."""
-    inherited = otel_context.get_value(RUN_ATTRIBUTES_KEY, parent)
+    inherited = cast("Mapping[str, Any] | None", otel_context.get_value(RUN_ATTRIBUTES_KEY, parent))
     if inherited:
-        attributes = {**inherited, **attributes}  # type: ignore[dict-item]
+        attributes = {**inherited, **attributes}
     return tracer.start_span(name, context=parent, kind=kind, attributes=attributes, links=links)
 
 
@@ -117,7 +117,9 @@ def set_decision(*, choice: Any, options: Sequence[Any] | None = None, reason: s
     """
     try:
         span = trace.get_current_span()
-        span.set_attribute(semconv.STEP_KIND, "decision")
+        span.set_attribute(semconv.DECISION, True)
+        if semconv.STEP_KIND not in (getattr(span, "attributes", None) or {}):
+            span.set_attribute(semconv.STEP_KIND, "decision")
         if not capture_enabled():
             return
         span.set_attribute(semconv.DECISION_CHOICE, capture(semconv.DECISION_CHOICE, choice))

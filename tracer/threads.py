@@ -36,6 +36,7 @@ def _start(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
     # A pool's worker threads outlive the call that happened to start them; each submitted
     # call carries its own context instead (see _submit).
     if getattr(self, "_target", None) is not _futures_thread._worker:
+        # Replacing the bound run of this one thread object, on purpose.
         self.run = _in_context(otel_context.get_current(), self.run)  # type: ignore[method-assign]
     return _original_start(self, *args, **kwargs)
 
@@ -48,8 +49,10 @@ def propagate_context_to_threads() -> None:
     """Patch ``Thread.start`` and ``ThreadPoolExecutor.submit`` (idempotent)."""
     global _patched
     if not _patched:
+        # Monkey-patching stdlib methods is the point here (context propagation by default); the
+        # replacements forward every argument, which typeshed's generic signatures cannot express.
         threading.Thread.start = _start  # type: ignore[method-assign]
-        ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]
+        ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign,assignment]
         _patched = True
 
 
@@ -57,6 +60,7 @@ def stop_propagating_context_to_threads() -> None:
     """Undo :func:`propagate_context_to_threads`."""
     global _patched
     if _patched:
+        # Putting the originals back (mypy flags any assignment to a method).
         threading.Thread.start = _original_start  # type: ignore[method-assign]
         ThreadPoolExecutor.submit = _original_submit  # type: ignore[method-assign]
         _patched = False

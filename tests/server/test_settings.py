@@ -86,3 +86,16 @@ def test_server_store_spool_lives_in_the_user_data_dir_one_per_store():
     b = default_spool_dir("http://user:pw@ch2:8123/traces")
     assert a != b and os.sep + "spool" + os.sep in a
     assert default_spool_dir("http://user:other@ch1:8123/traces") == a  # the password is not part of the identity
+
+
+def test_allowed_hosts_and_openinference_are_read_from_the_environment():
+    settings = ServerSettings.from_env({"TRACEMILL_ALLOWED_HOSTS": " tracemill.internal, *.corp.example ,",
+                                        "TRACEMILL_OPENINFERENCE": "yes"})
+    assert settings.allowed_hosts == ("tracemill.internal", "*.corp.example")
+    assert settings.openinference is True
+    assert ServerSettings.from_env({}).openinference is False
+
+
+def test_openinference_that_is_not_a_boolean_is_refused_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"TRACEMILL_OPENINFERENCE='maybe' is not true or false"):
+        ServerSettings.from_env({"TRACEMILL_OPENINFERENCE": "maybe"})

@@ -22,7 +22,7 @@ def test_sync_function_return_records_one_span_with_input_and_output(spans):
         return a + b
 
     assert add(1, b=5) == 6
-    span = spans.named("test_sync_function_return_records_one_span_with_input_and_output.<locals>.add")
+    span = spans.named("add")
     assert json.loads(span.attributes["tracemill.input"]) == {"a": 1, "b": 5}
     assert span.attributes["tracemill.output"] == "6"
     assert span.attributes["tracemill.step.kind"] == "step"
@@ -201,10 +201,10 @@ def test_methods_class_and_static_methods_are_traced_without_self(spans):
     assert Toolbox.helper2(2) == 6
     assert Toolbox.other(5) == 5
     assert json.loads(spans.named("execute_tool method").attributes["gen_ai.tool.call.arguments"]) == {"x": "x"}
-    assert json.loads(spans.named("Toolbox.from_config").attributes["tracemill.input"]) == {
+    assert json.loads(spans.named("from_config").attributes["tracemill.input"]) == {
         "config": {"prefix": "p-"}
     }
-    helper_inputs = [json.loads(s.attributes["tracemill.input"]) for s in spans.finished if s.name == "Toolbox.helper"]
+    helper_inputs = [json.loads(s.attributes["tracemill.input"]) for s in spans.finished if s.name == "helper"]
     assert helper_inputs == [{"z": 2}, {"z": 3}]
     assert json.loads(spans.named("staticmethod_outside").attributes["tracemill.input"]) == {"z": 2}
     assert json.loads(spans.named("classmethod_outside").attributes["tracemill.input"]) == {"y": 5}
@@ -243,3 +243,49 @@ def test_decision_step_records_options_and_choice(spans):
 def test_decorating_a_non_callable_raises_type_error():
     with pytest.raises(TypeError, match="take a function or method"):
         tracemill.step(42)
+
+
+def test_step_in_a_nested_function_is_named_by_name_like_agent_and_tool(spans):
+    def outer():
+        @tracemill.step
+        def plan(goal):
+            return goal
+
+        @tracemill.agent
+        def helper():
+            return plan("x")
+
+        return helper()
+
+    outer()
+    assert sorted(spans.names()) == ["invoke_agent helper", "plan"]
+
+
+def test_decision_step_with_a_kind_keeps_the_kind_and_is_marked_a_decision(spans):
+    @tracemill.step(kind="routing", decision=True, options=["a", "b"])
+    def route():
+        tracemill.set_decision(choice="b")
+        return "b"
+
+    @tracemill.step(decision=True)
+    def pick():
+        return "a"
+
+    route()
+    pick()
+    routed = spans.named("route").attributes
+    assert routed["tracemill.step.kind"] == "routing"
+    assert routed["tracemill.decision"] is True
+    assert json.loads(routed["tracemill.decision.choice"]) == "b"
+    picked = spans.named("pick").attributes
+    assert picked["tracemill.step.kind"] == "decision"
+    assert picked["tracemill.decision"] is True
+
+
+def test_plain_step_is_not_marked_a_decision(spans):
+    @tracemill.step(kind="parse")
+    def parse():
+        return 1
+
+    parse()
+    assert "tracemill.decision" not in spans.named("parse").attributes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 
 import pytest
@@ -143,3 +144,16 @@ def test_manual_spans_are_no_ops_when_tracing_is_disabled():
         assert call.span is None
     finally:
         tracemill.shutdown()
+
+
+def test_llm_call_and_tool_call_show_their_keyword_arguments_like_the_classes():
+    for factory, cls in ((tracemill.llm_call, tracemill.LLMCall), (tracemill.tool_call, tracemill.ToolCall)):
+        params = inspect.signature(factory).parameters
+        assert "kwargs" not in params
+        assert list(params) == list(inspect.signature(cls).parameters)
+        assert all(p.kind is p.KEYWORD_ONLY for name, p in params.items() if name != "name")
+
+
+def test_span_not_found_error_is_public():
+    assert "SpanNotFoundError" in tracemill.__all__
+    assert issubclass(tracemill.SpanNotFoundError, tracemill.TracemillError)

@@ -116,7 +116,8 @@ def llm_output(attributes: dict[str, str]) -> dict[str, Any]:
     for tool in _loads(attributes.get("gen_ai.tool.definitions")) or []:
         if not isinstance(tool, dict):
             continue
-        function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        nested = tool.get("function")
+        function: dict[str, Any] = nested if isinstance(nested, dict) else tool
         name = function.get("name")
         if isinstance(name, str) and name:
             tools.append({"name": name, "description": str(function.get("description", "") or ""),

@@ -47,13 +47,13 @@ class QueueFilters:
     @classmethod
     def from_query(cls, query: Any) -> QueueFilters:
         values = {f.name: (query.get(f.name) or "").strip() for f in fields(cls) if f.name in query}
-        if values.get("reviewed", "no") not in ("", "yes", "no"):
-            raise ConfigError(f"reviewed must be yes, no or empty (got {values['reviewed']!r})")
-        if values.get("sort", "severity") not in ("severity", "newest"):
-            raise ConfigError(f"sort must be severity or newest (got {values['sort']!r})")
-        values.setdefault("sort", "severity")
-        values["sort"] = values["sort"] or "severity"
-        return cls(**values)
+        reviewed = values.pop("reviewed", "no")
+        sort = values.pop("sort", "") or "severity"
+        if reviewed not in ("", "yes", "no"):
+            raise ConfigError(f"reviewed must be yes, no or empty (got {reviewed!r})")
+        if sort not in ("severity", "newest"):
+            raise ConfigError(f"sort must be severity or newest (got {sort!r})")
+        return cls(**values, reviewed=reviewed, sort=sort)  # type: ignore[arg-type]  # checked just above
 
     def query_items(self) -> list[tuple[str, str]]:
         """The filters for a link's query string (defaults included, so a link keeps the exact view)."""

@@ -79,7 +79,7 @@ def span_details(store: Store, trace_id: str, span_ids: list[str]) -> dict[str, 
         rows = store.query(
             f"{SPAN_SELECT} WHERE TraceId = {{tid:String}} AND SpanId IN {{ids:Array(String)}}", params
         ).result_rows
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for row in rows:
         span = span_json(span_record(row))
         found.setdefault(span["span_id"], span)
