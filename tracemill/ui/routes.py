@@ -12,7 +12,7 @@ import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -98,30 +98,25 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         return await page(produce)
 
     async def login_form(request: Request) -> Response:
-        return render("login.html", {"next": _local(request.query_params.get("next")), "error": ""})
+        return render("login.html", {"next": _local(request.query_params.get("next"))})
 
     async def login(request: Request) -> Response:
-        """The token, as the page's script sends it (JSON), or as a plain form when scripts are off."""
+        """``{"token", "next"}`` as JSON from the sign-in page's script: the cookie, and where to go next."""
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > _MAX_LOGIN_BYTES:
                 return JSONResponse({"error": "the sign-in request is too large"}, 413)
-        as_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
         try:
-            text = body.decode("utf-8", "replace")
-            form = json.loads(text) if as_json else {k: v[0] for k, v in parse_qs(text).items()}
+            form = json.loads(body)
         except ValueError:
             form = None
         if not isinstance(form, dict) or not isinstance(form.get("token", ""), str):
-            return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."}'}, 400)
+            return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."} as JSON'}, 400)
         target = _local(form.get("next") if isinstance(form.get("next"), str) else None)
         if token and not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            error = "That token does not match this server's TRACEMILL_TOKEN."
-            if as_json:
-                return JSONResponse({"error": error}, 401)
-            return render("login.html", {"next": target, "error": error}, 401)
-        response: Response = JSONResponse({"next": target}) if as_json else RedirectResponse(target, 303)
+            return JSONResponse({"error": "That token does not match this server's TRACEMILL_TOKEN."}, 401)
+        response = JSONResponse({"next": target})
         if token:
             response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
                                 secure=request.url.scheme == "https")
