@@ -57,7 +57,10 @@ def main(dsn: str) -> None:
                 "ORDER BY Timestamp", {"t": trace_id}).result_rows]
 
         failed = travel["trip-paris-atlantis"]
-        decisive = llm_spans(failed)[0]  # asked for a flight to Atlantis; the tool then failed
+        decision = llm_spans(failed)[0]  # asked for a flight to Atlantis
+        decisive = store.query(  # the tool call that then failed
+            "SELECT SpanId FROM otel_traces WHERE TraceId = {t:String} AND GenAiOperation = 'execute_tool'",
+            {"t": failed}).result_rows[0][0]
         hostile_span = llm_spans(hostile)[0]
         samples = llm_spans(regenerated)
         now = datetime.now(timezone.utc)
@@ -76,8 +79,9 @@ def main(dsn: str) -> None:
                                                "DetectorVersion", "Category", "Severity", "Confidence", "Evidence",
                                                "CreatedAt"])
     tracemill.shutdown()
-    print(json.dumps({"travel": travel, "failed": failed, "decisive": decisive, "hostile": hostile,
-                      "hostile_span": hostile_span, "regenerated": regenerated, "samples": samples}))
+    print(json.dumps({"travel": travel, "failed": failed, "decisive": decisive, "decision": decision,
+                      "hostile": hostile, "hostile_span": hostile_span, "regenerated": regenerated,
+                      "samples": samples}))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def test_queue_lists_flagged_runs_worst_first_and_opens_one_with_its_decisive_sp
     page.wait_for_function("() => { const b = document.querySelector('li.span.decisive').getBoundingClientRect();"
                            " return b.top < window.innerHeight && b.bottom > 0; }")
     assert _decisive_in_view(page)
+    assert page.locator("#page").get_attribute("data-edit-target") == seeded["decision"]  # the call behind it
     spans = page.locator("li.span[data-span-id]")
     assert spans.count() == 5  # the failed run: workflow, agent, chat, failed tool call, chat
     expect(page.locator("li.span.error")).to_have_count(1)
@@ -68,7 +69,7 @@ def test_trace_content_is_escaped_and_runs_nothing(page, ui_server):
 def test_tool_arguments_are_checked_against_the_schema_as_you_type(page, ui_server):
     page.goto(f"{ui_server.url}/ui/traces/{ui_server.seeded['failed']}")
     page.keyboard.press("e")
-    editor = page.locator("li.span.decisive form.editor")
+    editor = page.locator(f"li.span[data-span-id='{ui_server.seeded['decision']}'] form.editor")
     expect(editor).to_be_visible()
     check = editor.locator(".tool-call .schema-check").first
     expect(check).to_have_text("arguments match the schema")
@@ -86,7 +87,7 @@ def test_refused_correction_shows_the_error_and_stores_nothing(page, ui_server):
     page.goto(f"{ui_server.url}/ui/traces/{seeded['failed']}")
     before = ui_server.feedback(trace_id=seeded["failed"])
     page.keyboard.press("e")
-    editor = page.locator("li.span.decisive form.editor")
+    editor = page.locator(f"li.span[data-span-id='{seeded['decision']}'] form.editor")
     editor.locator(".tool-call textarea[name=arguments]").first.fill('{"origin": 5, "destination": "Rome"}')
     page.keyboard.press("Escape")
     page.keyboard.press("s")
@@ -104,8 +105,8 @@ def test_correction_with_the_keyboard_is_stored_and_the_next_run_opens(page, ui_
     page.goto(f"{ui_server.url}/ui/?reviewed=no")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(f"/ui/traces/{seeded['failed']}"))
-    page.keyboard.press("e")
-    editor = page.locator("li.span.decisive form.editor")
+    page.keyboard.press("e")  # opens the decision behind the failed tool call
+    editor = page.locator(f"li.span[data-span-id='{seeded['decision']}'] form.editor")
     expect(editor).to_be_visible()
     page.keyboard.type("There is no airport in Atlantis; tell me another destination and I will look again.")
     editor.locator(".remove-call").first.click()
@@ -115,7 +116,7 @@ def test_correction_with_the_keyboard_is_stored_and_the_next_run_opens(page, ui_
 
     stored = {(f["kind"], f["name"]): f for f in ui_server.feedback(trace_id=seeded["failed"])}
     correction = stored[("correction", "correction")]
-    assert correction["span_id"] == seeded["decisive"]
+    assert correction["span_id"] == seeded["decision"]
     assert correction["author"] == "reviewer"
     assert correction["value"] == {
         "output": "There is no airport in Atlantis; tell me another destination and I will look again.",

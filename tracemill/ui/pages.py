@@ -75,13 +75,28 @@ def _reviewed_flags(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], 
     return flags, feedback
 
 
-def _confirm_detectors(flags: list[dict[str, Any]]) -> dict[str, str]:
-    """Span → detector of its first open flag: a correction saved there also confirms that flag."""
-    out: dict[str, str] = {}
+def _confirmations(flags: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """LLM span → the open flag a correction saved there also confirms (``{"span", "detector"}``): the
+    first open flag on the span itself."""
+    out: dict[str, dict[str, str]] = {}
     for flag in flags:
         if flag["span_id"] and not flag["review"]:
-            out.setdefault(flag["span_id"], flag["detector"])
+            out.setdefault(flag["span_id"], {"span": flag["span_id"], "detector": flag["detector"]})
     return out
+
+
+def _decision_of(spans: list[dict[str, Any]], target: dict[str, Any], links: list[str]) -> str:
+    """The LLM span whose answer led to ``target``: itself when it is one, else the LLM span it links to
+    (a tool call links to the decision that asked for it), else the last LLM span that started before it."""
+    if target["is_llm"]:
+        return str(target["span_id"])
+    llm = {s["span_id"] for s in spans if s["is_llm"]}
+    for link in links:
+        span_id = link.rpartition("/")[2]
+        if span_id in llm:
+            return span_id
+    before = [s for s in spans if s["is_llm"] and s["start_ns"] <= target["start_ns"]]
+    return str(max(before, key=lambda s: s["start_ns"])["span_id"]) if before else ""
 
 
 def _by_span(feedback: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -106,14 +121,21 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
     if not decisive:  # a whole-run flag, or none: the first failed LLM span, else the first LLM span
         decisive = next((s["span_id"] for s in spans if s["is_llm"] and s["error"]), "") or next(
             (s["span_id"] for s in spans if s["is_llm"]), "")
-    focus = by_id.get(decisive)
-    shown = [decisive] if decisive else []
+    views = {span_id: span_view(span) for span_id, span in span_details(store, full_id, [decisive]).items()}
+    confirm = _confirmations(flags)
+    # The editor opens on the decision behind the decisive span (a failed tool call's is the LLM span
+    # that asked for it); a correction saved there confirms the flag under review.
+    edit_target = _decision_of(spans, by_id[decisive], views[decisive]["links"]) if decisive else ""
+    if current and edit_target and not current["review"]:
+        confirm[edit_target] = {"span": current["span_id"], "detector": current["detector"]}
+    focus = by_id.get(edit_target)
+    more = [edit_target] if edit_target and edit_target not in views else []
     if focus and focus["siblings"]:
-        shown.append(focus["siblings"][0])
-    views = {span_id: span_view(span) for span_id, span in span_details(store, full_id, shown).items()}
+        more.append(focus["siblings"][0])
+    views.update({span_id: span_view(span) for span_id, span in span_details(store, full_id, more).items()})
     comparison = None
-    if len(shown) == 2:
-        comparison = [views[shown[0]], views[shown[1]]]
+    if focus and focus["siblings"]:
+        comparison = [views[edit_target], views[focus["siblings"][0]]]
         rng.shuffle(comparison)  # the position of an answer must not say which one is under review
     start = min(s["start_ns"] for s in outline["spans"])
     end = max(s["start_ns"] + s["duration_ns"] for s in outline["spans"])
@@ -126,11 +148,12 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
         **_HELPERS,
         "trace": trace,
         "spans": spans,
-        "views": {decisive: views[decisive]} if decisive else {},
+        "views": {k: v for k, v in views.items() if k in (decisive, edit_target)},
+        "edit_target": edit_target,
         "flags": flags,
         "current": current,
         "decisive": decisive,
-        "confirm": _confirm_detectors(flags),
+        "confirm": confirm,
         "feedback_by_span": by_span,
         "run_feedback": by_span.get("", []),
         "comparison": comparison,
@@ -150,7 +173,7 @@ def span_context(store: Store, trace_id: str, span_id: str) -> dict[str, Any]:
         **_HELPERS,
         "trace": {"trace_id": outline_id},
         "view": view,
-        "confirm": _confirm_detectors(flags),
+        "confirm": _confirmations(flags),
         "feedback_by_span": _by_span(feedback),
         "evidence": None,
     }

@@ -261,9 +261,9 @@
       value: { output: text.trim() ? text : null, tool_calls: calls }
     }];
     if (form.dataset.confirmDetector) {
-      // Correcting the decisive step of a flag says the flag was right.
+      // Correcting the decision behind a flag says the flag was right.
       items.push({
-        trace_id: p.dataset.traceId, span_id: form.dataset.spanId, name: "flag_review", author: author(),
+        trace_id: p.dataset.traceId, span_id: form.dataset.confirmSpan, name: "flag_review", author: author(),
         kind: "label", label: "confirmed", value: { detector: form.dataset.confirmDetector }
       });
     }
@@ -367,9 +367,14 @@
     return id ? document.querySelector('li.span[data-span-id="' + CSS.escape(id) + '"]') : null;
   }
 
+  // e: the selected LLM span, else the decision behind the decisive span, else the first LLM span.
   function openEditorForKey() {
     var span = currentSpan();
-    if (!span || !span.classList.contains("kind-llm")) span = document.querySelector("li.span.kind-llm");
+    if (!span || !span.classList.contains("kind-llm")) {
+      var target = page().dataset.editTarget;
+      span = target ? document.querySelector('li.span[data-span-id="' + CSS.escape(target) + '"]') : null;
+    }
+    if (!span) span = document.querySelector("li.span.kind-llm");
     return openEditor(span);
   }
 
