@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.deadletter import dead_letter_summary
 from tracemill.collector.query import iso, parse_since
 from tracemill.collector.reads import MAX_TRACE_SPANS, resolve_trace_id, store_summary, trace_spans, trace_summaries
 from tracemill.collector.records import SpanRecord, TraceSummary
@@ -47,6 +48,7 @@ def store_status(store: Store) -> dict[str, Any]:
         "first_span_at": iso(s.first_ns) if s.first_ns is not None else None,
         "last_span_at": iso(s.last_ns) if s.last_ns is not None else None,
         "services": [{"name": name, "spans": n} for name, n in s.services],
+        "dead_letters": dead_letter_summary(store),
     }
 
 

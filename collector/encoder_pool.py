@@ -61,11 +61,16 @@ class BlockEncoder:
         self._pool: ProcessPoolExecutor | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    def submit(self, payloads: list[tuple[int, bytes]], column_types: tuple[str, ...]) -> Future[EncodedBlock]:
+    def submit(
+        self,
+        payloads: list[tuple[int, bytes]],
+        column_types: tuple[str, ...],
+        select: tuple[int, int] | None = None,
+    ) -> Future[EncodedBlock]:
         if self.processes == 0:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="tracemill-encoder")
-            return self._thread.submit(encode_payloads, payloads, column_types)
+            return self._thread.submit(encode_payloads, payloads, column_types, select)
         if self._pool is None:
             import multiprocessing
 
@@ -75,7 +80,7 @@ class BlockEncoder:
                 initializer=_worker_init,
                 initargs=(os.getpid(),),
             )
-        return self._pool.submit(encode_payloads, payloads, column_types)
+        return self._pool.submit(encode_payloads, payloads, column_types, select)
 
     def warm_up(self) -> None:
         """Start the worker processes and load their imports now, not on the first batch."""

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.api import resolve_trace_id
+from tracemill.collector.feedback_checks import check_feedback_content
 from tracemill.collector.query import Filter, iso
 from tracemill.collector.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
@@ -28,7 +29,7 @@ from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, Trac
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
-__all__ = ["MAX_FEEDBACK_ITEMS", "list_feedback", "list_flags", "record_feedback"]
+__all__ = ["MAX_FEEDBACK_ITEMS", "list_feedback", "list_flags", "public_row", "record_feedback"]
 
 MAX_FEEDBACK_ITEMS = 1000
 """At most this many feedback items in one write."""
@@ -45,8 +46,13 @@ _FEEDBACK_COLUMNS = (
 )  # fmt: skip
 
 
-def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def record_feedback(
+    store: Store, items: Sequence[Mapping[str, Any]], *, check_only: bool = False
+) -> list[dict[str, Any]]:
     """Store feedback items (dicts with the fields of :data:`_FIELDS`) and return them as stored.
+
+    With ``check_only`` the items are checked and returned as they would be stored, and nothing is
+    written (an import larger than one write checks every part this way before writing any).
 
     Raises :class:`~tracemill.errors.ConfigError` for an item that is malformed,
     :class:`~tracemill.errors.TraceNotFoundError` / :class:`~tracemill.errors.SpanNotFoundError`
@@ -64,6 +70,7 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
         except (ConfigError, NotFoundError) as exc:  # keep its class, add the index
             raise type(exc)(f"item {index}: {exc}") from None
     _check_ids_exist(store, checked)
+    check_feedback_content(store, checked)
     existing = _current_rows(store, {item["trace_id"] for item in checked})
     now = datetime.now(timezone.utc)
     rows = []
@@ -93,7 +100,8 @@ def record_feedback(store: Store, items: Sequence[Mapping[str, Any]]) -> list[di
                 int(item["deleted"]),
             ]
         )
-    store.insert(FEEDBACK_TABLE, rows, _FEEDBACK_COLUMNS)
+    if not check_only:
+        store.insert(FEEDBACK_TABLE, rows, _FEEDBACK_COLUMNS)
     return [_public(item) for item in checked]
 
 
@@ -262,6 +270,12 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
         "created_at": _iso(item["created_at"]),
         "updated_at": _iso(item["updated_at"]),
     }
+
+
+def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A feedback row read with its value parsed, as the API shows it (times in ISO 8601)."""
+    return {**row, "deleted": bool(row.get("deleted", False)), "created_at": _iso(row["created_at"]),
+            "updated_at": _iso(row["updated_at"])}
 
 
 def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class Forwarder:
         *,
         headers: Mapping[str, str] | None = None,
         max_queue: int = 1000,
+        max_queue_bytes: int = 64 << 20,
         timeout_s: float = 10.0,
         attempts: int = 3,
         transform: Callable[[bytes], bytes] | None = None,
@@ -49,6 +50,9 @@ class Forwarder:
         self._transform = transform
         self._headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_queue)
+        self.max_queue_bytes = max_queue_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._timeout_s = timeout_s
         self._attempts = attempts
         self._thread: threading.Thread | None = None
@@ -61,11 +65,25 @@ class Forwarder:
         self._thread.start()
 
     def submit(self, payload: bytes) -> None:
-        """Queue ``payload`` for sending; when the queue is full it is dropped and counted."""
+        """Queue ``payload`` for sending; when the queue is full (in requests or bytes) it is dropped and counted."""
+        with self._bytes_lock:
+            if self._queued_bytes and self._queued_bytes + len(payload) > self.max_queue_bytes:
+                full = True
+            else:
+                full = False
+                self._queued_bytes += len(payload)
+        if full:
+            self._drop(f"the forwarding queue holds {self.max_queue_bytes} bytes already")
+            return
         try:
             self._queue.put_nowait(payload)
         except queue.Full:
+            self._sent(len(payload))
             self._drop("the forwarding queue is full")
+
+    def _sent(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     def stop(self, *, timeout_s: float = 5.0) -> None:
         """Send what is queued for up to ``timeout_s``, then stop."""
@@ -82,6 +100,7 @@ class Forwarder:
             "forwarded_requests": self.forwarded,
             "dropped_requests": self.dropped,
             "queued_requests": self._queue.qsize(),
+            "queued_bytes": self._queued_bytes,
             "last_error": self.last_error,
         }
 
@@ -90,12 +109,16 @@ class Forwarder:
             payload = self._queue.get()
             if payload is None:
                 return
-            if self._transform is not None:
-                try:
-                    payload = self._transform(payload)
-                except Exception:
-                    logger.warning("could not transform a forwarded batch; it is sent as received", exc_info=True)
-            self._send(payload)
+            size = len(payload)
+            try:
+                if self._transform is not None:
+                    try:
+                        payload = self._transform(payload)
+                    except Exception:
+                        logger.warning("could not transform a forwarded batch; it is sent as received", exc_info=True)
+                self._send(payload)
+            finally:
+                self._sent(size)
 
     def _send(self, payload: bytes) -> None:
         delay = 0.5

@@ -13,8 +13,11 @@ What is accepted, as the OTLP/HTTP specification defines it:
 - ``Content-Encoding: gzip`` or ``deflate``, or none;
 - at most ``max_bytes`` both as sent and once decompressed (so a small gzip bomb is refused too).
 
-Spans with an invalid trace or span id (wrong length, or all zeros) are dropped and counted,
-which the receiver reports as OTLP partial success; the rest of the request is kept.
+Spans the store cannot hold (an invalid trace or span id: wrong length, or all zeros; a time
+past 2262, which ``otel_traces``' DateTime64(9) cannot hold) are dropped and counted, which the
+receiver reports as OTLP partial success; the rest of the request is kept. Attribute values nested
+deeper than the protobuf decoder allows are cut (:mod:`tracemill.collector.nesting`) rather than
+failing the whole request.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from tracemill.collector.nesting import CUT_ATTRIBUTE, cut_deep_json, cut_deep_values, is_depth_error
 from tracemill.errors import PayloadError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSON",
+    "MAX_TIME_NANOS",
     "PROTOBUF",
     "DecodedRequest",
     "Encoding",
@@ -123,22 +128,43 @@ def _inflate(body: bytes, wbits: int, name: str, max_bytes: int) -> bytes:
 
 
 def parse_protobuf(data: bytes) -> ExportTraceServiceRequest:
-    """Binary protobuf → request; raises :class:`PayloadError` naming what could not be read."""
+    """Binary protobuf → request; raises :class:`PayloadError` naming what could not be read.
+
+    Attribute values nested deeper than the decoder reads are cut (see :mod:`tracemill.collector.nesting`).
+    """
+    return _parse_protobuf(data)[0]
+
+
+def _parse_protobuf(data: bytes) -> tuple[ExportTraceServiceRequest, bool]:
+    """The request, and whether values had to be cut to decode it."""
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(data)
+        return request, False
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise PayloadError(
-            f"the body is not a valid protobuf ExportTraceServiceRequest ({exc or 'decode error'})"
-        ) from None
-    return request
+        error: Exception = exc
+    if is_depth_error(error):
+        try:
+            request.ParseFromString(cut_deep_values(data))
+            return request, True
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            error = exc
+    raise PayloadError(f"the body is not a valid protobuf ExportTraceServiceRequest ({error or 'decode error'})")
 
 
 def parse_json(data: bytes) -> ExportTraceServiceRequest:
-    """OTLP JSON → request; raises :class:`PayloadError` naming the field that is wrong."""
+    """OTLP JSON → request; raises :class:`PayloadError` naming the field that is wrong.
+
+    Attribute values nested deeper than the protobuf decoder reads are cut, as for protobuf.
+    """
+    return _parse_json(data)[0]
+
+
+def _parse_json(data: bytes) -> tuple[ExportTraceServiceRequest, bool]:
+    """The request, and whether values had to be cut."""
     from google.protobuf import json_format
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -153,6 +179,7 @@ def parse_json(data: bytes) -> ExportTraceServiceRequest:
             f"the JSON body must be an object with 'resourceSpans' (got {type(document).__name__})"
         )
     _hex_ids_to_base64(document)
+    cut = cut_deep_json(document) > 0
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
@@ -162,7 +189,7 @@ def parse_json(data: bytes) -> ExportTraceServiceRequest:
         raise PayloadError("the JSON body is nested too deeply") from None
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise PayloadError(f"the JSON body is not a valid OTLP ExportTraceServiceRequest ({exc})") from None
-    return request
+    return request, cut
 
 
 # The protobuf JSON mapping reads bytes fields as base64; OTLP writes ids as hex. These are the only
@@ -207,12 +234,19 @@ def _convert_ids(obj: dict[str, Any], fields: tuple[tuple[str, str, int], ...], 
             obj[key] = base64.b64encode(raw).decode("ascii")
 
 
+MAX_TIME_NANOS = (1 << 63) - 1
+"""The latest time ``otel_traces`` holds: DateTime64(9) counts signed 64-bit nanoseconds (2262-04-11T23:47:16Z)."""
+
+
 def validate_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
-    """Drop spans whose ids are invalid; return (accepted, rejected, message).
+    """Drop spans the store cannot hold; return (accepted, rejected, message).
 
     A trace id must be 16 bytes and a span id 8 bytes, neither all zeros; a parent span id is
-    empty or 8 bytes. Such spans cannot be stored meaningfully (no trace to put them in), and the
-    OTLP specification has the receiver reject them while keeping the rest of the request.
+    empty or 8 bytes. Such spans cannot be stored meaningfully (no trace to put them in). A start,
+    end or event time past :data:`MAX_TIME_NANOS` does not fit ``otel_traces`` (its DateTime64(9)
+    columns are signed 64-bit nanoseconds), and one such span would fail the insert of every span
+    spooled with it. The OTLP specification has the receiver reject such spans while keeping the
+    rest of the request.
     """
     accepted = 0
     rejected = 0
@@ -222,7 +256,7 @@ def validate_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
             spans = scope_spans.spans
             bad: list[int] = []
             for index, span in enumerate(spans):
-                reason = _span_problem(span.trace_id, span.span_id, span.parent_span_id)
+                reason = _span_problem(span.trace_id, span.span_id, span.parent_span_id) or _time_problem(span)
                 if reason:
                     bad.append(index)
                     if not first_reason:
@@ -234,7 +268,7 @@ def validate_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
             accepted += len(spans)
     message = ""
     if rejected:
-        message = f"{rejected} span(s) rejected for invalid ids, e.g. {first_reason}"
+        message = f"{rejected} span(s) rejected, e.g. {first_reason}"
     return accepted, rejected, message
 
 
@@ -244,12 +278,28 @@ _ZERO_8 = bytes(8)
 
 def _span_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str:
     if len(trace_id) != 16 or trace_id == _ZERO_16:
-        return f"has trace id {trace_id.hex()!r}; it must be 16 bytes, not all zero"
+        return f"has an invalid trace id {trace_id.hex()!r}; it must be 16 bytes, not all zero"
     if len(span_id) != 8 or span_id == _ZERO_8:
-        return f"has span id {span_id.hex()!r}; it must be 8 bytes, not all zero"
+        return f"has an invalid span id {span_id.hex()!r}; it must be 8 bytes, not all zero"
     if parent_span_id and len(parent_span_id) != 8:
-        return f"has parent span id {parent_span_id.hex()!r}; it must be empty or 8 bytes"
+        return f"has an invalid parent span id {parent_span_id.hex()!r}; it must be empty or 8 bytes"
     return ""
+
+
+def _time_problem(span: Any) -> str:
+    for what, nanos in (("start", span.start_time_unix_nano), ("end", span.end_time_unix_nano)):
+        if nanos > MAX_TIME_NANOS:
+            return f"has {what} time {nanos} ns, {_TIME_LIMIT}"
+    for event in span.events:
+        if event.time_unix_nano > MAX_TIME_NANOS:
+            return f"has event {event.name[:80]!r} at time {event.time_unix_nano} ns, {_TIME_LIMIT}"
+    return ""
+
+
+_TIME_LIMIT = (
+    f"past the latest time the store holds ({MAX_TIME_NANOS} ns, 2262-04-11T23:47:16Z); "
+    "send times as nanoseconds since 1970-01-01"
+)
 
 
 def decode_request(
@@ -270,10 +320,13 @@ def decode_request(
             f"the request body is {len(body)} bytes, over the limit of {max_bytes} bytes; send smaller batches"
         )
     data = decompress(body, content_encoding, max_bytes=max_bytes)
-    request = parse_protobuf(data) if kind == PROTOBUF else parse_json(data)
+    request, cut = _parse_protobuf(data) if kind == PROTOBUF else _parse_json(data)
     accepted, rejected, message = validate_spans(request)
+    if cut:  # OTLP allows a message with no rejected spans: a warning
+        note = f"attribute values nested deeper than the decoder reads were cut (see {CUT_ATTRIBUTE} on the spans)"
+        message = f"{message}; {note}" if message else note
     # Binary protobuf that needed no changes is spooled as received: no re-encoding on the hot path.
-    payload = data if kind == PROTOBUF and not rejected else request.SerializeToString()
+    payload = data if kind == PROTOBUF and not rejected and not cut else request.SerializeToString()
     return DecodedRequest(
         payload=payload, accepted_spans=accepted, rejected_spans=rejected, rejection_message=message
     )

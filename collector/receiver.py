@@ -5,7 +5,8 @@
 - 400 for a body that cannot be decoded, 413 over the size limit, 415 for a content type or
   encoding OTLP does not define: each with a ``google.rpc.Status`` message saying what was wrong;
 - 429 (store healthy, writer behind) or 503 (store failing) with ``Retry-After`` once the spool
-  is at its bound: the OTLP exporters retry those.
+  is at its bound, and 429 when other requests hold the receiver's bound on bytes in flight
+  (:mod:`tracemill.collector.budget`) for longer than ``inflight_wait_s``: the OTLP exporters retry those.
 
 Responses use the request's encoding (protobuf or JSON). Decoding and the spool commit run in a
 worker thread, so a large body or an fsync never stalls the event loop, and a bad request only
@@ -24,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from tracemill.collector.budget import ByteBudget
 from tracemill.collector.otlp import (
     JSON,
     PROTOBUF,
@@ -67,11 +69,16 @@ class TraceReceiver:
         writer: SpoolWriter,
         *,
         max_request_bytes: int,
+        max_inflight_bytes: int | None = None,
+        inflight_wait_s: float = 5.0,
         on_accepted: Callable[[bytes], None] | None = None,
     ) -> None:
         self._spool = spool
         self._writer = writer
         self.max_request_bytes = max_request_bytes
+        # Default: room for two requests of the largest size at once (and many more small ones).
+        self._budget = ByteBudget(max_inflight_bytes or 2 * max_request_bytes)
+        self._inflight_wait_s = inflight_wait_s
         self._on_accepted = on_accepted
         self._counts_lock = threading.Lock()
         self._counts = {
@@ -80,6 +87,7 @@ class TraceReceiver:
             "rejected_spans": 0,
             "refused_requests": 0,
             "backpressure_responses": 0,
+            "inflight_waits_refused": 0,
         }
 
     def _count(self, **increments: int) -> None:
@@ -95,16 +103,34 @@ class TraceReceiver:
         except UnsupportedMediaTypeError as exc:
             self._count(refused_requests=1)
             return _error(JSON, 415, _INVALID_ARGUMENT, str(exc))
-        try:
-            body = await self._read_body(request)
-        except PayloadTooLargeError as exc:
-            self._count(refused_requests=1)
-            return _error(encoding, 413, _RESOURCE_EXHAUSTED, str(exc))
-        except ClientDisconnect:
-            return Response(status_code=400)
-        return await run_in_threadpool(
-            self._accept, body, encoding, content_type, request.headers.get("content-encoding")
-        )
+        async with self._budget.hold(self._reservation(request), wait_s=self._inflight_wait_s) as granted:
+            if not granted:
+                self._count(backpressure_responses=1, inflight_waits_refused=1)
+                return _error(
+                    encoding, 429, _RESOURCE_EXHAUSTED,
+                    f"the collector is decoding {self._budget.used} bytes of other requests, its bound for requests "
+                    "in flight; retry after 1s",
+                    headers={"Retry-After": "1"},
+                )
+            try:
+                body = await self._read_body(request)
+            except PayloadTooLargeError as exc:
+                self._count(refused_requests=1)
+                return _error(encoding, 413, _RESOURCE_EXHAUSTED, str(exc))
+            except ClientDisconnect:
+                return Response(status_code=400)
+            return await run_in_threadpool(
+                self._accept, body, encoding, content_type, request.headers.get("content-encoding")
+            )
+
+    def _reservation(self, request: Request) -> int:
+        """The bytes a request will hold: its declared length, or the limit when it may decompress or
+        declares none."""
+        declared = request.headers.get("content-length", "")
+        encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+        if declared.isdigit() and encoding == "identity":
+            return min(int(declared), self.max_request_bytes)
+        return self.max_request_bytes
 
     async def _read_body(self, request: Request) -> bytes:
         """The body, or :class:`PayloadTooLargeError` once it passes the limit.
@@ -187,7 +213,13 @@ class TraceReceiver:
 
     def status(self) -> dict[str, Any]:
         with self._counts_lock:
-            return {**self._counts, "max_request_bytes": self.max_request_bytes}
+            return {
+                **self._counts,
+                "max_request_bytes": self.max_request_bytes,
+                "max_inflight_bytes": self._budget.limit,
+                "inflight_bytes": self._budget.used,
+                "peak_inflight_bytes": self._budget.peak,
+            }
 
 
 def _success_body(encoding: Encoding, rejected: int, message: str) -> bytes:

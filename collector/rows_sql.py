@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.rows import SPAN_COLUMNS
@@ -346,16 +346,15 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def insert_requests(store: Store, payloads: Sequence[bytes], *, dedup_token: str | None) -> None:
+def insert_requests(store: Store, payloads: Iterable[bytes], *, dedup_token: str | None) -> None:
     """Insert serialized ``ExportTraceServiceRequest`` payloads into ``otel_traces`` as one block.
 
+    ``payloads`` are written to a file one at a time as they come (an iterator that reads them
+    from the spool keeps one in memory at a time, however large the group).
     Raises :class:`NeedsReferenceConversion` when ClickHouse refuses the payloads (nothing of
     them is stored then), :class:`~tracemill.errors.StoreError` when the store fails.
     """
     from clickhouse_connect.driver.exceptions import ClickHouseError
-
-    if not payloads:
-        return
     settings = {
         "format_schema": f"{_schema_file()}:ExportTraceServiceRequest",
         "input_format_protobuf_oneof_presence": 1,
@@ -369,9 +368,14 @@ def insert_requests(store: Store, payloads: Sequence[bytes], *, dedup_token: str
     if dedup_token:
         settings["insert_deduplication_token"] = dedup_token
     fd, path = tempfile.mkstemp(prefix="tracemill-otlp-", suffix=".pb")
+    count = 0
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(length_delimited(payloads))
+            for payload in payloads:
+                file.write(length_delimited([payload]))
+                count += 1
+        if not count:
+            return
         source = f"file({_quote(path)}, 'Protobuf', {_quote(STRUCTURE)})"
         table = f"{quote_identifier(store.database)}.{quote_identifier(SPANS_TABLE)}"
         columns = ", ".join(quote_identifier(c) for c in SPAN_COLUMNS)
@@ -384,6 +388,6 @@ def insert_requests(store: Store, payloads: Sequence[bytes], *, dedup_token: str
             message = "values the SQL conversion leaves to the reference" if expected else str(exc)
             raise NeedsReferenceConversion(message, expected=expected) from exc
         except OSError as exc:
-            raise StoreError(f"insert of {len(payloads)} requests failed in {store.location}: {exc}") from exc
+            raise StoreError(f"insert of {count} requests failed in {store.location}: {exc}") from exc
     finally:
         os.unlink(path)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPACT_PART_MAX_BYTES",
+    "DEAD_LETTERS_TABLE",
     "FEEDBACK_KINDS",
     "FEEDBACK_TABLE",
     "FLAGS_TABLE",
@@ -51,6 +52,7 @@ TRACE_ID_TS_VIEW = "otel_traces_trace_id_ts_mv"
 FEEDBACK_TABLE = "tracemill_feedback"
 FLAGS_TABLE = "tracemill_flags"
 SCHEMA_TABLE = "tracemill_schema"
+DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 
 FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome")
 """The kinds of feedback the trainer knows; the feedback table refuses others."""
@@ -284,6 +286,36 @@ def _compact_span_parts(o: SchemaOptions) -> list[str]:
     ]
 
 
+# -- migration 6: spans the store refused -------------------------------------------------------
+
+
+def _dead_letters(o: SchemaOptions) -> list[str]:
+    # One row per span the writer could not store in otel_traces (a value the table cannot hold,
+    # a row the store refused), so the rest of its group could land. Request is the span as a
+    # one-span OTLP ExportTraceServiceRequest (protobuf), ready to inspect or send again. Keyed by
+    # where it was spooled, so a replayed group stores each dead span once.
+    statements = [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, DEAD_LETTERS_TABLE)}{_on_cluster(o)} (
+    FailedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    Source String CODEC(ZSTD(1)),
+    BatchId UInt64,
+    Ordinal UInt32,
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    SpanName String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Reason String CODEC(ZSTD(1)),
+    Request String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree", "FailedAt")}
+ORDER BY (Source, BatchId, Ordinal)"""
+    ]
+    if not o.cluster:
+        statements.append(
+            f"ALTER TABLE {_table(o, DEAD_LETTERS_TABLE)} MODIFY SETTING non_replicated_deduplication_window = 1000"
+        )
+    return statements
+
+
 # -- migration 8: the review UI's agent version column ----------------------------------------
 
 
@@ -303,6 +335,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "feedback table", _feedback),
     Migration(4, "flags table", _flags),
     Migration(5, "compact parts for span inserts", _compact_span_parts),
+    Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(8, "agent version column for the review UI", _agent_version),
 )
 

@@ -24,6 +24,7 @@ every statement here is short; a second process on the same spool is refused by 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -38,6 +39,8 @@ from tracemill.errors import ConfigError, SpoolError, SpoolFullError, SpoolLocke
 __all__ = ["Batch", "Group", "Spool", "SpoolError", "SpoolFullError", "SpoolLockedError", "SpoolStats"]
 
 SyncMode = Literal["full", "normal"]
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -72,6 +75,8 @@ _SCHEMA = (
 )
 
 _UNCLAIMED = "id > (SELECT COALESCE(MAX(last_batch), 0) FROM groups)"
+_SHRINK_INTERVAL_S = 10.0
+_SHRINK_FREE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class Group:
     batch_ids: tuple[int, ...]
     span_count: int
     attempts: int = 0
+    size: int = 0
+    """Bytes of its batches' payloads."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class Spool:
         self._lock_fd = lock_fd
         self._lock = threading.Lock()
         self._closed = False
+        self._shrunk_at = -_SHRINK_INTERVAL_S
         self.spool_id = self._meta_value("spool_id", lambda: uuid.uuid4().hex)
         # Kept in memory so the receiver's bound check costs nothing; the rows are the truth on open.
         row = self._db.execute("SELECT COALESCE(SUM(size), 0), COALESCE(SUM(span_count), 0) FROM batches").fetchone()
@@ -198,7 +206,7 @@ class Spool:
             result = []
             for group_id, token, first, last, attempts in groups:
                 members = self._db.execute(
-                    "SELECT id, span_count FROM batches WHERE id BETWEEN ? AND ? ORDER BY id", (first, last)
+                    "SELECT id, span_count, size FROM batches WHERE id BETWEEN ? AND ? ORDER BY id", (first, last)
                 ).fetchall()
                 result.append(
                     Group(
@@ -207,34 +215,43 @@ class Spool:
                         batch_ids=tuple(m[0] for m in members),
                         span_count=sum(m[1] for m in members),
                         attempts=attempts,
+                        size=sum(m[2] for m in members),
                     )
                 )
             return result
 
-    def unclaimed(self, *, max_spans: int) -> list[Batch]:
-        """The oldest batches not yet in a group, up to ``max_spans`` spans (always at least one batch)."""
+    def unclaimed(self, *, max_spans: int, max_bytes: int | None = None) -> list[Batch]:
+        """The oldest batches not yet in a group, up to ``max_spans`` spans and ``max_bytes`` bytes
+        (always at least one batch)."""
         with self._lock:
             self._check_open()
             rows = self._db.execute(
                 f"SELECT id, span_count, size, received_at FROM batches WHERE {_UNCLAIMED} ORDER BY id LIMIT 10000"
             ).fetchall()
         batches: list[Batch] = []
-        spans = 0
+        spans = total = 0
         for batch_id, span_count, size, received_at in rows:
-            if batches and spans + span_count > max_spans:
+            if batches and (spans + span_count > max_spans or (max_bytes is not None and total + size > max_bytes)):
                 break
             batches.append(Batch(batch_id, span_count, size, received_at))
             spans += span_count
+            total += size
         return batches
 
     def oldest_unclaimed(self) -> tuple[int, float | None]:
         """How many spans wait outside any group, and when the oldest of them arrived."""
+        count, _, oldest = self.waiting()
+        return count, oldest
+
+    def waiting(self) -> tuple[int, int, float | None]:
+        """Spans and bytes waiting outside any group, and when the oldest of them arrived."""
         with self._lock:
             self._check_open()
-            count, oldest = self._db.execute(
-                f"SELECT COALESCE(SUM(span_count), 0), MIN(received_at) FROM batches WHERE {_UNCLAIMED}"
+            count, size, oldest = self._db.execute(
+                "SELECT COALESCE(SUM(span_count), 0), COALESCE(SUM(size), 0), MIN(received_at) "
+                f"FROM batches WHERE {_UNCLAIMED}"
             ).fetchone()
-        return int(count), oldest
+        return int(count), int(size), oldest
 
     def payloads(self, batch_ids: Sequence[int]) -> list[tuple[int, bytes]]:
         """The stored payloads of ``batch_ids``, in id order."""
@@ -247,6 +264,15 @@ class Spool:
                     f"SELECT id, payload FROM batches WHERE id IN ({marks}) ORDER BY id", tuple(chunk)
                 ).fetchall()
             return out
+
+    def iter_payloads(self, batch_ids: Sequence[int]) -> Iterator[bytes]:
+        """The stored payloads of ``batch_ids`` in id order, read one at a time (one in memory at a time)."""
+        for batch_id in sorted(batch_ids):
+            with self._lock:
+                self._check_open()
+                row = self._db.execute("SELECT payload FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is not None:
+                yield row[0]
 
     def record_group(self, batches: Sequence[Batch]) -> Group:
         """Durably tie ``batches`` (the oldest unclaimed, from :meth:`unclaimed`) together under one token.
@@ -268,7 +294,13 @@ class Spool:
             )
             group_id = cursor.lastrowid
             assert group_id is not None
-        return Group(id=group_id, token=token, batch_ids=tuple(ids), span_count=sum(b.span_count for b in batches))
+        return Group(
+            id=group_id,
+            token=token,
+            batch_ids=tuple(ids),
+            span_count=sum(b.span_count for b in batches),
+            size=sum(b.size for b in batches),
+        )
 
     def note_attempt(self, group: Group) -> None:
         """Count a failed insert of ``group`` (shown by status; the group stays for the next attempt)."""
@@ -290,6 +322,8 @@ class Spool:
             self._db.execute("DELETE FROM groups WHERE id = ?", (group.id,))
         self._pending_bytes -= int(size)
         self._pending_spans -= int(spans)
+        with self._lock:
+            self._shrink_if_empty()
 
     def bury(self, batch_id: int, reason: str) -> None:
         """Move a batch that can never become rows out of the way, keeping its bytes for inspection."""
@@ -308,6 +342,8 @@ class Spool:
             self._db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
         self._pending_bytes -= int(size)
         self._pending_spans -= int(span_count)
+        with self._lock:
+            self._shrink_if_empty()
 
     def forget_group(self, group: Group) -> None:
         """Drop the record of a group whose batches were all buried."""
@@ -333,13 +369,17 @@ class Spool:
         )
 
     def close(self) -> None:
+        """Close the database and release the lock; the lock file no longer names this process."""
         with self._lock:
             if self._closed:
                 return
+            self._shrink_if_empty(force=True)
             self._closed = True
             try:
                 self._db.close()
             finally:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._lock_fd, 0)
                 os.close(self._lock_fd)
 
     @property
@@ -368,6 +408,33 @@ class Spool:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _shrink_if_empty(self, *, force: bool = False) -> None:
+        """Give the disk back once the spool is empty (call holding ``self._lock``).
+
+        SQLite keeps the pages of deleted batches for reuse, and the WAL keeps its size, so a spool
+        that once held a burst stays that large on disk. When no batch waits, the WAL is checkpointed
+        and truncated and, if at least 1 MiB and half the file are free, the file is rewritten
+        (``VACUUM``). At most every ``_SHRINK_INTERVAL_S`` unless ``force``.
+        """
+        if self._pending_spans or self._closed:
+            return
+        now = time.monotonic()
+        if not force and now - self._shrunk_at < _SHRINK_INTERVAL_S:
+            return
+        try:
+            if self._db.execute("SELECT EXISTS (SELECT 1 FROM batches)").fetchone()[0]:
+                return
+            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            free_pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+            # Rewriting costs the size of what stays (set-aside batches): only when most of the file is free.
+            if free_pages * page_size >= _SHRINK_FREE_BYTES and free_pages * 2 >= pages:
+                self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # only disk space is at stake: say so, go on
+            logger.warning("could not shrink the empty spool in %s: %s", self.directory, exc)
+        self._shrunk_at = now
 
     def _meta_value(self, key: str, default: object) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

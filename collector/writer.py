@@ -2,12 +2,18 @@
 
 One background thread. It keeps a short pipeline of groups: each is either a group recorded
 before a crash (replayed exactly as recorded, with its token) or the oldest waiting batches, up
-to ``batch_spans`` spans, claimed once enough have arrived or the oldest has waited
-``flush_interval_s``. A group is recorded in the spool before its insert and deleted after it
-(see :mod:`tracemill.collector.spool` for why that makes replays exactly-once). The thread
-never waits on an insert the store converts: an ending insert, like an arriving batch, wakes it,
-so a new group is claimed and its insert started as soon as the pipeline has room and enough
-spans wait.
+to ``batch_spans`` spans and ``batch_bytes`` bytes (a batch larger than that alone), claimed once
+enough have arrived or the oldest has waited ``flush_interval_s``. Converting a group costs
+several times its bytes, so the groups in the pipeline hold at most ``batch_bytes`` together (or
+one larger batch alone): large spans make groups smaller, not memory larger. A group is recorded
+in the spool before its insert and deleted after it (see :mod:`tracemill.collector.spool` for why
+that makes replays exactly-once). The thread never waits on an insert the store converts: an
+ending insert, like an arriving batch, wakes it, so a new group is claimed and its insert started
+as soon as the pipeline has room and enough spans wait.
+
+A span that cannot be stored never holds up the others: the conversion sets such spans aside
+as dead letters (:mod:`tracemill.collector.deadletter`), and a group the store refuses for its
+values (not for being down) is halved until the refused spans are found.
 
 How a group becomes rows: on the embedded store ClickHouse converts the spooled OTLP requests
 itself (:mod:`tracemill.collector.rows_sql`), in C++ and outside the GIL. A group it refuses
@@ -33,8 +39,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.blocks import EncodedBlock, insert_block, span_column_types
+from tracemill.collector.blocks import EncodedBlock, RowsRefusedError, insert_block, span_column_types
 from tracemill.collector.connection import StoreLink
+from tracemill.collector.deadletter import DeadSpan, dead_span, insert_dead_letters
 from tracemill.collector.encoder_pool import BlockEncoder, BrokenProcessPool
 from tracemill.collector.rows_sql import NeedsReferenceConversion, insert_requests, supports_sql_conversion
 from tracemill.collector.spool import Group, Spool
@@ -56,6 +63,13 @@ class _InFlight:
     insert: Future[float] | None = None
     """The group's insert with the conversion in the store, running on an inserter thread."""
     buried: bool = False
+    errors: int = 0
+    """Times its conversion raised (a bug, not a value: values are isolated by the conversion)."""
+    set_aside: bool = False
+    """Its dead letters are stored (an insert retried after a store failure does not count them again)."""
+
+
+_CONVERSION_ATTEMPTS = 3
 
 
 class SpoolWriter:
@@ -67,6 +81,7 @@ class SpoolWriter:
         link: StoreLink,
         *,
         batch_spans: int = 20_000,
+        batch_bytes: int = 16 << 20,
         flush_interval_s: float = 1.0,
         max_backoff_s: float = 10.0,
         encoder_processes: int = 0,
@@ -75,6 +90,7 @@ class SpoolWriter:
         self._spool = spool
         self._link = link
         self.batch_spans = batch_spans
+        self.batch_bytes = batch_bytes
         self.flush_interval_s = flush_interval_s
         self.max_backoff_s = max_backoff_s
         self._encoder = BlockEncoder(encoder_processes)
@@ -98,6 +114,7 @@ class SpoolWriter:
         self.inserted_groups = 0
         self.replayed_groups = 0
         self.buried_batches = 0
+        self.dead_spans = 0  # spans set aside as dead letters since start
         self.reference_groups = 0  # groups the store refused to convert
         self.last_insert_at: float | None = None
         self.last_error: str | None = None
@@ -171,8 +188,10 @@ class SpoolWriter:
             "inserted_groups": self.inserted_groups,
             "replayed_groups": self.replayed_groups,
             "buried_batches": self.buried_batches,
+            "dead_spans": self.dead_spans,
             "last_insert_at": self.last_insert_at,
             "batch_spans": self.batch_spans,
+            "batch_bytes": self.batch_bytes,
             "flush_interval_s": self.flush_interval_s,
             "encoder_processes": self._encoder.processes,
             "conversion": "pending" if self._in_store is None else "clickhouse" if self._in_store else "python",
@@ -248,22 +267,80 @@ class SpoolWriter:
             self._encoder.restart()
             self._resubmit_all()
             return True
+        except Exception as exc:  # a bug in the conversion: retry, and never let it hold up the groups behind
+            return self._conversion_failed(head, exc)
         if not head.buried:
             for batch_id, reason in block.failed:
                 logger.error("spooled batch %d cannot be converted to rows and is set aside: %s", batch_id, reason)
                 self._spool.bury(batch_id, reason)
                 self.buried_batches += 1
             head.buried = True
-        if block.rows:
-            started = time.monotonic()
+        started = time.monotonic()
+        try:
+            if not head.set_aside:
+                self._set_aside(store, head.group.token, block.dead, token=f"{head.group.token}:dead")
+                head.set_aside = True
             try:
                 insert_block(store, block, dedup_token=head.group.token)
-            except StoreError as exc:
-                return self._not_stored(head.group, exc)
-            return self._stored(store, block.rows, time.monotonic() - started, draining=draining)
+                stored = block.rows
+            except RowsRefusedError as exc:
+                logger.warning("the store refused group %s (%s); splitting it to find the spans", head.group.token, exc)
+                stored = self._insert_rows(store, head.group, 0, block.rows)
+        except StoreError as exc:
+            return self._not_stored(head.group, exc)
+        return self._stored(store, stored, time.monotonic() - started, draining=draining)
+
+    def _set_aside(self, store: Store, source: str, spans: list[DeadSpan], *, token: str) -> None:
+        """Store spans that cannot go into otel_traces as dead letters (raises StoreError when the store fails)."""
+        if not spans:
+            return
+        insert_dead_letters(store, source, spans, token=token)
+        for span in spans[:3]:
+            logger.error("span %s of spooled batch %d is set aside as a dead letter: %s",
+                         span.span_id or "?", span.batch_id, span.reason)
+        self.dead_spans += len(spans)
+
+    def _insert_rows(self, store: Store, group: Group, first: int, end: int) -> int:
+        """Insert rows ``[first, end)`` of a group the store refused, halving ranges it refuses down to
+        single spans, which become dead letters. Returns the rows stored; raises StoreError when the store fails.
+
+        Each range is inserted under a token of its own derived from the group's, and the halving
+        depends only on the rows, so a replay after a crash splits the same way and stores nothing twice.
+        """
+        assert self._column_types is not None
+        payloads = self._spool.payloads(group.batch_ids)
+        block = self._encoder.submit(payloads, self._column_types, (first, end)).result()
+        token = f"{group.token}/{first}-{end}"
+        self._set_aside(store, group.token, block.dead, token=f"{token}:dead")
+        try:
+            insert_block(store, block, dedup_token=token)
+            return block.rows
+        except RowsRefusedError as exc:
+            if end - first > 1:
+                middle = (first + end) // 2
+                return self._insert_rows(store, group, first, middle) + self._insert_rows(store, group, middle, end)
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+            batch_id, ordinal = block.origins[0]
+            request = ExportTraceServiceRequest.FromString(dict(payloads)[batch_id])
+            reason = f"the store refused the span: {exc.__cause__ or exc}"
+            self._set_aside(store, group.token, [dead_span(request, batch_id, ordinal, reason)], token=f"{token}:dead")
+            return 0
+
+    def _conversion_failed(self, head: _InFlight, exc: Exception) -> bool:
+        """The conversion itself raised: try it again a few times, then set the group's batches aside."""
+        head.errors += 1
+        logger.exception("converting spooled group %s failed (attempt %d)", head.group.token, head.errors,
+                         exc_info=exc)
+        if head.errors < _CONVERSION_ATTEMPTS:
+            head.future = self._submit(head.group)
+            return False
+        reason = f"the conversion failed {head.errors} times: {type(exc).__name__}: {exc}"
+        for batch_id in head.group.batch_ids:
+            self._spool.bury(batch_id, reason)
+            self.buried_batches += 1
         self._spool.forget_group(head.group)
         self._inflight.popleft()
-        self._fill(store, draining=draining)
         return True
 
     def _insert_in_store(self, store: Store, head: _InFlight, *, draining: bool) -> bool:
@@ -326,8 +403,7 @@ class SpoolWriter:
             connection = store.another_connection()
             self._opened_stores.append(connection)
         try:
-            payloads = [payload for _, payload in self._spool.payloads(group.batch_ids)]
-            insert_requests(connection, payloads, dedup_token=group.token)
+            insert_requests(connection, self._spool.iter_payloads(group.batch_ids), dedup_token=group.token)
         finally:
             self._spare_stores.put(connection)
         return time.monotonic() - started
@@ -336,10 +412,15 @@ class SpoolWriter:
         """Start encoding groups until the pipeline is full: replays first, then due new batches."""
         assert self._column_types is not None
         while len(self._inflight) < self._depth:
+            # Converting a group takes several times its bytes: the groups in flight hold at most
+            # batch_bytes together (or one larger batch alone), however large the spans are.
+            room = self.batch_bytes - sum(entry.group.size for entry in self._inflight)
+            if self._inflight and room <= 0:
+                return
             if self._replay:
                 group = self._replay.popleft()
             else:
-                claimed = self._claim(draining=draining)
+                claimed = self._claim(draining=draining, max_bytes=room, alone_if_larger=not self._inflight)
                 if claimed is None:
                     return
                 group = claimed
@@ -357,16 +438,20 @@ class SpoolWriter:
             if entry.future is not None:
                 entry.future = self._submit(entry.group)
 
-    def _claim(self, *, draining: bool) -> Group | None:
-        pending, oldest = self._spool.oldest_unclaimed()
+    def _claim(self, *, draining: bool, max_bytes: int, alone_if_larger: bool) -> Group | None:
+        """Record the oldest waiting batches as a group once they are due: up to ``batch_spans`` spans
+        and ``max_bytes`` bytes, or one larger batch when ``alone_if_larger``."""
+        pending, size, oldest = self._spool.waiting()
         if not pending:
             return None
         waited_s = time.time() - oldest if oldest is not None else 0.0
-        due = pending >= self.batch_spans or waited_s >= self.flush_interval_s or draining
+        due = pending >= self.batch_spans or size >= self.batch_bytes or waited_s >= self.flush_interval_s or draining
         if not due:
             return None
-        batches = self._spool.unclaimed(max_spans=self.batch_spans)
-        return self._spool.record_group(batches) if batches else None
+        batches = self._spool.unclaimed(max_spans=self.batch_spans, max_bytes=max_bytes)
+        if not batches or (batches[0].size > max_bytes and not alone_if_larger):
+            return None
+        return self._spool.record_group(batches)
 
     def _failed(self, message: str) -> None:
         now = time.monotonic()

@@ -72,6 +72,10 @@ def __getattr__(name: str) -> Any:
         from tracemill.collector.store import Store
 
         return Store
+    if name == "feedback":  # tracemill.feedback.correct(...) without importing the module first
+        import importlib
+
+        return importlib.import_module("tracemill.feedback")
     raise AttributeError(f"module 'tracemill' has no attribute {name!r}")
 
 

@@ -85,7 +85,39 @@ def api_routes(server: CollectorServer) -> list[Route]:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
         items = document if isinstance(document, list) else [document]
-        return await _answer(lambda: {"feedback": feedback.record_feedback(server.link.get(), items)}, status_code=201)
+        check_only = request.query_params.get("check_only", "").lower() in ("1", "true", "yes")
+        return await _answer(
+            lambda: {"feedback": feedback.record_feedback(server.link.get(), items, check_only=check_only)},
+            status_code=200 if check_only else 201,
+        )
+
+    async def feedback_conflicts(request: Request) -> JSONResponse:
+        from tracemill.collector.feedback_conflicts import list_conflicts
+
+        trace_id = request.query_params.get("trace_id") or None
+        return await _answer(lambda: {"conflicts": list_conflicts(server.link.get(), trace_id=trace_id)})
+
+    async def exports(request: Request) -> JSONResponse:
+        """A dataset as JSON: ``{"manifest": {...}, "train": [rows], "eval": [rows]}`` (see tracemill.trainer)."""
+        from tracemill.trainer.assemble import BuildOptions
+        from tracemill.trainer.export import build
+
+        query = request.query_params
+        try:
+            eval_fraction = _float(query.get("eval_fraction", "0.1"), "eval_fraction")
+            seed = _int(query.get("seed", "0"), "seed")
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        options = BuildOptions(include_unlabelled=query.get("include_unlabelled", "").lower() in ("1", "true", "yes"))
+
+        def produce() -> dict[str, Any]:
+            train, held_out, manifest = build(
+                request.path_params["kind"], store=server.link.get(), resolve=query.get("resolve") or None,
+                since=query.get("since") or None, eval_fraction=eval_fraction, seed=seed, options=options,
+            )
+            return {"manifest": manifest, "train": train, "eval": held_out}
+
+        return await _answer(produce)
 
     async def flags(request: Request) -> JSONResponse:
         return await listing(request, "flags", feedback.list_flags, ("trace_id", "detector", "category", "severity"))
@@ -98,7 +130,9 @@ def api_routes(server: CollectorServer) -> list[Route]:
         Route("/api/traces/{trace_id}", trace, methods=["GET"]),
         Route("/api/feedback", feedback_list, methods=["GET"]),
         Route("/api/feedback", feedback_write, methods=["POST"]),
+        Route("/api/feedback/conflicts", feedback_conflicts, methods=["GET"]),
         Route("/api/flags", flags, methods=["GET"]),
+        Route("/api/exports/{kind}", exports, methods=["GET"]),
     ]
 
 
@@ -130,6 +164,13 @@ def _int(raw: str, name: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number (got {raw!r})") from None
+
+
+def _float(raw: str, name: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number (got {raw!r})") from None
 
 
 def _page(query: Any) -> dict[str, int]:

@@ -164,7 +164,15 @@ def serve(
             highlight=False, soft_wrap=True,
         )
 
-    run_server(settings, on_ready=ready)
+    def stopped(server: Any) -> None:
+        left = server.spool.pending_spans
+        err_console.print(
+            f"tracemill serve: stopped; {server.writer.inserted_spans:,} spans inserted since start, "
+            + (f"{left:,} left in the spool for the next start" if left else "the spool is empty"),
+            highlight=False, soft_wrap=True,
+        )
+
+    run_server(settings, on_ready=ready, on_stopped=stopped)
 
 
 @app.command()
@@ -260,6 +268,11 @@ def show(
         console.print_json(data=found)
     else:
         render_trace(console, found, details=details, full=full, span_id=span)
+
+
+from tracemill.cli_feedback import register as _register_feedback  # noqa: E402 - needs app, cli_errors
+
+_register_feedback(app, cli_errors=cli_errors, console=console)
 
 
 def main() -> None:

@@ -76,6 +76,17 @@ class ServerBackend:
         except urllib.error.HTTPError as exc:
             raise _server_error(self.url, exc) from None
 
+    def post(self, path: str, body: Any, *, timeout_s: float | None = None) -> Any:
+        """POST ``body`` as JSON and return the JSON answer (errors as :class:`ServerError`)."""
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s or self._timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise _server_error(self.url, exc) from None
+
     def status(self) -> dict[str, Any]:
         return self.get("/api/status")
 
@@ -112,6 +123,11 @@ class StoreBackend:
         self._store = store
         self.where = store.location
         self._other_server = dict(other_server) if other_server is not None else None
+
+    @property
+    def store(self) -> Any:
+        """The open :class:`~tracemill.Store`, for commands that call library code on it directly."""
+        return self._store
 
     def status(self) -> dict[str, Any]:
         """The store's status; ``other_server`` names the server that answered for another store, if one did."""

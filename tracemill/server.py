@@ -55,6 +55,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("TRACEMILL_BATCH_SPANS", "batch_spans",
            "spans per insert into the store: the writer waits for this many or for the flush interval; "
            "default 20000"),
+    EnvVar("TRACEMILL_BATCH_BYTES", "batch_bytes",
+           "bytes of spooled payloads per insert (a larger request goes alone); converting an insert takes "
+           "several times its bytes, so this bounds the writer's memory; default 16777216 (16 MiB)"),
+    EnvVar("TRACEMILL_MAX_INFLIGHT_BYTES", "max_inflight_bytes",
+           "request bytes the receiver reads and decodes at once; a request that finds no room within 5s gets "
+           "429; default twice TRACEMILL_MAX_REQUEST_BYTES"),
     EnvVar("TRACEMILL_FLUSH_INTERVAL_S", "flush_interval_s",
            "longest time in seconds a received span waits in the spool before it is inserted; default 1.0"),
     EnvVar("TRACEMILL_WRITER_PROCESSES", "writer_processes",
@@ -101,6 +107,9 @@ class ServerSettings:
     spool_sync: Literal["full", "normal"] = "full"
     max_request_bytes: int = 20 << 20
     batch_spans: int = 20_000
+    batch_bytes: int = 16 << 20
+    max_inflight_bytes: int | None = None
+    """None: twice ``max_request_bytes``."""
     flush_interval_s: float = 1.0
     writer_processes: int | None = None
     """None: :func:`~tracemill.collector.encoder_pool.default_processes`."""
@@ -138,8 +147,10 @@ class ServerSettings:
         """Refuse settings the server must not run with; each message names the setting and the value."""
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535 (got {self.port!r}); set --port or TRACEMILL_PORT")
-        for name in ("spool_max_bytes", "max_request_bytes", "batch_spans"):
+        for name in ("spool_max_bytes", "max_request_bytes", "batch_spans", "batch_bytes", "max_inflight_bytes"):
             value = getattr(self, name)
+            if value is None and name == "max_inflight_bytes":
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number (got {value!r})")
         if self.writer_processes is not None and (
@@ -169,7 +180,10 @@ class ServerSettings:
         return f"http://{host}:{self.port}"
 
 
-_INT_FIELDS = {"port", "spool_max_bytes", "max_request_bytes", "batch_spans", "writer_processes"}
+_INT_FIELDS = {
+    "port", "spool_max_bytes", "max_request_bytes", "batch_spans", "batch_bytes", "max_inflight_bytes",
+    "writer_processes",
+}
 _FLOAT_FIELDS = {"flush_interval_s"}
 
 
@@ -250,6 +264,7 @@ class CollectorServer:
             self.spool,
             self.link,
             batch_spans=settings.batch_spans,
+            batch_bytes=settings.batch_bytes,
             flush_interval_s=settings.flush_interval_s,
             encoder_processes=processes,
         )
@@ -263,11 +278,15 @@ class CollectorServer:
             self.spool,
             self.writer,
             max_request_bytes=settings.max_request_bytes,
+            max_inflight_bytes=settings.max_inflight_bytes,
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
         self.outbox = _outbox_watcher(self, settings)
         self.started_at = time.time()
         self._stopped = False
+        self.on_stopped: Callable[[CollectorServer], None] | None = None
+        """Called once stopped. Uvicorn re-raises SIGTERM/SIGINT after the app's shutdown, so code after
+        it does not run: the lifespan's stop is the last place to report from."""
 
     def start(self) -> None:
         # Open the store now so a problem shows at startup; the server runs either way.
@@ -290,6 +309,8 @@ class CollectorServer:
             self.forwarder.stop()
         self.link.close()
         self.spool.close()
+        if self.on_stopped is not None:
+            self.on_stopped(self)
 
     def health(self) -> dict[str, Any]:
         """Cheap facts for probing: who is answering and which store it owns."""
@@ -379,15 +400,20 @@ def build_app(server: CollectorServer) -> Any:
 
 
 def serve(
-    settings: ServerSettings, *, on_ready: Callable[[CollectorServer, str], None] | None = None
+    settings: ServerSettings,
+    *,
+    on_ready: Callable[[CollectorServer, str], None] | None = None,
+    on_stopped: Callable[[CollectorServer], None] | None = None,
 ) -> None:
     """Run the server until SIGINT/SIGTERM; on the way out the writer drains what it can.
 
     The listening socket is bound before anything else starts, so a busy port is reported as
     such; ``port=0`` picks a free port (``on_ready`` receives the URL actually bound).
+    ``on_stopped`` is called once everything is stopped and the spool closed.
     """
     import uvicorn
 
+    _give_large_blocks_back()
     sock = _bind(settings)
     try:
         server = CollectorServer(settings)
@@ -408,10 +434,35 @@ def serve(
         uv = uvicorn.Server(config)
         if on_ready is not None:
             _call_when_started(uv, lambda: on_ready(server, url))
+        server.on_stopped = on_stopped
         uv.run(sockets=[sock])
     finally:
         server.stop()
         sock.close()
+
+
+def _give_large_blocks_back() -> None:
+    """Make glibc's malloc return freed large blocks (request bodies, payloads) to the system at once.
+
+    By default glibc raises its mmap threshold to the size of the largest block freed so far (up
+    to 32 MiB), after which such blocks come from per-thread heaps that keep them when freed; with
+    the receiver's worker threads each holding a few multi-MiB requests' worth, 40 requests of
+    2 MiB left the server 60 MiB larger for good. A fixed threshold (the default 128 KiB) keeps
+    large blocks in their own mappings. Not glibc (musl, macOS): nothing to do.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not hasattr(os, "confstr"):
+        return
+    try:
+        if "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or "").lower():
+            return
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; setting it also stops the dynamic adjustment
+    except (OSError, ValueError, AttributeError):
+        return
 
 
 def _bind(settings: ServerSettings) -> socket.socket:

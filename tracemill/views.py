@@ -50,6 +50,13 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
         services = ", ".join(f"{escape(s['name'] or '(none)')} ({s['spans']:,})" for s in store.get("services", []))
         table.add_row("services", services or "-")
         table.add_row("schema version", str(store.get("schema_version")))
+    dead = store.get("dead_letters")
+    if dead and dead.get("spans"):
+        table.add_row(
+            "dead letters",
+            f"[yellow]{dead['spans']:,} span(s) the store could not hold are set aside in {dead['table']}[/]; "
+            f"latest: {escape(str(dead.get('last_reason')))}",
+        )
     spool = status.get("spool")
     if spool:
         table.add_row(

@@ -23,26 +23,28 @@ def trace(store) -> tuple[str, list[str]]:
     return trace_id, sorted(span_ids(request))
 
 
-def _correction(trace_id: str, span_id: str, **fields):
+def _judgement(trace_id: str, span_id: str, **fields):
+    """A label with a JSON value on a span. (Corrections need LLM spans: tests/trainer/test_feedback_checks.py.)"""
     return {
         "trace_id": trace_id,
         "span_id": span_id,
         "name": "tool_call",
         "author": "alice",
-        "kind": "correction",
+        "kind": "label",
+        "label": "bad",
         "value": {"name": "refund", "arguments": {"order": "A-17"}},
         **fields,
     }
 
 
-def test_correction_is_stored_and_read_back_with_its_json_value(store, trace):
+def test_feedback_is_stored_and_read_back_with_its_json_value(store, trace):
     trace_id, spans = trace
-    stored = record_feedback(store, [_correction(trace_id, spans[0], comment="wrong tool")])
+    stored = record_feedback(store, [_judgement(trace_id, spans[0], comment="wrong tool")])
     assert stored[0]["trace_id"] == trace_id and stored[0]["comment"] == "wrong tool"
     listed = list_feedback(store, trace_id=trace_id)
     assert len(listed) == 1
     assert listed[0]["value"] == {"name": "refund", "arguments": {"order": "A-17"}}
-    assert listed[0]["span_id"] == spans[0] and listed[0]["kind"] == "correction"
+    assert listed[0]["span_id"] == spans[0] and listed[0]["kind"] == "label"
     assert listed[0]["created_at"] == stored[0]["created_at"]
 
 
@@ -63,7 +65,7 @@ def test_same_author_replaces_their_feedback_keeping_when_it_was_created(store, 
 
 def test_deleted_feedback_is_gone_and_deleting_missing_feedback_is_refused(store, trace):
     trace_id, spans = trace
-    record_feedback(store, [_correction(trace_id, spans[1])])
+    record_feedback(store, [_judgement(trace_id, spans[1])])
     key = {"trace_id": trace_id, "span_id": spans[1], "name": "tool_call", "author": "alice", "deleted": True}
     record_feedback(store, [key])
     assert list_feedback(store, trace_id=trace_id) == []
@@ -81,15 +83,15 @@ def test_a_trace_prefix_is_resolved_to_the_full_id(store, trace):
 
 def test_unknown_trace_or_span_is_refused_and_nothing_of_the_write_is_stored(store, trace):
     trace_id, spans = trace
-    good = _correction(trace_id, spans[0])
+    good = _judgement(trace_id, spans[0])
     with pytest.raises(SpanNotFoundError, match=rf"item 1: trace {trace_id} has no span 00000000000000ff"):
-        record_feedback(store, [good, _correction(trace_id, "00000000000000ff")])
+        record_feedback(store, [good, _judgement(trace_id, "00000000000000ff")])
     with pytest.raises(TraceNotFoundError, match=r"item 1: no trace with id f{32}"):
-        record_feedback(store, [good, _correction("f" * 32, spans[0])])
+        record_feedback(store, [good, _judgement("f" * 32, spans[0])])
     with pytest.raises(ConfigError, match=r"item 1: item 0 already gives feedback 'tool_call' by 'alice' on span"):
         record_feedback(store, [good, {**good, "comment": "again"}])
     with pytest.raises(TraceNotFoundError, match=r"item 0: no trace id starts with 'abcabc'"):
-        record_feedback(store, [_correction("abcabc", spans[0])])
+        record_feedback(store, [_judgement("abcabc", spans[0])])
     assert store.query("SELECT count() FROM tracemill_feedback").result_rows[0][0] == 0
 
 
@@ -103,7 +105,8 @@ def test_unknown_trace_or_span_is_refused_and_nothing_of_the_write_is_stored(sto
         ({"kind": "score", "score": float("nan")}, r"item 0: score must be a finite number"),
         ({"kind": "score", "score": True}, r"item 0: score must be a finite number"),
         ({"kind": "score"}, r"item 0: score feedback needs a score"),
-        ({"value": None}, r"item 0: correction feedback needs a value"),
+        ({"kind": "correction", "value": None}, r"item 0: correction feedback needs a value"),
+        ({"label": ""}, r"item 0: label feedback needs a label"),
         ({"value": {"x": float("inf")}}, r"item 0: value cannot be written as JSON"),
         ({"deleted": "yes"}, r"item 0: deleted must be true or false"),
     ],
@@ -111,7 +114,7 @@ def test_unknown_trace_or_span_is_refused_and_nothing_of_the_write_is_stored(sto
 def test_malformed_items_are_refused_with_the_reason(store, trace, change, message):
     trace_id, spans = trace
     with pytest.raises(ConfigError, match=message):
-        record_feedback(store, [{**_correction(trace_id, spans[0]), **change}])
+        record_feedback(store, [{**_judgement(trace_id, spans[0]), **change}])
     assert store.query("SELECT count() FROM tracemill_feedback").result_rows[0][0] == 0
 
 
@@ -147,12 +150,12 @@ def test_feedback_and_flags_through_the_server(tmp_path, servers):
     trace_id = request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
     span_id = sorted(span_ids(request))[0]
 
-    created = server.client.post("/api/feedback", json=_correction(trace_id, span_id))
+    created = server.client.post("/api/feedback", json=_judgement(trace_id, span_id))
     assert created.status_code == 201, created.text
     listed = server.client.get("/api/feedback", params={"trace_id": trace_id}).json()["feedback"]
     assert [(f["span_id"], f["value"]["name"]) for f in listed] == [(span_id, "refund")]
 
-    batch = [_correction(trace_id, span_id, author="bob"), _correction(trace_id, "00000000000000ff")]
+    batch = [_judgement(trace_id, span_id, author="bob"), _judgement(trace_id, "00000000000000ff")]
     unknown = server.client.post("/api/feedback", json=batch)
     assert unknown.status_code == 404
     assert unknown.json()["error"] == f"item 1: trace {trace_id} has no span 00000000000000ff"
@@ -163,7 +166,7 @@ def test_feedback_and_flags_through_the_server(tmp_path, servers):
     assert broken.status_code == 400
     assert broken.json()["error"].startswith("the body is not JSON: Unterminated string")
 
-    bad_kind = server.client.post("/api/feedback", json={**_correction(trace_id, span_id), "kind": "thumbs"})
+    bad_kind = server.client.post("/api/feedback", json={**_judgement(trace_id, span_id), "kind": "thumbs"})
     assert bad_kind.status_code == 400 and "kind 'thumbs'" in bad_kind.json()["error"]
     assert server.client.get("/api/feedback", params={"limit": "x"}).status_code == 400
 

@@ -154,7 +154,7 @@ def test_spans_with_invalid_ids_are_reported_as_partial_success(server):
     assert response.status_code == 200
     partial = ExportTraceServiceResponse.FromString(response.content).partial_success
     assert partial.rejected_spans == 1
-    assert "invalid ids" in partial.error_message and "step 2" in partial.error_message
+    assert "invalid trace id" in partial.error_message and "step 2" in partial.error_message
 
 
 def test_bad_requests_get_their_status_and_message_while_a_good_client_is_unaffected(server):

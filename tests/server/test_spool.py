@@ -159,3 +159,50 @@ def test_closed_spool_raises_spool_error(tmp_path):
     spool.close()
     with pytest.raises(SpoolError, match="closed"):
         spool.append(b"x", 1)
+
+
+def test_lock_file_no_longer_names_the_process_after_close(tmp_path):
+    spool = Spool.open(str(tmp_path))
+    import os
+
+    assert (tmp_path / "lock").read_text() == str(os.getpid())
+    spool.close()
+    assert (tmp_path / "lock").read_text() == ""
+
+
+def _disk_bytes(directory) -> int:
+    return sum(f.stat().st_size for f in directory.iterdir() if f.name.startswith("spool.sqlite3"))
+
+
+def test_an_empty_spool_gives_its_disk_back_once_its_batches_are_confirmed(tmp_path):
+    with Spool.open(str(tmp_path)) as spool:
+        for i in range(24):
+            spool.append(bytes([i]) * (1 << 20), 1)
+        full = _disk_bytes(tmp_path)
+        assert full > 24 << 20
+        spool.confirm(spool.record_group(spool.unclaimed(max_spans=1000)))
+        assert spool.stats().batches == 0
+        assert _disk_bytes(tmp_path) < 1 << 20
+        # Still a working spool.
+        spool.append(b"after", 1)
+        assert spool.payloads([b.id for b in spool.unclaimed(max_spans=10)])[0][1] == b"after"
+
+
+def test_a_spool_still_holding_batches_is_not_rewritten(tmp_path):
+    with Spool.open(str(tmp_path)) as spool:
+        for i in range(8):
+            spool.append(bytes([i]) * (1 << 20), 1)
+        first = spool.record_group(spool.unclaimed(max_spans=4))
+        spool.confirm(first)
+        assert spool.stats().batches == 4 and _disk_bytes(tmp_path) > 8 << 20
+
+
+def test_an_empty_spool_holding_set_aside_batches_is_rewritten_only_when_most_of_it_is_free(tmp_path):
+    with Spool.open(str(tmp_path)) as spool:
+        for i in range(8):
+            spool.append(bytes([i]) * (1 << 20), 1)
+        spool.bury(spool.unclaimed(max_spans=1)[0].id, "kept for inspection")
+        spool.confirm(spool.record_group(spool.unclaimed(max_spans=1000)))
+        assert spool.stats().dead_batches == 1
+        assert _disk_bytes(tmp_path) < 3 << 20  # 7 MiB free of 8: rewritten, the set-aside batch kept
+        assert spool.stats().dead_batches == 1
