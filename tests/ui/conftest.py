@@ -56,6 +56,11 @@ class UiServer:
         assert response.status_code == 200, response.text
         return response.json()["feedback"]
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``tracemill ARGS`` against this server (its URL and token given in the environment)."""
+        return subprocess.run([sys.executable, "-m", "tracemill.cli", *args], capture_output=True, text=True,
+                              env=clean_env(TRACEMILL_SERVER=self.url, TRACEMILL_TOKEN=TOKEN), timeout=300)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 

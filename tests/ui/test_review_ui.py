@@ -128,6 +128,20 @@ def test_correction_with_the_keyboard_is_stored_and_the_next_run_opens(page, ui_
     expect(page.locator("#left-count")).to_have_text("3")
     assert page.problems == []
 
+    # The pair is in the DPO dataset exported through the server: chosen = the correction, rejected = the
+    # recorded answer (the tool call to Atlantis).
+    out = tmp_path / "dpo"
+    done = ui_server.cli("export", "dpo", "-o", str(out), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for name in ("train.jsonl", "eval.jsonl")
+            for line in (out / name).read_text().splitlines() if line.strip()]
+    pairs = [r for r in rows if "There is no airport in Atlantis" in json.dumps(r["chosen"])]
+    assert len(pairs) == 1, rows
+    assert "search_flights" in json.dumps(pairs[0]["rejected"]) and "Atlantis" in json.dumps(pairs[0]["rejected"])
+    assert "Fly me from Paris to Atlantis" in json.dumps(pairs[0]["prompt"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "dpo" and sum(manifest["splits"].values()) == len(rows)
+
 
 def test_false_positive_key_reviews_the_flag_and_opens_the_next_run(page, ui_server):
     seeded = ui_server.seeded
