@@ -135,23 +135,25 @@ def list_flags(
     detector: str | None = None,
     category: str | None = None,
     severity: str | None = None,
+    kind: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """The miner's current flags (the latest run's row per trace, detector and span), newest first."""
     where, params = _filters(
-        store, trace_id, {"Detector": detector, "Category": category, "Severity": severity}, limit, offset
+        store, trace_id, {"Detector": detector, "Category": category, "Severity": severity, "Kind": kind}, limit,
+        offset,
     )
     rows = store.query(
         "SELECT TraceId, SpanId, Detector, DetectorVersion, Category, Severity, Confidence, Evidence, RunId, "
-        f"MinerVersion, CreatedAt FROM {FLAGS_TABLE} FINAL WHERE {where} "
+        f"MinerVersion, CreatedAt, Kind FROM {FLAGS_TABLE} FINAL WHERE {where} "
         "ORDER BY CreatedAt DESC, Confidence DESC, TraceId, Detector, SpanId "
         "LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     ).result_rows
     keys = ("trace_id", "span_id", "detector", "detector_version", "category", "severity", "confidence",
-            "evidence", "run_id", "miner_version", "created_at")  # fmt: skip
-    return [{**dict(zip(keys, row, strict=True)), "created_at": _iso(row[-1])} for row in rows]
+            "evidence", "run_id", "miner_version", "created_at", "kind")  # fmt: skip
+    return [{**dict(zip(keys, row, strict=True)), "created_at": _iso(row[-2])} for row in rows]
 
 
 # -- checks --------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ __all__ = [
     "SPANS_TABLE",
     "TRACE_ID_TS_TABLE",
     "TRACE_ID_TS_VIEW",
+    "TRACE_SCORES_TABLE",
     "Migration",
     "SchemaOptions",
     "applied_versions",
@@ -51,6 +52,7 @@ TRACE_ID_TS_TABLE = "otel_traces_trace_id_ts"
 TRACE_ID_TS_VIEW = "otel_traces_trace_id_ts_mv"
 FEEDBACK_TABLE = "tracemill_feedback"
 FLAGS_TABLE = "tracemill_flags"
+TRACE_SCORES_TABLE = "tracemill_trace_scores"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 
@@ -314,6 +316,28 @@ ORDER BY (Source, BatchId, Ordinal)"""
             f"ALTER TABLE {_table(o, DEAD_LETTERS_TABLE)} MODIFY SETTING non_replicated_deduplication_window = 1000"
         )
     return statements
+# -- migration 7: the miner's trace scores and the kind of each flag ---------------------------------
+
+
+def _trace_scores(o: SchemaOptions) -> list[str]:
+    # One current row per trace: a later mining run replaces it (read with FINAL). Every mined trace
+    # gets a row, so the table doubles as the record of what was mined; the peer columns let a later
+    # run compare new traces with old ones without recomputing the old ones' features.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, TRACE_SCORES_TABLE)}{_on_cluster(o)} (
+    TraceId String CODEC(ZSTD(1)),
+    ModelVersion LowCardinality(String) CODEC(ZSTD(1)),
+    FailureProbability Float64,
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    PeerGroup String CODEC(ZSTD(1)),
+    Steps UInt32,
+    Tokens UInt64,
+    DurationS Float64
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY TraceId""",
+        f"ALTER TABLE {_table(o, FLAGS_TABLE)}{_on_cluster(o)} "
+        "ADD COLUMN IF NOT EXISTS Kind LowCardinality(String) DEFAULT '' CODEC(ZSTD(1)) AFTER Category",
+    ]
 
 
 # -- migration 8: the review UI's agent version column ----------------------------------------
@@ -336,6 +360,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "flags table", _flags),
     Migration(5, "compact parts for span inserts", _compact_span_parts),
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
+    Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
 )
 

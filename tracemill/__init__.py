@@ -47,6 +47,7 @@ from tracemill.tracer.runtime import init, set_store_exporter_factory
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
+    from tracemill.miner import MineResult, mine
 
 __version__ = "0.1.0"
 
@@ -76,14 +77,25 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("tracemill.feedback")
+    if name in ("mine", "MineResult"):
+        import tracemill.miner as miner
+
+        return getattr(miner, name)
+    if name == "train":
+        from tracemill.deps import require
+
+        require("trl", extra="train", feature="Training (tracemill.train)")
+        from tracemill.trainer.train import train
+
+        return train
     raise AttributeError(f"module 'tracemill' has no attribute {name!r}")
 
 
 __all__ = [
-    "ConfigError", "LLMCall", "MissingDependencyError", "NotFoundError", "PayloadError", "PayloadTooLargeError", "Run",
-    "SchemaError", "ServerError", "SpanNotFoundError",
+    "ConfigError", "LLMCall", "MineResult", "MissingDependencyError", "NotFoundError", "PayloadError",
+    "PayloadTooLargeError", "Run", "SchemaError", "ServerError", "SpanNotFoundError",
     "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
-    "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "run",
-    "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "uninstrument",
+    "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "mine", "run",
+    "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "train", "uninstrument",
 ]

@@ -120,7 +120,33 @@ def api_routes(server: CollectorServer) -> list[Route]:
         return await _answer(produce)
 
     async def flags(request: Request) -> JSONResponse:
-        return await listing(request, "flags", feedback.list_flags, ("trace_id", "detector", "category", "severity"))
+        keys = ("trace_id", "detector", "category", "severity", "kind")
+        return await listing(request, "flags", feedback.list_flags, keys)
+
+    async def mine(request: Request) -> JSONResponse:
+        """Run the miner in the server (which owns the store): ``{"since": ..., "remine": false}``."""
+        body = await _bounded_body(request, MAX_API_BODY_BYTES)
+        try:
+            options = json.loads(body or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
+        if not isinstance(options, dict) or set(options) - {"since", "remine"}:
+            return JSONResponse({"error": "the body is a JSON object with optional keys since and remine"}, 400)
+        from tracemill.deps import require
+        from tracemill.errors import MissingDependencyError
+
+        try:
+            require("sklearn", extra="miner", feature="Mining in the server")
+        except MissingDependencyError as exc:
+            return JSONResponse({"error": str(exc)}, 501)
+
+        def run() -> dict[str, Any]:
+            from tracemill.miner import mine as mine_store
+
+            result = mine_store(server.link.get(), since=options.get("since"), remine=bool(options.get("remine")))
+            return result.to_dict()
+
+        return await _answer(run)
 
     return [
         Route("/", health, methods=["GET"]),
@@ -133,6 +159,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
         Route("/api/feedback/conflicts", feedback_conflicts, methods=["GET"]),
         Route("/api/flags", flags, methods=["GET"]),
         Route("/api/exports/{kind}", exports, methods=["GET"]),
+        Route("/api/mine", mine, methods=["POST"]),
     ]
 
 

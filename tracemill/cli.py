@@ -274,6 +274,14 @@ from tracemill.cli_feedback import register as _register_feedback  # noqa: E402 
 
 _register_feedback(app, cli_errors=cli_errors, console=console)
 
+from tracemill.cli_mine import register as _register_mine  # noqa: E402 - registers on the app defined above
+
+_register_mine(app, cli_errors=cli_errors, console=console, err_console=err_console)
+
+from tracemill.cli_train import register as _register_train  # noqa: E402  (commands in their own modules)
+
+_register_train(app)
+
 
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""

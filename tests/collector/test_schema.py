@@ -38,7 +38,7 @@ EXPORTER_COLUMNS = [
 ]
 
 FLAG_COLUMNS = [
-    "RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Severity",
+    "RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Kind", "Severity",
     "Confidence", "Evidence", "CreatedAt",
 ]  # fmt: skip
 
@@ -137,6 +137,11 @@ def test_feedback_and_flags_tables_have_replacing_keys(store):
     flags = _table(store, "tracemill_flags")
     assert flags["sorting_key"] == "TraceId, Detector, SpanId"
     assert [c[0] for c in _columns(store, "tracemill_flags")] == FLAG_COLUMNS
+    scores = _table(store, "tracemill_trace_scores")
+    assert (scores["engine"], scores["sorting_key"]) == ("ReplacingMergeTree", "TraceId")
+    assert [c[0] for c in _columns(store, "tracemill_trace_scores")][:4] == [
+        "TraceId", "ModelVersion", "FailureProbability", "CreatedAt"
+    ]
 
 
 def test_new_store_records_every_migration_once(store):
@@ -310,11 +315,13 @@ def test_flags_keep_one_row_per_trace_detector_span_from_the_latest_run(store):
     names = FLAG_COLUMNS
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     store.insert(
-        "tracemill_flags", [["r1", "0.1", "t1", "s1", "loop", "1", "loop", "high", 0.7, "3 repeats", t0]], names
+        "tracemill_flags",
+        [["r1", "0.1", "t1", "s1", "loop", "1", "failure", "loop", "high", 0.7, "3 repeats", t0]],
+        names,
     )
     store.insert(
         "tracemill_flags",
-        [["r2", "0.1", "t1", "s1", "loop", "1", "loop", "high", 0.9, "4 repeats", t0 + timedelta(minutes=1)]],
+        [["r2", "0.1", "t1", "s1", "loop", "1", "failure", "loop", "high", 0.9, "4 repeats", t0 + timedelta(1 / 1440)]],
         names,
     )
     rows = store.query("SELECT RunId, Confidence, Evidence FROM tracemill_flags FINAL").result_rows

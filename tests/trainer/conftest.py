@@ -2,7 +2,8 @@
 
 The agent runs through the public tracing API (``tracemill.run``, ``@tracemill.agent``,
 ``@tracemill.tool``, ``tracemill.llm_call`` with tool definitions), its spans go into the store
-through the store exporter, and the tests give feedback on them and export datasets.
+through the store exporter, and the tests give feedback on them and export datasets. The training tests
+start from ``tiny_model``, built once per session from the texts of the exports in ``trainer_exports``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,12 @@ import tracemill
 from tracemill.collector.exporter import StoreSpanExporter
 from tracemill.collector.store import Store
 from tracemill.tracer.causality import TOOL_CALLS
+from tracemill.trainer.tiny import build_tiny_model
+
+# The helper modules next to this file (export writer, traced agent) are imported by name.
+sys.path.insert(0, str(Path(__file__).parent))
+
+import trainer_exports
 
 _counter = itertools.count()
 
@@ -128,3 +136,8 @@ def agent(store: Store) -> Iterator[Agent]:
     finally:
         tracemill.shutdown()
         TOOL_CALLS.clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), trainer_exports.texts(), seed=0)

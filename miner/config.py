@@ -1,0 +1,55 @@
+"""The miner's settings, each documented once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracemill.errors import ConfigError
+
+__all__ = ["MINER_VERSION", "MinerConfig"]
+
+MINER_VERSION = "1"
+"""Written with every flag; bump when detector semantics change in a way readers should know."""
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Thresholds of the detectors and the scorer. The defaults suit agents of a few to a few dozen steps."""
+
+    loop_min_repeats: int = 3
+    """The same tool with the same arguments this many times in one run is a loop."""
+    min_peers: int = 8
+    """Peer comparisons (excess steps, tokens, time; latency outliers) need at least this many runs in the group."""
+    excess_z: float = 3.5
+    """Robust z-score (median/MAD) above which a run uses far more than its peers (near-miss)."""
+    excess_ratio: float = 1.5
+    """...and at least this multiple of the peers' median."""
+    min_excess_s: float = 1.0
+    """A run is slow against its peers only when it also takes this many seconds more than their median
+    (sub-second differences are scheduling noise, not agent behaviour)."""
+    latency_z: float = 6.0
+    """Robust z-score of a run's duration above which it is a latency outlier (failure)."""
+    latency_ratio: float = 3.0
+    """...and at least this multiple of the peers' median duration."""
+    outcome_threshold: float = 0.5
+    """A reward or score below this is a failure."""
+    near_threshold_margin: float = 0.1
+    """A reward or score in [threshold, threshold + margin) is a near-miss."""
+    min_labels: int = 20
+    """The supervised scorer needs this many traces with outcome feedback..."""
+    min_per_class: int = 5
+    """...with at least this many failures and this many successes, in at least 3 task groups."""
+    min_model_auroc: float = 0.7
+    """The scorer flags traces (``outcome_model``) only when its cross-validated AUROC reaches this."""
+    cv_folds: int = 5
+    """Folds of the grouped cross-validation (fewer when there are fewer groups)."""
+
+    def __post_init__(self) -> None:
+        if self.loop_min_repeats < 2:
+            raise ConfigError(f"loop_min_repeats must be 2 or more (got {self.loop_min_repeats})")
+        if self.min_peers < 3:
+            raise ConfigError(f"min_peers must be 3 or more (got {self.min_peers})")
+        if not 0.0 < self.outcome_threshold < 1.0:
+            raise ConfigError(f"outcome_threshold must be between 0 and 1 (got {self.outcome_threshold})")
+        if self.cv_folds < 2:
+            raise ConfigError(f"cv_folds must be 2 or more (got {self.cv_folds})")

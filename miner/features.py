@@ -1,0 +1,155 @@
+"""Which traces a run mines, and their features as columns (one row per trace).
+
+The features come from :func:`tracemill.miner.sql.features_sql`: one query, grouped by trace inside
+ClickHouse. The only other reads are the distinct tool definitions (a handful of JSON schemas,
+turned into a SQL check so invalid tool arguments are found in the same query) and the
+traces' feedback, joined in that query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tracemill.collector.schema import FEEDBACK_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
+from tracemill.miner.sql import _q, features_sql
+
+if TYPE_CHECKING:
+    from tracemill.collector.store import Store
+
+__all__ = ["Frame", "candidate_condition", "load_features", "tool_schema_check"]
+
+_MAX_DEFINITIONS = 500
+_JSON_TYPES = {
+    "string": ("String",), "integer": ("Int64", "UInt64"), "number": ("Int64", "UInt64", "Double"),
+    "boolean": ("Bool",), "array": ("Array",), "object": ("Object",), "null": ("Null",),
+}  # fmt: skip
+
+
+@dataclass
+class Frame:
+    """Feature columns of the traces of one run: ``frame["tool_errors"][i]`` is trace ``i``'s value."""
+
+    columns: dict[str, list[Any]]
+    _groups: list[str] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.columns.get("trace_id", ()))
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return self.columns[name]
+
+    def row(self, index: int) -> dict[str, Any]:
+        return {name: values[index] for name, values in self.columns.items()}
+
+    def peer_group(self, index: int) -> str:
+        """Runs of the same task, else of the same agent (root span name, agent, service), are peers."""
+        if self._groups is None:
+            c = self.columns
+            self._groups = [
+                "task:" + task if task else f"agent:{root}|{agent}|{service}"
+                for task, root, agent, service in zip(c["task_id"], c["root_name"], c["agent_name"], c["service"],
+                                                      strict=True)
+            ]
+        return self._groups[index]
+
+
+def candidate_condition(store: Store, *, since_s: float | None, remine: bool) -> tuple[str, dict[str, Any], bool]:
+    """The WHERE condition on ``otel_traces`` selecting the traces this run mines.
+
+    Without ``since``: traces with no score yet (every mined trace gets one), traces whose feedback
+    changed after they were mined, and traces with outcome feedback (the scorer trains on them).
+    With ``since``: every trace with a span at or after it, mined before or not. The third value says
+    whether nothing was mined before (so no earlier flags can need replacing).
+    """
+    params: dict[str, Any] = {}
+    mined = store.query(f"SELECT count(), max(CreatedAt) FROM {TRACE_SCORES_TABLE}").result_rows[0]
+    fresh = not mined[0]
+    if since_s is not None:
+        params["since_ns"] = int(since_s * 1e9)
+        return (
+            f"TraceId IN (SELECT DISTINCT TraceId FROM {SPANS_TABLE} "
+            "WHERE Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64}))",
+            params,
+            fresh,
+        )
+    if remine or fresh:
+        return "1", params, fresh
+    params["mined_at"] = mined[1]
+    return (
+        f"(TraceId NOT IN (SELECT TraceId FROM {TRACE_SCORES_TABLE}) "
+        # Without FINAL, so a tombstone (withdrawn feedback) counts as a change too.
+        f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} WHERE UpdatedAt > {{mined_at:DateTime64(6)}}) "
+        f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} FINAL WHERE Kind = 'outcome' AND IsDeleted = 0))",
+        params,
+        fresh,
+    )
+
+
+def tool_schema_check(definitions: Sequence[str]) -> str:
+    """A SQL condition on ``tool`` and ``args`` that is true when the arguments are not JSON, or break
+    every recorded definition of that tool (a required key missing, a value of the wrong type, a
+    key the schema does not allow)."""
+    schemas: dict[str, list[dict[str, Any]]] = {}
+    for raw in definitions:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            continue
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            if not isinstance(item, dict):
+                continue
+            inner = item.get("function")
+            function: dict[str, Any] = inner if isinstance(inner, dict) else item
+            name, parameters = function.get("name"), function.get("parameters") or function.get("input_schema")
+            if not isinstance(name, str) or not isinstance(parameters, dict):
+                continue
+            if parameters.get("type", "object") == "object" and parameters not in schemas.setdefault(name, []):
+                schemas[name].append(parameters)
+    not_json = r"(match(args, '^\s*[\[{]') AND NOT isValidJSON(args))"
+    if not schemas:
+        return not_json
+    branches = []
+    for name, options in sorted(schemas.items()):
+        fits = " OR ".join(_fits(schema) for schema in options)
+        branches.append(f"tool = {_q(name)}, NOT ({fits})")
+    return f"{not_json} OR multiIf({', '.join(branches)}, 0)"
+
+
+def _fits(schema: dict[str, Any]) -> str:
+    conditions = ["isValidJSON(args)", "JSONType(args) = 'Object'"]
+    found = schema.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
+    required = [k for k in schema.get("required") or [] if isinstance(k, str)]
+    if required:
+        conditions.append(f"hasAll(JSONExtractKeys(args), [{', '.join(map(_q, required))}])")
+    if schema.get("additionalProperties") is False:
+        allowed = ", ".join(map(_q, properties)) or "''"
+        conditions.append(f"hasAll([{allowed}], JSONExtractKeys(args))")
+    for key, spec in properties.items():
+        kinds = spec.get("type") if isinstance(spec, dict) else None
+        kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+        types = sorted({t for kind in kinds for t in _JSON_TYPES.get(kind, ())})
+        if types:
+            allowed_types = ", ".join(map(_q, types))
+            conditions.append(f"(NOT JSONHas(args, {_q(key)}) OR JSONType(args, {_q(key)}) IN ({allowed_types}))")
+    return "(" + " AND ".join(conditions) + ")"
+
+
+def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int) -> Frame:
+    """Run the feature query over the traces selected by ``where``."""
+    definitions = [
+        row[0]
+        for row in store.query(
+            f"SELECT any(d) FROM (SELECT SpanAttributes['gen_ai.tool.definitions'] AS d FROM {SPANS_TABLE} "
+            f"WHERE TraceId != '' AND {where} AND d != '') GROUP BY cityHash64(d) LIMIT {_MAX_DEFINITIONS}",
+            params,
+        ).result_rows
+    ]
+    sql = features_sql(where=where, bad_args_check=tool_schema_check(definitions))
+    result = store.query(sql, {**params, "loop_min": loop_min})
+    if not result.result_columns:
+        return Frame({name: [] for name in result.column_names})
+    return Frame({name: list(values) for name, values in zip(result.column_names, result.result_columns, strict=True)})

@@ -1,0 +1,224 @@
+"""One mining run: select traces, compute features in ClickHouse, detect, localize, score, group, write.
+
+Incremental and idempotent: a run mines the traces that have no row in ``tracemill_trace_scores``
+yet (every mined trace gets one), those whose feedback changed since, and the labelled ones the
+scorer trains on; ``since`` mines every trace with a span after that time instead. Flags land in
+``tracemill_flags``, keyed (TraceId, Detector, SpanId) in a ReplacingMergeTree, and a re-mined
+trace's earlier flags are deleted first, so mining again never duplicates a flag.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from tracemill.collector.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
+from tracemill.miner.config import MINER_VERSION, MinerConfig
+from tracemill.miner.detectors import Context, Flag, detect
+from tracemill.miner.features import Frame, candidate_condition, load_features
+from tracemill.miner.peers import PeerStats
+from tracemill.miner.result import MineResult
+from tracemill.miner.sql import span_columns
+from tracemill.miner.taxonomy import Message, build_taxonomy
+
+if TYPE_CHECKING:
+    from tracemill.collector.store import Store
+
+__all__ = ["Progress", "mine_store"]
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while a run advances."""
+
+STAGES = ("select", "features", "detect", "localize", "score", "taxonomy", "write", "regressions")
+
+_FLAG_COLUMNS = ("RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Kind",
+                 "Severity", "Confidence", "Evidence", "CreatedAt")  # fmt: skip
+_SCORE_COLUMNS = ("TraceId", "ModelVersion", "FailureProbability", "CreatedAt", "PeerGroup", "Steps", "Tokens",
+                  "DurationS")  # fmt: skip
+
+
+def mine_store(
+    store: Store,
+    *,
+    since: str | float | None = None,
+    config: MinerConfig | None = None,
+    remine: bool = False,
+    progress: Progress | None = None,
+) -> MineResult:
+    """Mine ``store``; see :func:`tracemill.mine`."""
+    from tracemill.collector.api import parse_since
+
+    config = config or MinerConfig()
+    started = time.perf_counter()
+    result = MineResult(run_id=uuid.uuid4().hex[:16], miner_version=MINER_VERSION)
+    clock = _Clock(result, progress)
+
+    since_s = None if since is None else parse_since(since)
+    where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine)
+    clock.done("select")
+
+    frame = load_features(store, where, params, loop_min=config.loop_min_repeats)
+    result.traces = len(frame)
+    clock.done("features")
+    if not len(frame):
+        result.regressions = _regressions(store)
+        result.duration_s = round(time.perf_counter() - started, 3)
+        return result
+
+    result.spans = int(sum(frame["spans"]))
+    peers = _peers(store, frame, config, full=where == "1")
+    ctx = Context(frame=frame, config=config, peers=peers)
+    flags = detect(ctx)
+    clock.done("detect")
+
+    flags = _localize_excess(store, frame, flags, peers)
+    clock.done("localize")
+
+    from tracemill.miner.scorer import score_traces
+
+    scored = score_traces(frame, config, flags)
+    flags += scored.flags
+    result.scorer = scored.report
+    clock.done("score")
+
+    result.flags = flags
+    result.summarize()
+    result.taxonomy = build_taxonomy(_messages(frame, flags))
+    clock.done("taxonomy")
+
+    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
+    result.top_steps = _top_steps(store, result.run_id)
+    clock.done("write")
+
+    if where == "1":  # every trace was mined now: the frame and the flags hold all the report needs
+        from tracemill.miner.regressions import report_from_traces
+
+        failed = {f.trace_id for f in flags if f.category == "failure"}
+        near = {f.trace_id for f in flags if f.category == "near_miss"}
+        result.regressions = report_from_traces(
+            (v or "(none)", s, t in failed, t in near)
+            for t, v, s in zip(frame["trace_id"], frame["version"], frame["start_s"], strict=True)
+        )
+    else:
+        result.regressions = _regressions(store)
+    clock.done("regressions")
+    result.duration_s = round(time.perf_counter() - started, 3)
+    return result
+
+
+class _Clock:
+    def __init__(self, result: MineResult, progress: Progress | None) -> None:
+        self.result, self.progress, self.last = result, progress, time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.result.timings[stage] = round(now - self.last, 3)
+        self.last = now
+        if self.progress is not None:
+            self.progress(stage, STAGES.index(stage) + 1, len(STAGES))
+
+
+def _peers(store: Store, frame: Frame, config: MinerConfig, *, full: bool) -> PeerStats:
+    """Peer statistics over this run's traces and, unless every trace is being mined, the earlier ones."""
+    stats = PeerStats(config.min_peers)
+    for i in range(len(frame)):
+        stats.add(frame.peer_group(i), frame["llm_calls"][i] + frame["tool_calls"][i], frame["tokens"][i],
+                  frame["duration_s"][i])
+    if not full:
+        mine = set(frame["trace_id"])
+        rows = store.query(
+            f"SELECT TraceId, PeerGroup, Steps, Tokens, DurationS FROM {TRACE_SCORES_TABLE} FINAL"
+        ).result_rows
+        stats.add_many(row[1:] for row in rows if row[0] not in mine)
+    return stats.finish()
+
+
+def _localize_excess(store: Store, frame: Frame, flags: list[Flag], peers: PeerStats) -> list[Flag]:
+    """Point excess-steps flags at the first step beyond the peers' median step count."""
+    wanted = [f for f in flags if f.kind == "excess_steps"]
+    if not wanted:
+        return flags
+    rows = store.query(
+        f"SELECT TraceId, arrayMap(x -> x.2, arraySort(groupArray((start_ns, SpanId)))) FROM "
+        f"(SELECT {span_columns('0')} FROM {SPANS_TABLE} WHERE TraceId IN {{ids:Array(String)}}) "
+        "WHERE is_llm OR is_tool GROUP BY TraceId",
+        {"ids": sorted({f.trace_id for f in wanted})},
+    ).result_rows
+    steps: dict[str, list[str]] = {row[0]: row[1] for row in rows}
+    index = {trace: i for i, trace in enumerate(frame["trace_id"])}
+    out = []
+    for flag in flags:
+        if flag.kind == "excess_steps" and steps.get(flag.trace_id):
+            _, median = peers.score(frame.peer_group(index[flag.trace_id]), "steps", 0)
+            ordered = steps[flag.trace_id]
+            flag = replace(flag, span_id=ordered[min(len(ordered) - 1, int(median))])
+        out.append(flag)
+    return out
+
+
+def _messages(frame: Frame, flags: list[Flag]) -> list[Message]:
+    """The error message behind each failed trace, for the taxonomy."""
+    index = {trace: i for i, trace in enumerate(frame["trace_id"])}
+    first: dict[str, Flag] = {}
+    for flag in flags:
+        if flag.category == "failure":
+            first.setdefault(flag.trace_id, flag)
+    out = []
+    for trace, flag in first.items():
+        i = index[trace]
+        text = (frame["first_tool_error_text"][i] or frame["first_llm_error_text"][i] or frame["first_error_text"][i]
+                or frame["root_error_text"][i])
+        if text:
+            out.append(Message(trace, text, frame["first_tool_error_tool"][i], flag.detector))
+    return out
+
+
+def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, model_version: str, *,
+           replace_old: bool) -> None:
+    now = datetime.now(timezone.utc)
+    if replace_old:
+        # A re-mined trace's flags are this run's: drop what earlier runs said about it.
+        store.command(
+            f"DELETE FROM {FLAGS_TABLE} WHERE TraceId IN {{ids:Array(String)}} AND RunId != {{run:String}}",
+            {"ids": list(frame["trace_id"]), "run": result.run_id},
+        )
+    if result.flags:
+        flags = result.flags
+        columns: list[list[Any]] = [
+            [result.run_id] * len(flags), [result.miner_version] * len(flags), [f.trace_id for f in flags],
+            [f.span_id for f in flags], [f.detector for f in flags], [f.detector_version for f in flags],
+            [f.category for f in flags], [f.kind for f in flags], [f.severity for f in flags],
+            [float(f.confidence) for f in flags], [f.evidence for f in flags], [now] * len(flags),
+        ]  # fmt: skip
+        store.insert(FLAGS_TABLE, columns, _FLAG_COLUMNS, column_oriented=True)
+    n = len(frame)
+    scores: list[list[Any]] = [
+        list(frame["trace_id"]), [model_version] * n, [float(p) for p in probabilities], [now] * n,
+        [frame.peer_group(i) for i in range(n)],
+        [int(a + b) for a, b in zip(frame["llm_calls"], frame["tool_calls"], strict=True)],
+        [int(t) for t in frame["tokens"]], [float(d) for d in frame["duration_s"]],
+    ]  # fmt: skip
+    store.insert(TRACE_SCORES_TABLE, scores, _SCORE_COLUMNS, column_oriented=True)
+
+
+def _top_steps(store: Store, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    rows = store.query(
+        f"SELECT s.SpanName, count() AS n, groupUniqArray(f.Detector) FROM {SPANS_TABLE} AS s "
+        f"INNER JOIN (SELECT TraceId, SpanId, Detector FROM {FLAGS_TABLE} WHERE RunId = {{run:String}}) AS f "
+        "ON s.TraceId = f.TraceId AND s.SpanId = f.SpanId "
+        f"WHERE s.TraceId IN (SELECT TraceId FROM {FLAGS_TABLE} WHERE RunId = {{run:String}}) "
+        "GROUP BY s.SpanName ORDER BY n DESC, s.SpanName LIMIT {limit:UInt32}",
+        {"run": run_id, "limit": limit},
+    ).result_rows
+    return [{"span_name": name, "count": n, "detectors": sorted(detectors)} for name, n, detectors in rows]
+
+
+def _regressions(store: Store) -> dict[str, Any]:
+    from tracemill.miner.regressions import version_report
+
+    return version_report(store)
+

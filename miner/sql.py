@@ -1,0 +1,226 @@
+"""Per-trace features, computed inside ClickHouse in one GROUP BY TraceId query.
+
+Every expression reads the OTel GenAI conventions first and falls back on what other
+instrumentations write (span-name prefixes, OpenInference attributes), so the miner works on
+traces from the plain OTel SDK, OpenLLMetry, OpenInference or the official collector, not only on
+tracemill's. The query returns one row per trace with counts, the first failing span of each kind
+(the decisive-span candidates), the tool sequence and its repetitions, cost, the final output and the
+trace's feedback, so nothing span-level is pulled into Python.
+"""
+
+from __future__ import annotations
+
+from tracemill.collector.schema import FEEDBACK_TABLE, SPANS_TABLE
+
+__all__ = ["GIVE_UP_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
+
+A = "SpanAttributes"
+
+RESULT_ERROR_PATTERN = (
+    r"(?i)^\s*\"?\s*(error|exception|failed|failure)\b"
+    r"|\"(error|err|exception|error_message)\"\s*:\s*[^n\s]"
+    r"|\"status\"\s*:\s*\"(error|failed|failure)\""
+    r"|\"success\"\s*:\s*false"
+    r"|\bnot found\b|\binvalid\b|traceback \(most recent call last\)|\bpermission denied\b"
+    r"|\b[45]\d\d (client|server) error\b"
+)
+"""A tool result that reports a failure in its text, with the span status left unset."""
+
+GIVE_UP_PATTERN = (
+    r"(?i)\bi (cannot|can't|can not|am unable to|'m unable to|am not able to|could not|couldn't|was unable to"
+    r"|wasn't able to) (help|assist|complete|do|find|finish|answer|fulfil|fulfill|process|provide|continue)"
+    r"|\bunable to (complete|help|assist|finish|continue)\b|\bgave up\b|\bgiving up\b"
+    r"|\bmax(imum)? (number of )?(iterations|steps|turns)\b|\biteration limit\b|\bstopped due to\b"
+    r"|\b(escalat\w*|hand(ing|ed)?[ -]?off|transfer(ring|red)?|forward(ing|ed)?)( this| you| it| the \w+)?"
+    r" to an? (human|person|live agent|support|operator)"
+    r"|\bhuman (agent|review|operator)\b"
+)
+"""A final answer that gives up: a refusal, "cannot help", an iteration limit, a hand-off to a human."""
+
+TIMEOUT_PATTERN = r"(?i)time[d]?[ _-]?out|deadline exceeded"
+
+_ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
+
+
+def _q(pattern: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + pattern.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def span_columns(bad_args_check: str) -> str:
+    """The per-span derived columns the aggregate reads (``bad_args_check`` is the tool-schema check)."""
+    oi_kind = f"{A}['openinference.span.kind']"
+    return f"""
+        TraceId, SpanId, ParentSpanId, SpanName, ServiceName, Timestamp AS ts,
+        toUnixTimestamp64Nano(Timestamp) AS start_ns, start_ns + Duration AS end_ns, Duration AS dur,
+        multiIf(GenAiOperation != '', GenAiOperation,
+                startsWith(SpanName, 'execute_tool '), 'execute_tool',
+                match(SpanName, '^(chat|text_completion|generate_content) '), 'chat',
+                {oi_kind} = 'LLM', 'chat', {oi_kind} = 'TOOL', 'execute_tool',
+                {oi_kind} = 'AGENT' OR startsWith(SpanName, 'invoke_agent '), 'invoke_agent',
+                '') AS op,
+        op IN ('chat', 'text_completion', 'generate_content') AS is_llm,
+        op = 'execute_tool' AS is_tool,
+        if(is_tool, multiIf(ToolName != '', ToolName, {A}['tool.name'] != '', {A}['tool.name'],
+                            startsWith(SpanName, 'execute_tool '), substring(SpanName, 14), SpanName), '') AS tool,
+        if(is_tool, if({A}['gen_ai.tool.call.arguments'] != '', {A}['gen_ai.tool.call.arguments'],
+                       {A}['input.value']), '') AS args,
+        if(is_tool, multiIf({A}['gen_ai.tool.call.result'] != '', {A}['gen_ai.tool.call.result'],
+                            {A}['output.value'] != '', {A}['output.value'], {A}['tracemill.output']), '') AS result,
+        {_ERROR_STATUS} AS status_error,
+        arrayStringConcat(arrayFilter(x -> x != '', arrayMap((n, at) -> if(n = 'exception',
+            concat(at['exception.type'], ': ', at['exception.message']), ''), Events.Name, Events.Attributes)), '; ')
+            AS exception_text,
+        status_error OR exception_text != '' AS span_error,
+        if(span_error, trimBoth(concat(StatusMessage,
+                                       if(StatusMessage = '' AND exception_text != '', exception_text, ''),
+                                       if(StatusMessage = '' AND exception_text = '', {A}['error.type'], ''))), '')
+            AS error_text,
+        if(is_tool AND NOT span_error, match(result, {_q(RESULT_ERROR_PATTERN)}), 0) AS result_error,
+        is_tool AND (span_error OR result_error) AS tool_failed,
+        is_llm AND (span_error OR position(finish_reasons, '"error"') > 0) AS llm_failed,
+        if(span_error, match(concat(error_text, ' ', {A}['error.type']), {_q(TIMEOUT_PATTERN)}), 0) AS timed_out,
+        if(is_tool AND args != '' AND NOT span_error, {bad_args_check}, 0) AS bad_args,
+        if(length(Links.SpanId) > 0, Links.SpanId[1], '') AS link_span,
+        InputTokens + OutputTokens + if(is_llm AND InputTokens + OutputTokens = 0,
+            toUInt64OrZero({A}['llm.token_count.prompt']) + toUInt64OrZero({A}['llm.token_count.completion']), 0)
+            AS tokens,
+        ParentSpanId = '' AS is_root,
+        if(is_llm, if({A}['gen_ai.output.messages'] != '', {A}['gen_ai.output.messages'], {A}['output.value']), '')
+            AS llm_output,
+        if(is_llm, {A}['gen_ai.response.finish_reasons'], '') AS finish_reasons,
+        if(is_root, multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'],
+                            {A}['output.value'] != '', {A}['output.value'], ''), '') AS root_output,
+        TaskId AS task_id,
+        AgentName AS agent_name,
+        if(is_root OR op = 'invoke_agent',
+           multiIf(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
+                   {A}['gen_ai.agent.version']), '') AS version"""
+
+
+def _depth_expr(levels: int = 6) -> str:
+    """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span."""
+    parts = ["arrayMap(p -> p, parents)"]
+    for _ in range(levels - 1):
+        parts.append(f"arrayMap(p -> parent_of[p], {parts[-1]})")
+    return "1 + " + " + ".join(f"arrayExists(p -> p != '', {level})" for level in parts)
+
+
+def features_sql(*, where: str, bad_args_check: str = "0") -> str:
+    """The per-trace feature query over the spans selected by ``where``, joined with their feedback."""
+    empty_final = "('', 'null', '\"\"', '[]', '{}')"
+    return f"""
+WITH
+    arrayMap(x -> x.4, tool_steps) AS call_keys,
+    arrayEnumerateUniq(call_keys) AS occurrences,
+    arrayMap(x -> x.4, arrayFilter(x -> x.5, tool_steps)) AS failed_keys
+SELECT
+    t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
+    bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
+    service, version, start_s,
+    first_error_span, first_error_text,
+    first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
+    first_llm_error_span, first_llm_error_text, first_llm_error_end,
+    first_timeout_span, first_timeout_text,
+    if(bad_args_link != '', bad_args_link, arrayLast(x -> x.1 <= bad_args_start, llm_steps).2) AS bad_args_decision,
+    bad_args_span, bad_args_tool, bad_args_text,
+    last_llm_span, last_finish_reasons, slowest_step,
+    tool_errors > 0 AND arrayExists(x -> x.3 = first_tool_error_tool AND NOT x.5 AND x.1 > first_tool_error_start,
+                                    tool_steps) AS tool_recovered,
+    llm_errors > 0 AND last_llm_end > first_llm_error_end AND NOT last_llm_failed AS llm_recovered,
+    multiIf(trimBoth(root_output) NOT IN {empty_final}, root_output,
+            isValidJSON(last_llm_output) AND JSONType(last_llm_output) = 'Array',
+            arrayStringConcat(arrayMap(p -> JSONExtractString(p, 'content'),
+                arrayFilter(p -> JSONExtractString(p, 'type') = 'text',
+                    arrayFlatten(arrayMap(m -> JSONExtractArrayRaw(m, 'parts'),
+                                          JSONExtractArrayRaw(last_llm_output))))),
+                ' '),
+            last_llm_output) AS final_text,
+    substring(final_text, 1, 1000) AS final_output,
+    trimBoth(final_text) IN {empty_final} AS final_empty,
+    match(final_text, {_q(GIVE_UP_PATTERN)}) AS final_gives_up,
+    arrayStringConcat(arrayMap(x -> x.3, tool_steps), ' ') AS tool_sequence,
+    if(empty(occurrences), 0, arrayMax(occurrences)) AS max_repeats,
+    arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).2
+        AS loop_span,
+    arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).3
+        AS loop_tool,
+    arrayCount((x, o) -> o >= 2 AND has(failed_keys, x.4), tool_steps, occurrences) AS retries,
+    arrayFirst((x, o) -> o = 1 AND x.5 AND countEqual(call_keys, x.4) >= 2, tool_steps, occurrences).2 AS retry_span,
+    {_depth_expr()} AS depth,
+    fb.outcome_label, fb.outcome_score, fb.has_outcome, fb.min_score, fb.scores, fb.bad_labels, fb.bad_label_span,
+    fb.corrections, fb.correction_span
+FROM (
+    SELECT
+        TraceId,
+        count() AS spans,
+        countIf(is_llm) AS llm_calls,
+        countIf(is_tool) AS tool_calls,
+        countIf(span_error) AS errors,
+        countIf(tool_failed) AS tool_errors,
+        countIf(result_error) AS result_errors,
+        countIf(llm_failed) AS llm_errors,
+        countIf(timed_out) AS timeouts,
+        countIf(bad_args) AS bad_args_calls,
+        sum(tokens) AS tokens,
+        (max(end_ns) - min(start_ns)) / 1e9 AS duration_s,
+        min(start_ns) / 1e9 AS start_s,
+        if(countIf(is_root) > 0, argMinIf(SpanId, start_ns, is_root), argMin(SpanId, start_ns)) AS root_span,
+        if(countIf(is_root) > 0, argMinIf(SpanName, start_ns, is_root), argMin(SpanName, start_ns)) AS root_name,
+        maxIf(span_error, is_root) AS root_error,
+        argMinIf(error_text, start_ns, is_root) AS root_error_text,
+        argMinIf(root_output, start_ns, is_root) AS root_output,
+        anyIf(task_id, task_id != '') AS task_id,
+        anyIf(agent_name, agent_name != '') AS agent_name,
+        argMin(ServiceName, start_ns) AS service,
+        anyIf(version, version != '') AS version,
+        argMinIf(SpanId, end_ns, span_error) AS first_error_span,
+        argMinIf(error_text, end_ns, span_error) AS first_error_text,
+        argMinIf(SpanId, end_ns, tool_failed) AS first_tool_error_span,
+        argMinIf(if(result_error, substring(result, 1, 500), error_text), end_ns, tool_failed) AS first_tool_error_text,
+        argMinIf(tool, end_ns, tool_failed) AS first_tool_error_tool,
+        argMinIf(start_ns, end_ns, tool_failed) AS first_tool_error_start,
+        minIf(end_ns, tool_failed) AS first_tool_error_end,
+        argMinIf(SpanId, end_ns, llm_failed) AS first_llm_error_span,
+        argMinIf(error_text, end_ns, llm_failed) AS first_llm_error_text,
+        minIf(end_ns, llm_failed) AS first_llm_error_end,
+        argMinIf(SpanId, end_ns, timed_out) AS first_timeout_span,
+        argMinIf(error_text, end_ns, timed_out) AS first_timeout_text,
+        argMinIf(SpanId, start_ns, bad_args) AS bad_args_span,
+        argMinIf(link_span, start_ns, bad_args) AS bad_args_link,
+        minIf(start_ns, bad_args) AS bad_args_start,
+        argMinIf(tool, start_ns, bad_args) AS bad_args_tool,
+        argMinIf(substring(args, 1, 300), start_ns, bad_args) AS bad_args_text,
+        argMaxIf(SpanId, end_ns, is_llm) AS last_llm_span,
+        argMaxIf(llm_failed, end_ns, is_llm) AS last_llm_failed,
+        maxIf(end_ns, is_llm) AS last_llm_end,
+        argMaxIf(llm_output, end_ns, is_llm) AS last_llm_output,
+        argMaxIf(finish_reasons, end_ns, is_llm) AS last_finish_reasons,
+        argMaxIf(SpanId, dur, is_llm OR is_tool) AS slowest_step,
+        arraySort(groupArrayIf((start_ns, SpanId), is_llm)) AS llm_steps,
+        arraySort(groupArrayIf((start_ns, SpanId, tool, cityHash64(tool, args), tool_failed), is_tool)) AS tool_steps,
+        groupArray(ParentSpanId) AS parents,
+        mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS parent_of
+    FROM (SELECT {span_columns(bad_args_check)} FROM {SPANS_TABLE} WHERE TraceId != '' AND {where})
+    GROUP BY TraceId
+) AS t
+LEFT JOIN (
+    SELECT
+        TraceId,
+        argMaxIf(Label, UpdatedAt, Kind = 'outcome') AS outcome_label,
+        argMaxIf(Score, UpdatedAt, Kind = 'outcome') AS outcome_score,
+        countIf(Kind = 'outcome') AS has_outcome,
+        minIf(Score, Kind = 'score') AS min_score,
+        countIf(Kind = 'score') AS scores,
+        countIf(Kind = 'label' AND Name != 'flag_review'
+                AND lower(Label) IN ('bad', 'thumbs_down', 'negative', 'incorrect')) AS bad_labels,
+        argMinIf(SpanId, UpdatedAt, Kind = 'label' AND Name != 'flag_review'
+                 AND lower(Label) IN ('bad', 'thumbs_down', 'negative', 'incorrect')) AS bad_label_span,
+        countIf(Kind = 'correction') AS corrections,
+        argMinIf(SpanId, UpdatedAt, Kind = 'correction') AS correction_span
+    FROM {FEEDBACK_TABLE} FINAL
+    WHERE IsDeleted = 0
+    GROUP BY TraceId
+) AS fb ON fb.TraceId = t.TraceId
+SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
+"""

@@ -1,0 +1,100 @@
+"""The learned scorer against the rule detectors, and failure rates per agent version."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+import tracemill.miner as miner
+
+
+def _ordered(corpus: Any, task: str, n: int, *, refund_first: bool, rng: random.Random) -> Any:
+    """A clean-looking run: look up then refund (fine), or refund then look up (the outcome fails)."""
+    order = f"A-{rng.randint(100, 999)}"
+    lookup = corpus._call("lookup_order", json.dumps({"order_id": order}), 1, {"status": "delivered"})
+    refund = corpus._call("refund", json.dumps({"order_id": order, "amount": 20.0}), 2, {"refunded": True})
+    steps = (refund + lookup if refund_first else lookup + refund) + [corpus.Step("llm", text="Refund done.")]
+    return corpus.Script("ordered", task, steps, outcome={"success": not refund_first})
+
+
+def _scorer_corpus(corpus: Any) -> tuple[list[Any], list[Any]]:
+    """Outcomes depend on the order of two clean tool calls, which no single rule sees, plus tool errors
+    that the rules do see (most of them failures, some handled fine). Returns (labelled, unlabelled)."""
+    rng = random.Random(7)
+    labelled, unlabelled = [], []
+    for t in range(10):
+        task = f"task-{t + 1}"
+        for n in range(14):
+            if n % 5 == 4:
+                s = corpus.script("tool_result_error", task, rng)
+                s.outcome = {"success": n == 9 and t % 2 == 0}
+            else:
+                s = _ordered(corpus, task, n, refund_first=rng.random() < 0.4, rng=rng)
+            labelled.append(s)
+        for refund_first in (True, False):
+            unlabelled.append(_ordered(corpus, task, 99, refund_first=refund_first, rng=rng))
+            unlabelled[-1].outcome = None
+    return labelled, unlabelled
+
+
+@pytest.fixture(scope="module")
+def scored(new_database: Any, drop_database: Any, corpus: Any) -> Any:
+    store = new_database("scorer_corpus")
+    labelled, unlabelled = _scorer_corpus(corpus)
+    written = corpus.write_with_otel(store, labelled + unlabelled)
+    corpus.record_outcomes(store, written)
+    result = miner.mine(store)
+    yield store, written, result
+    drop_database(store)
+
+
+def test_grouped_cross_validated_scorer_beats_the_rules_where_no_rule_sees_the_cause(scored: Any):
+    _, _, result = scored
+    report = result.scorer
+    assert report["mode"] == "supervised"
+    assert (report["labelled"], report["groups"], report["model"]["folds"]) == (140, 10, 5)
+    model, rules = report["model"], report["rules"]
+    assert model["auroc"] >= 0.9
+    assert rules["auroc"] < 0.75
+    assert model["auroc"] >= rules["auroc"] + 0.2
+    assert model["recall"] > rules["recall"]
+    assert model["brier"] < 0.12
+    assert sum(b["count"] for b in model["reliability"]) == 140
+    assert 0.0 < report["threshold"] < 1.0
+
+
+def test_scorer_flags_unlabelled_runs_above_the_threshold_and_scores_every_trace(scored: Any):
+    store, written, result = scored
+    flagged = {f.trace_id for f in result.flags if f.detector == "outcome_model"}
+    bad = {w.trace_id for w in written if w.script.outcome is None and w.script.steps[0].tool == "refund"}
+    good = {w.trace_id for w in written if w.script.outcome is None and w.script.steps[0].tool == "lookup_order"}
+    assert flagged == bad and not flagged & good
+    rows = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
+    assert len(rows) == len(written)
+    assert min(rows[t] for t in bad) > max(rows[t] for t in good)
+    versions = set(store.query("SELECT DISTINCT ModelVersion FROM tracemill_trace_scores FINAL").result_rows)
+    assert versions == {(report_version := result.scorer["model_version"],)} and report_version.startswith("logreg-")
+
+
+def test_failure_rates_per_version_show_a_significant_regression(new_database: Any, drop_database: Any, corpus: Any):
+    store = new_database("versions")
+    try:
+        rng = random.Random(3)
+        scripts = [corpus.script("tool_exception" if rng.random() < (0.1 if i < 80 else 0.5) else "clean",
+                                 "task-0", rng) for i in range(160)]
+        corpus.write_with_otel(store, scripts, versions=lambda i: "1.0" if i < 80 else "2.0")
+        report = miner.mine(store).regressions
+        from_store = miner.mine(store).regressions  # nothing new: read back from the store's flags and scores
+    finally:
+        drop_database(store)
+    by_version = {v["version"]: v for v in report["versions"]}
+    assert by_version["1.0"]["traces"] == by_version["2.0"]["traces"] == 80
+    assert by_version["2.0"]["failure_rate"] > by_version["1.0"]["failure_rate"]
+    comparison = report["comparison"]
+    assert (comparison["baseline"], comparison["candidate"]) == ("1.0", "2.0")
+    assert comparison["failure"]["worse"] and comparison["failure"]["p_value_fisher"] < 0.001
+    assert not comparison["near_miss"]["significant"]
+    assert from_store == report

@@ -1,0 +1,44 @@
+"""``tracemill mine`` and ``tracemill flags`` through a running server that owns the embedded store."""
+
+from __future__ import annotations
+
+import json
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from typer.testing import CliRunner
+
+from tracemill.cli import app
+
+from .conftest import make_request, start_server
+
+
+def test_mine_and_flags_go_through_the_server(tmp_path, servers):
+    server = start_server(tmp_path / "srv")
+    servers.append(server)
+    request = make_request(20, seed=11)  # two traces of ten spans
+    failing = request.resource_spans[0].scope_spans[0].spans[3]
+    failing.name = "execute_tool search"
+    for key, value in (("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", "search"),
+                       ("gen_ai.tool.call.result", '{"error": "quota exceeded"}')):
+        failing.attributes.append(KeyValue(key=key, value=AnyValue(string_value=value)))
+    assert server.post(request.SerializeToString()).status_code == 200
+    server.wait_inserted(20)
+
+    runner = CliRunner()
+    mined = runner.invoke(app, ["mine", "--server", server.url, "--json"])
+    assert mined.exit_code == 0, mined.output
+    result = json.loads(mined.stdout[mined.stdout.index("{"):])
+    assert (result["traces"], result["spans"]) == (2, 20)
+    tool_flags = [f for f in result["flags"] if f["detector"] == "tool_error"]
+    assert [(f["trace_id"], f["span_id"], f["kind"]) for f in tool_flags] == [
+        (failing.trace_id.hex(), failing.span_id.hex(), "tool_result_error")
+    ]
+    again = runner.invoke(app, ["mine", "--server", server.url, "--json"])
+    assert json.loads(again.stdout[again.stdout.index("{"):])["traces"] == 0
+
+    listed = runner.invoke(app, ["flags", "--server", server.url, "--kind", "tool_result_error", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [f["span_id"] for f in json.loads(listed.stdout)] == [failing.span_id.hex()]
+    refused = server.client.post("/api/mine", json={"since": "whenever"})
+    assert refused.status_code == 400 and "time 'whenever' is not understood" in refused.json()["error"]
+    assert server.client.post("/api/mine", json={"everything": True}).status_code == 400
