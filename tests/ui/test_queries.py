@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tracemill.collector.feedback import record_feedback
+from tracemill.collector.feedback import list_flags, record_feedback
 from tracemill.collector.store import Store
-from tracemill.ui.queries import QueueFilters, neighbour, overview, queue
+from tracemill.ui.queries import QueueFilters, neighbour, overview, queue, sort_key
 from tracemill.ui.trace_data import trace_outline
 
 _counter = itertools.count()
 NOW = datetime.now(timezone.utc)
 SPAN_COLUMNS = ["Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "ServiceName", "SpanAttributes",
                 "Duration", "StatusCode"]
-FLAG_COLUMNS = ["RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Severity",
-                "Confidence", "Evidence", "CreatedAt"]
+FLAG_COLUMNS = ["RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Kind",
+                "Severity", "Confidence", "Evidence", "CreatedAt"]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +63,9 @@ def add_run(store: Store, n: int, *, agent: str, version: str, days_ago: int = 0
 
 
 def flag(store: Store, n: int, detector: str, category: str, severity: str, confidence: float, minutes_ago: int = 0,
-         *, span: int = 2):
+         *, span: int = 2, kind: str = ""):
     span_id = sid(n, span) if span else ""
-    store.insert("tracemill_flags", [["r1", "0", tid(n), span_id, detector, "1", category, severity, confidence,
+    store.insert("tracemill_flags", [["r1", "0", tid(n), span_id, detector, "1", category, kind, severity, confidence,
                                       f"{detector} on run {n}", NOW - timedelta(minutes=minutes_ago)]], FLAG_COLUMNS)
 
 
@@ -80,7 +80,7 @@ def flagged(store: Store) -> Store:
     add_run(store, 2, agent="planner", version="2", days_ago=1)
     add_run(store, 3, agent="booker", version="1")
     add_run(store, 4, agent="booker", version="1")
-    flag(store, 1, "loop", "failure", "medium", 0.9, minutes_ago=30)
+    flag(store, 1, "loop", "failure", "medium", 0.9, minutes_ago=30, kind="tool_result_error")
     flag(store, 2, "tool_error", "failure", "high", 0.5, minutes_ago=20)
     flag(store, 2, "excess_steps", "near_miss", "low", 0.8, minutes_ago=20, span=0)
     flag(store, 3, "excess_steps", "near_miss", "low", 0.3, minutes_ago=10)
@@ -105,7 +105,9 @@ def test_queue_newest_first_orders_by_the_latest_flag(flagged):
 
 
 def test_queue_filters_by_kind_detector_agent_and_version(flagged):
-    assert trace_ids(queue(flagged, QueueFilters(kind="near_miss"))) == [tid(2), tid(3)]
+    assert trace_ids(queue(flagged, QueueFilters(category="near_miss"))) == [tid(2), tid(3)]
+    assert trace_ids(queue(flagged, QueueFilters(kind="tool_result_error"))) == [tid(1)]  # the Kind column
+    assert trace_ids(queue(flagged, QueueFilters(kind="tool_error"))) == [tid(2)]  # no Kind: the detector
     assert trace_ids(queue(flagged, QueueFilters(detector="loop"))) == [tid(1)]
     assert trace_ids(queue(flagged, QueueFilters(agent="booker"))) == [tid(3)]
     assert trace_ids(queue(flagged, QueueFilters(agent="planner", version="1"))) == [tid(1)]
@@ -132,6 +134,15 @@ def test_neighbour_steps_through_the_queue_even_after_the_current_run_left_it(fl
     assert neighbour(flagged, filters, tid(1), "next") == tid(3)
 
 
+def test_neighbour_from_the_key_a_page_saw_follows_the_run_even_after_it_moved(flagged):
+    filters = QueueFilters()
+    flags = [{**f, "review": ""} for f in list_flags(flagged, trace_id=tid(2))]
+    key = sort_key(filters, tid(2), flags)
+    review(flagged, 2, "tool_error")  # run 2 drops to low: it now sorts after run 1
+    assert neighbour(flagged, filters, tid(2), "next", key=key) == tid(1)
+    assert neighbour(flagged, filters, tid(2), "next") == tid(3)
+
+
 def test_a_review_settles_every_flag_on_its_span(flagged):
     flag(flagged, 4, "loop", "failure", "high", 0.9)
     flag(flagged, 4, "tool_error", "failure", "high", 0.8)
@@ -144,10 +155,13 @@ def test_overview_counts_flags_per_day_failure_rate_per_version_and_largest_grou
     numbers = overview(flagged)
     per_day = {(row["day"], row["kind"]): row["flags"] for row in numbers["per_day"]}
     assert sum(per_day.values()) == 4
-    assert per_day[((NOW - timedelta(days=2, minutes=1)).date().isoformat(), "failure")] == 1
+    assert per_day[((NOW - timedelta(days=2, minutes=1)).date().isoformat(), "tool_result_error")] == 1
     versions = {(v["agent"], v["version"]): (v["failed"], v["runs"]) for v in numbers["versions"]}
     assert versions == {("booker", "1"): (0, 2), ("planner", "1"): (1, 1), ("planner", "2"): (1, 1)}
-    assert numbers["groups"][0] == {"kind": "near_miss", "detector": "excess_steps", "flags": 2, "runs": 2}
+    flag(flagged, 4, "loop", "failure", "low", 0.2, kind="tool_result_error")
+    groups = overview(flagged)["groups"]  # failures only, grouped by their evidence with numbers masked
+    assert groups == [{"template": "loop on run <n>", "kind": "tool_result_error", "flags": 2, "runs": 2},
+                      {"template": "tool_error on run <n>", "kind": "tool_error", "flags": 1, "runs": 1}]
 
 
 def test_trace_outline_summarizes_each_span_without_its_content(flagged):

@@ -12,7 +12,7 @@ from tracemill.collector.feedback import list_feedback, list_flags
 from tracemill.errors import ConfigError
 from tracemill.ui import charts
 from tracemill.ui.content import outline_rows, span_view
-from tracemill.ui.queries import SEVERITY_RANK, QueueFilters, neighbour, overview, queue, queue_choices
+from tracemill.ui.queries import SEVERITY_RANK, QueueFilters, neighbour, overview, queue, queue_choices, sort_key
 from tracemill.ui.trace_data import span_details, trace_outline
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def queue_context(store: Store, query: Any) -> dict[str, Any]:
               f"{v['failed']} of {v['runs']} runs failed") for v in numbers["versions"] if v["runs"]],
             percent=True),
         "group_chart": charts.bars(
-            [(f"{g['kind']} · {g['detector']}", g["flags"], f"{g['flags']} flags on {g['runs']} runs")
+            [(g["template"], g["flags"], f"{g['kind']}: {g['template']} ({g['flags']} flags on {g['runs']} runs)")
              for g in numbers["groups"]]),
     }  # fmt: skip
 
@@ -159,8 +159,8 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
         "comparison": comparison,
         "filters": filters,
         "filter_items": filters.query_items(),
-        "next_url": _step_url(filters, full_id, "next"),
-        "prev_url": _step_url(filters, full_id, "prev"),
+        "next_url": _step_url(filters, full_id, "next", sort_key(filters, full_id, flags)),
+        "prev_url": _step_url(filters, full_id, "prev", sort_key(filters, full_id, flags)),
     }
 
 
@@ -186,8 +186,26 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{rest // 1000:06d}Z"
 
 
-def _step_url(filters: QueueFilters, trace_id: str, direction: str) -> str:
-    return "/ui/step?" + urlencode([*filters.query_items(), ("after", trace_id), ("dir", direction)])
+def _step_url(filters: QueueFilters, trace_id: str, direction: str, key: tuple[Any, ...] | None) -> str:
+    """The link to the neighbouring run; it carries this run's place in the queue as the page saw it."""
+    items = [*filters.query_items(), ("after", trace_id), ("dir", direction)]
+    if key is not None:
+        items.append(("key", json.dumps(list(key))))
+    return "/ui/step?" + urlencode(items)
+
+
+def _key(raw: str | None, filters: QueueFilters) -> tuple[Any, ...] | None:
+    """A sort key from a step link, or None (then the run's current place is used)."""
+    if not raw:
+        return None
+    try:
+        key = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"key must be the JSON list a step link carries (got {raw!r})") from None
+    size = 3 if filters.sort == "newest" else 4
+    if not isinstance(key, list) or len(key) != size or not all(isinstance(v, (int, float, str)) for v in key):
+        raise ConfigError(f"key must be a list of {size} values (got {raw!r})")
+    return tuple(key)
 
 
 def step_target(store: Store, query: Any) -> str:
@@ -195,7 +213,7 @@ def step_target(store: Store, query: Any) -> str:
     filters = QueueFilters.from_query(query)
     direction: Literal["next", "prev"] = "prev" if query.get("dir") == "prev" else "next"
     after = query.get("after", "")
-    found = neighbour(store, filters, after, direction) if after else None
+    found = neighbour(store, filters, after, direction, key=_key(query.get("key"), filters)) if after else None
     suffix = urlencode(filters.query_items())
     if found is None:
         return f"/ui/?{suffix}&done={direction}"

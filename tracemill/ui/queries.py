@@ -21,13 +21,15 @@ from tracemill.errors import ConfigError
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
-__all__ = ["SEVERITY_RANK", "QueueFilters", "neighbour", "overview", "queue", "queue_choices"]
+__all__ = ["SEVERITY_RANK", "QueueFilters", "neighbour", "overview", "queue", "queue_choices", "sort_key"]
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
 """Order of the miner's severities, most severe highest; any other value ranks with info."""
 
 PAGE_SIZE = 50
 _SEVERITY_SQL = "multiIf(" + ", ".join(f"Severity = '{name}', {rank}" for name, rank in SEVERITY_RANK.items()) + ", 0)"
+_KIND = "if(Kind != '', Kind, Detector)"  # flags written without a kind count under their detector
+_F_KIND = "if(f.Kind != '', f.Kind, f.Detector)"
 _AGENT_VERSION = "AgentVersion"  # materialized from gen_ai.agent.version (schema migration 8)
 # Flags of a category starting with one of these are near misses, not failures, in the failure rate.
 _NEAR_MISS_PREFIXES = ("near",)
@@ -38,6 +40,9 @@ class QueueFilters:
     """The queue's filters, as they travel in the page's query string (empty: any)."""
 
     kind: str = ""
+    """The flag's kind (``tracemill_flags.Kind``, e.g. tool_error, loop, excess_steps)."""
+    category: str = ""
+    """failure or near_miss."""
     detector: str = ""
     agent: str = ""
     version: str = ""
@@ -64,8 +69,11 @@ def _flag_rows_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param
     """Every current flag matching the filters, with its review label ('' when unreviewed)."""
     conditions = ["1"]
     if filters.kind:
-        conditions.append("f.Category = {kind:String}")
+        conditions.append(f"{_F_KIND} = {{kind:String}}")
         params["kind"] = filters.kind
+    if filters.category:
+        conditions.append("f.Category = {category:String}")
+        params["category"] = filters.category
     if filters.detector:
         conditions.append("f.Detector = {detector:String}")
         params["detector"] = filters.detector
@@ -82,6 +90,7 @@ def _flag_rows_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param
         conditions.append(f"f.TraceId = {{{trace_param}:String}}")
     return f"""
         SELECT f.TraceId AS TraceId, f.SpanId AS SpanId, f.Detector AS Detector, f.Category AS Category,
+               {_F_KIND} AS FlagKind,
                f.Severity AS Severity, f.Confidence AS Confidence, f.Evidence AS Evidence, f.CreatedAt AS CreatedAt,
                r.Review AS Review, {_SEVERITY_SQL.replace('Severity', 'f.Severity')} AS SeverityRank
         FROM {FLAGS_TABLE} AS f FINAL
@@ -105,7 +114,7 @@ def _runs_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str
                countIf(Review = '') AS Open,
                if(Open > 0, maxIf(SeverityRank, Review = ''), max(SeverityRank)) AS Rank,
                if(Open > 0, maxIf(Confidence, Review = ''), max(Confidence)) AS TopConfidence,
-               argMax(tuple(SpanId, Detector, Category, Severity, Confidence, Evidence),
+               argMax(tuple(SpanId, Detector, Category, Severity, Confidence, Evidence, FlagKind),
                       tuple(Review = '', SeverityRank, Confidence, CreatedAt)) AS Top,
                max(CreatedAt) AS Latest,
                {_sort_key(filters.sort)} AS SortKey
@@ -137,11 +146,11 @@ def queue(store: Store, filters: QueueFilters, *, page: int = 0, page_size: int 
     items = []
     matching, left = _counts(store, filters)
     for trace_id, flags, open_flags, top, latest in rows:
-        span_id, detector, category, severity, confidence, evidence = top
+        span_id, detector, category, severity, confidence, evidence, kind = top
         items.append({
             "trace_id": trace_id, "flags": int(flags), "open": int(open_flags), "span_id": span_id,
-            "detector": detector, "category": category, "severity": severity, "confidence": float(confidence),
-            "evidence": evidence, "flagged_at": _iso(latest),
+            "detector": detector, "category": category, "kind": kind, "severity": severity,
+            "confidence": float(confidence), "evidence": evidence, "flagged_at": _iso(latest),
         })  # fmt: skip
     _add_run_facts(store, items)
     return {"items": items, "matching": int(matching), "left": int(left), "page": page, "page_size": page_size}
@@ -182,24 +191,50 @@ def _add_run_facts(store: Store, items: list[dict[str, Any]]) -> None:
                     start=_iso_ns(start_ns) if start_ns else "")
 
 
-def neighbour(store: Store, filters: QueueFilters, trace_id: str, direction: Literal["next", "prev"]) -> str | None:
+def neighbour(store: Store, filters: QueueFilters, trace_id: str, direction: Literal["next", "prev"], *,
+              key: tuple[Any, ...] | None = None) -> str | None:
     """The run after (or before) ``trace_id`` in the queue's order, or None at the end.
 
-    Keyset order: works whether or not ``trace_id`` is still in the queue (a review just saved
-    may have taken it out).
+    Keyset order from the run's sort ``key`` as it was when its page was shown (see :func:`sort_key`;
+    read from the store when not given): a review just saved may have moved the run or taken it
+    out of the queue, and the next run is still the one that followed it.
     """
-    params: dict[str, Any] = {"tid": trace_id}
-    own = store.query(f"SELECT SortKey FROM ({_runs_sql(filters, params, trace_param='tid')})", params).result_rows
+    if key is None:
+        params: dict[str, Any] = {"tid": trace_id}
+        own = store.query(f"SELECT SortKey FROM ({_runs_sql(filters, params, trace_param='tid')})", params)
+        key = tuple(own.result_rows[0][0]) if own.result_rows else None
     params = {}
     runs = _runs_sql(filters, params)
-    if own:
-        params["key"] = own[0][0]
+    if key is not None:
+        params["key"] = key
         compare, order = ("<", "DESC") if direction == "next" else (">", "ASC")
         where = f"{_reviewed_having(filters)} AND SortKey {compare} {{key:{_key_type(filters.sort)}}}"
     else:
         where, order = _reviewed_having(filters), "DESC"
     rows = store.query(f"SELECT TraceId FROM ({runs}) WHERE {where} ORDER BY SortKey {order} LIMIT 1", params)
     return rows.result_rows[0][0] if rows.result_rows else None
+
+
+def sort_key(filters: QueueFilters, trace_id: str, flags: list[dict[str, Any]]) -> tuple[Any, ...] | None:
+    """The queue's sort key of a run, from its flags as :func:`tracemill.collector.feedback.list_flags` gives
+    them with a ``review`` label each (the same rule as the SQL of :func:`queue`); None when no flag matches."""
+    mine = [f for f in flags if (not filters.kind or (f.get("kind") or f["detector"]) == filters.kind)
+            and (not filters.category or f["category"] == filters.category)
+            and (not filters.detector or f["detector"] == filters.detector)]
+    if not mine:
+        return None
+    open_flags = [f for f in mine if not f["review"]] or mine
+    rank = max(SEVERITY_RANK.get(f["severity"], 0) for f in open_flags)
+    confidence = max(float(f["confidence"]) for f in open_flags)
+    latest = max(_micros(f["created_at"]) for f in mine)
+    if filters.sort == "newest":
+        return (latest, rank, trace_id)
+    return (rank, confidence, latest, trace_id)
+
+
+def _micros(iso: str) -> int:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 def _key_type(sort: str) -> str:
@@ -209,21 +244,23 @@ def _key_type(sort: str) -> str:
 
 
 def queue_choices(store: Store) -> dict[str, list[str]]:
-    """Values the filters offer: kinds and detectors that have flags."""
-    rows = store.query(f"SELECT DISTINCT Category, Detector FROM {FLAGS_TABLE} FINAL").result_rows
-    return {"kinds": sorted({r[0] for r in rows if r[0]}), "detectors": sorted({r[1] for r in rows if r[1]})}
+    """Values the filters offer: kinds, categories and detectors that have flags."""
+    rows = store.query(f"SELECT DISTINCT {_KIND}, Category, Detector FROM {FLAGS_TABLE} FINAL").result_rows
+    return {"kinds": sorted({r[0] for r in rows if r[0]}), "categories": sorted({r[1] for r in rows if r[1]}),
+            "detectors": sorted({r[2] for r in rows if r[2]})}
 
 
 def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
     """The numbers behind the overview strip: flags per day by kind, failure rate per agent version,
-    the largest groups of the taxonomy (flags by kind and detector)."""
+    the largest groups of the failure taxonomy (failure evidence grouped by its template)."""
     per_day = store.query(
-        f"""SELECT toDate(ts.Start) AS Day, f.Category, count()
+        f"""SELECT toDate(ts.Start) AS Day, {_F_KIND} AS K,
+                   count()
             FROM {FLAGS_TABLE} AS f FINAL
             INNER JOIN (SELECT TraceId, min(Start) AS Start FROM {TRACE_ID_TS_TABLE}
                         WHERE TraceId IN (SELECT TraceId FROM {FLAGS_TABLE}) GROUP BY TraceId) AS ts
                 ON ts.TraceId = f.TraceId
-            GROUP BY Day, f.Category ORDER BY Day DESC, f.Category LIMIT 2000""",
+            GROUP BY Day, K ORDER BY Day DESC, K LIMIT 2000""",
     ).result_rows
     recent_days = sorted({row[0] for row in per_day})[-days:]
     near = " AND ".join(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)
@@ -238,15 +275,21 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
             GROUP BY AgentName, Version ORDER BY AgentName, Version LIMIT 24""",
         {"days": days},
     ).result_rows
+    # The taxonomy's groups: failure evidence with numbers, quoted values and ids masked, so one kind of
+    # error is one group whatever order, city or id it names.
     groups = store.query(
-        f"""SELECT Category, Detector, count() AS n, uniqExact(TraceId)
-            FROM {FLAGS_TABLE} FINAL GROUP BY Category, Detector ORDER BY n DESC, Category, Detector LIMIT 8""",
+        f"""SELECT replaceRegexpAll(replaceRegexpAll(replaceRegexpAll(lower(Evidence), {{ids:String}}, '<id>'),
+                                                    {{numbers:String}}, '<n>'), {{quoted:String}}, '<s>') AS Template,
+                   topK(1)({_KIND})[1], count() AS n, uniqExact(TraceId)
+            FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure'
+            GROUP BY Template ORDER BY n DESC, Template LIMIT 8""",
+        {"ids": r"\b[0-9a-f]{16,}\b", "numbers": r"\d+(\.\d+)?", "quoted": r"'[^']*'|\"[^\"]*\""},
     ).result_rows
     return {
         "per_day": [{"day": day.isoformat(), "kind": kind, "flags": int(n)} for day, kind, n in per_day
                     if day in recent_days],
         "versions": [{"agent": a, "version": v, "runs": int(r), "failed": int(f)} for a, v, r, f in versions],
-        "groups": [{"kind": k, "detector": d, "flags": int(n), "runs": int(t)} for k, d, n, t in groups],
+        "groups": [{"template": g, "kind": k, "flags": int(n), "runs": int(t)} for g, k, n, t in groups],
     }
 
 
