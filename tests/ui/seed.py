@@ -1,15 +1,15 @@
-"""Seed a store for the review UI tests: agent runs traced through the tracer, then flags on the failures.
+"""Seed a store for the review UI tests: agent runs traced through the tracer, then mined (``tracemill.mine``).
 
 Run as ``python seed.py chdb:///abs/path``; prints what the tests need to know as one JSON line.
-The runs: the demo's travel desk (one of its three tasks fails on a tool), a run whose answer is
-hostile HTML, and a run with two answers to one prompt (the pair the preference view compares).
+The runs: the demo's travel desk (one of its three tasks fails on a tool), a run whose tool reports
+an error made of hostile HTML that the answer repeats, and a run with two answers to one prompt
+(the pair the preference view compares).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 
 import tracemill
 from tracemill.demo_agent import TASKS, TOOLS, travel_desk
@@ -17,13 +17,30 @@ from tracemill.demo_agent import TASKS, TOOLS, travel_desk
 HOSTILE = ('<script>window.__tracemill_xss = "script";</script> and '
            '<img src=x onerror="window.__tracemill_xss = \'img\'"> in the answer')
 QUESTION = "Which city should I visit in spring?"
+PAGE_TOOLS = [{"type": "function", "function": {"name": "render_page", "description": "Render a web page as text.",
+                                                "parameters": {"type": "object", "properties": {
+                                                    "url": {"type": "string"}}, "required": ["url"]}}}]
 
 
 def hostile_run() -> str:
+    """A page-rendering tool reports an error whose text is markup; the model then repeats the markup."""
     with tracemill.run("hostile_page", task_id="hostile-html") as run:
-        with tracemill.llm_call(provider="scripted", model="echo-1", input_messages=[
-                {"role": "user", "content": "Repeat this page: " + HOSTILE}], tool_definitions=TOOLS) as call:
-            call.record_output(content=HOSTILE, finish_reasons=["stop"], input_tokens=20, output_tokens=20)
+        request = [{"role": "user", "content": "Render the page and show me what it says."}]
+        with tracemill.llm_call(provider="scripted", model="echo-1", input_messages=request,
+                                tool_definitions=PAGE_TOOLS) as call:
+            call.record_output(tool_calls=[{"id": "call_page_1", "function": {
+                "name": "render_page", "arguments": json.dumps({"url": "https://example.test/"})}}],
+                finish_reasons=["tool_calls"], input_tokens=20, output_tokens=10)
+        result = json.dumps({"error": HOSTILE})
+        with tracemill.tool_call("render_page", call_id="call_page_1",
+                                 arguments={"url": "https://example.test/"}) as tool:
+            tool.record_result({"error": HOSTILE})
+        with tracemill.llm_call(provider="scripted", model="echo-1", tool_definitions=PAGE_TOOLS, input_messages=[
+                *request, {"role": "assistant", "content": None, "tool_calls": [{"id": "call_page_1", "function": {
+                    "name": "render_page", "arguments": json.dumps({"url": "https://example.test/"})}}]},
+                {"role": "tool", "tool_call_id": "call_page_1", "content": result}]) as call:
+            call.record_output(content="The page says: " + HOSTILE, finish_reasons=["stop"], input_tokens=40,
+                               output_tokens=20)
         run.set_output(HOSTILE)
     return str(run.trace_id)
 
@@ -51,35 +68,21 @@ def main(dsn: str) -> None:
     tracemill.force_flush()
 
     with tracemill.Store.open(dsn) as store:
-        def llm_spans(trace_id: str) -> list[str]:
+        def spans(trace_id: str, operation: str) -> list[str]:
             return [row[0] for row in store.query(
-                "SELECT SpanId FROM otel_traces WHERE TraceId = {t:String} AND GenAiOperation = 'chat' "
-                "ORDER BY Timestamp", {"t": trace_id}).result_rows]
+                "SELECT SpanId FROM otel_traces WHERE TraceId = {t:String} AND GenAiOperation = {o:String} "
+                "ORDER BY Timestamp", {"t": trace_id, "o": operation}).result_rows]
 
+        mined = tracemill.mine(store=store)
+        flagged = sorted({flag.trace_id for flag in mined.flags})
         failed = travel["trip-paris-atlantis"]
-        decision = llm_spans(failed)[0]  # asked for a flight to Atlantis
-        decisive = store.query(  # the tool call that then failed
-            "SELECT SpanId FROM otel_traces WHERE TraceId = {t:String} AND GenAiOperation = 'execute_tool'",
-            {"t": failed}).result_rows[0][0]
-        hostile_span = llm_spans(hostile)[0]
-        samples = llm_spans(regenerated)
-        now = datetime.now(timezone.utc)
-        flag = ("seed", "0", )
-        rows = [
-            [*flag, failed, decisive, "tool_error", "1", "failure", "high", 0.9,
-             "search_flights failed: no airport found for 'Atlantis'", now],
-            [*flag, hostile, hostile_span, "suspicious_output", "1", "failure", "medium", 0.7,
-             "the answer holds markup: <img src=x onerror=alert(1)>", now],
-            [*flag, regenerated, samples[1], "regenerated", "1", "near_miss", "low", 0.4,
-             "the answer was regenerated", now],
-            [*flag, travel["trip-oslo-rome"], "", "excess_steps", "1", "near_miss", "low", 0.3,
-             "3 model calls where peers need 2", now],
-        ]
-        store.insert("tracemill_flags", rows, ["RunId", "MinerVersion", "TraceId", "SpanId", "Detector",
-                                               "DetectorVersion", "Category", "Severity", "Confidence", "Evidence",
-                                               "CreatedAt"])
+        decision = spans(failed, "chat")[0]  # asked for a flight to Atlantis
+        decisive = spans(failed, "execute_tool")[0]  # the tool call that then failed
+        hostile_span = spans(hostile, "chat")[1]  # the answer that repeats the markup
+        samples = spans(regenerated, "chat")
     tracemill.shutdown()
     print(json.dumps({"travel": travel, "failed": failed, "decisive": decisive, "decision": decision,
+                      "flagged": flagged, "flags": [[f.trace_id, f.span_id, f.detector] for f in mined.flags],
                       "hostile": hostile, "hostile_span": hostile_span, "regenerated": regenerated,
                       "samples": samples}))
 

@@ -22,10 +22,10 @@ def _decisive_in_view(page) -> bool:
 def test_queue_lists_flagged_runs_worst_first_and_opens_one_with_its_decisive_span(page, ui_server, artifacts):
     seeded = ui_server.seeded
     rows = page.locator("tr.queue-row")
-    expect(rows).to_have_count(4)
-    assert rows.nth(0).get_attribute("data-trace-id") == seeded["failed"]  # high severity first
-    assert rows.nth(1).get_attribute("data-trace-id") == seeded["hostile"]
-    expect(page.locator("#left-count")).to_have_text("4")
+    expect(rows).to_have_count(len(seeded["flagged"]))  # the runs the miner flagged
+    assert rows.nth(0).get_attribute("data-trace-id") == seeded["failed"]  # a failed tool call (confidence 0.9)
+    assert rows.nth(1).get_attribute("data-trace-id") == seeded["hostile"]  # an error in a tool result (0.85)
+    expect(page.locator("#left-count")).to_have_text(str(len(seeded["flagged"])))
     assert page.locator(".overview svg rect").count() >= 3  # flags per day, failure rate, taxonomy groups
     page.screenshot(path=str(artifacts / "queue.png"))
 
@@ -52,13 +52,16 @@ def test_queue_lists_flagged_runs_worst_first_and_opens_one_with_its_decisive_sp
 
 
 def test_trace_content_is_escaped_and_runs_nothing(page, ui_server):
-    page.goto(f"{ui_server.url}/ui/traces/{ui_server.seeded['hostile']}")
-    span = page.locator(f"li.span[data-span-id='{ui_server.seeded['hostile_span']}']")
-    expect(span).to_have_class(re.compile("decisive"))
-    expect(span.locator(".conversation").last).to_contain_text('<script>window.__tracemill_xss = "script";</script>')
-    expect(span.locator(".conversation").last).to_contain_text("<img src=x onerror=")
+    seeded = ui_server.seeded
+    page.goto(f"{ui_server.url}/ui/traces/{seeded['hostile']}")
+    tool = page.locator("li.span.decisive")  # the tool whose result is the markup, shown with the page
+    expect(tool).to_contain_text('<script>window.__tracemill_xss = \\"script\\";</script>')
     evidence = page.locator(".flag.current .evidence")
-    expect(evidence).to_have_text("the answer holds markup: <img src=x onerror=alert(1)>")
+    expect(evidence).to_contain_text("<img src=x onerror=")
+    answer = page.locator(f"li.span[data-span-id='{seeded['hostile_span']}']")
+    answer.locator("summary.span-row").click()  # its content is loaded now, as a fragment
+    expect(answer.locator(".conversation").last).to_contain_text(
+        'The page says: <script>window.__tracemill_xss = "script";</script> and <img src=x onerror=')
     assert page.locator("img").count() == 0
     assert page.evaluate("() => document.querySelectorAll('script').length") == 1  # /ui/static/ui.js only
     page.wait_for_timeout(300)
@@ -124,8 +127,8 @@ def test_correction_with_the_keyboard_is_stored_and_the_next_run_opens(page, ui_
     review = stored[("label", "flag_review")]
     assert (review["span_id"], review["label"], review["value"]) == (
         seeded["decisive"], "confirmed", {"detector": "tool_error"})
-    page.goto(f"{ui_server.url}/ui/")
-    expect(page.locator("#left-count")).to_have_text("3")
+    page.goto(f"{ui_server.url}/ui/")  # the run stays in the queue for the miner's other flag (give_up)
+    expect(page.locator(f"tr.queue-row[data-trace-id='{seeded['failed']}']")).to_contain_text("1 open / 2")
     assert page.problems == []
 
     # The pair is in the DPO dataset exported through the server: chosen = the correction, rejected = the
@@ -149,7 +152,7 @@ def test_false_positive_key_reviews_the_flag_and_opens_the_next_run(page, ui_ser
     page.keyboard.press("f")
     page.wait_for_url(re.compile(r"/ui/traces/(?!" + seeded["hostile"] + ")"))
     (review,) = [f for f in ui_server.feedback(trace_id=seeded["hostile"]) if f["name"] == "flag_review"]
-    assert (review["label"], review["value"]) == ("false_positive", {"detector": "suspicious_output"})
+    assert (review["label"], review["value"]) == ("false_positive", {"detector": "tool_error"})
     assert page.problems == []
 
 
