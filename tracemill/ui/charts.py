@@ -54,6 +54,6 @@ def bars(items: list[tuple[str, float, str]], *, percent: bool = False) -> dict[
     for i, (label, value, title) in enumerate(items):
         width = (WIDTH - 150) * min(1.0, value / top)
         shown = f"{value:.0%}" if percent else f"{value:g}"
-        rects.append({"y": i * row + 2, "w": round(max(1.0, width), 1), "label": label[:24], "value": shown,
+        rects.append({"y": i * row + 2, "w": round(max(1.0, width), 1), "label": label[:26], "value": shown,
                       "title": title, "text_y": i * row + 13})
     return {"width": WIDTH, "height": max(row, len(items) * row + 4), "rects": rects}
