@@ -193,8 +193,8 @@ def test_store_with_newer_schema_raises_schema_error_saying_upgrade(store):
 
 
 def test_failing_migration_raises_schema_error_naming_it(store, monkeypatch):
-    version = max(m.version for m in MIGRATIONS) + 1  # numbers have gaps: len(MIGRATIONS) + 1 may be taken
-    broken = schema.Migration(version, "broken step", lambda o: ["ALTER TABLE nope ADD COLUMN x UInt8"])
+    next_version = MIGRATIONS[-1].version + 1
+    broken = schema.Migration(next_version, "broken step", lambda o: ["ALTER TABLE nope ADD COLUMN x UInt8"])
     monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, broken))
     with pytest.raises(SchemaError, match=rf"migration {broken.version} \(broken step\) failed") as info:
         migrate(store)
