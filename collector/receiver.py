@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from tracemill.collector.budget import ByteBudget
+from tracemill.collector.http_body import read_bounded_body
 from tracemill.collector.otlp import (
     JSON,
     PROTOBUF,
@@ -113,7 +114,9 @@ class TraceReceiver:
                     headers={"Retry-After": "1"},
                 )
             try:
-                body = await self._read_body(request)
+                body = await read_bounded_body(
+                    request, self.max_request_bytes, drain_bytes=_DRAIN_LIMIT, advice="send smaller batches"
+                )
             except PayloadTooLargeError as exc:
                 self._count(refused_requests=1)
                 return _error(encoding, 413, _RESOURCE_EXHAUSTED, str(exc))
@@ -131,28 +134,6 @@ class TraceReceiver:
         if declared.isdigit() and encoding == "identity":
             return min(int(declared), self.max_request_bytes)
         return self.max_request_bytes
-
-    async def _read_body(self, request: Request) -> bytes:
-        """The body, or :class:`PayloadTooLargeError` once it passes the limit.
-
-        An oversized body is still read to its end (and dropped) so the client gets the 413
-        instead of a connection reset; past ``_DRAIN_LIMIT`` more the connection is cut.
-        """
-        declared = request.headers.get("content-length")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= self.max_request_bytes:
-                chunks.append(chunk)
-            elif size > self.max_request_bytes + _DRAIN_LIMIT:
-                break
-        if size > self.max_request_bytes:
-            shown = f"{declared} bytes" if declared and declared.isdigit() else f"over {self.max_request_bytes} bytes"
-            raise PayloadTooLargeError(
-                f"the request body is {shown}, over the limit of {self.max_request_bytes} bytes; send smaller batches"
-            )
-        return b"".join(chunks)
 
     def _accept(
         self, body: bytes, encoding: Encoding, content_type: str | None, content_encoding: str | None

@@ -12,19 +12,26 @@ from __future__ import annotations
 
 from tracemill.collector.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["GIVE_UP_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
+__all__ = ["GIVE_UP_PATTERN", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
 
 A = "SpanAttributes"
 
 RESULT_ERROR_PATTERN = (
     r"(?i)^\s*\"?\s*(error|exception|failed|failure)\b"
-    r"|\"(error|err|exception|error_message)\"\s*:\s*[^n\s]"
+    # a key naming an error with a value that is one: not null, false, 0, "", [] or {}
+    r"|\"(error|err|errors|exception|error_message)\"\s*:\s*(\"[^\"]|\{\s*\"|\[\s*[^\]\s]|true|-?[1-9])"
     r"|\"status\"\s*:\s*\"(error|failed|failure)\""
     r"|\"success\"\s*:\s*false"
-    r"|\bnot found\b|\binvalid\b|traceback \(most recent call last\)|\bpermission denied\b"
+    r"|traceback \(most recent call last\)"
     r"|\b[45]\d\d (client|server) error\b"
 )
 """A tool result that reports a failure in its text, with the span status left unset."""
+
+RESULT_ERROR_LEAD_PATTERN = r"(?i)\bnot found\b|\binvalid\b|\bpermission denied\b|\bno such\b|\bunauthori[sz]ed\b"
+"""Phrases that report a failure only near the start of a result: "User not found", "Invalid date".
+Deep inside a long result (a fetched page, retrieved documents) they are content, not the tool's verdict."""
+
+RESULT_ERROR_LEAD_CHARS = 120
 
 GIVE_UP_PATTERN = (
     r"(?i)\bi (cannot|can't|can not|am unable to|'m unable to|am not able to|could not|couldn't|was unable to"
@@ -76,7 +83,10 @@ def span_columns(bad_args_check: str) -> str:
                                        if(StatusMessage = '' AND exception_text != '', exception_text, ''),
                                        if(StatusMessage = '' AND exception_text = '', {A}['error.type'], ''))), '')
             AS error_text,
-        if(is_tool AND NOT span_error, match(result, {_q(RESULT_ERROR_PATTERN)}), 0) AS result_error,
+        if(is_tool AND NOT span_error,
+           match(result, {_q(RESULT_ERROR_PATTERN)})
+               OR match(substring(result, 1, {RESULT_ERROR_LEAD_CHARS}), {_q(RESULT_ERROR_LEAD_PATTERN)}),
+           0) AS result_error,
         is_tool AND (span_error OR result_error) AS tool_failed,
         is_llm AND (span_error OR position(finish_reasons, '"error"') > 0) AS llm_failed,
         if(span_error, match(concat(error_text, ' ', {A}['error.type']), {_q(TIMEOUT_PATTERN)}), 0) AS timed_out,

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tracemill.collector.http_body import read_bounded_body
 from tracemill.collector.query import parse_attributes
-from tracemill.errors import ConfigError, NotFoundError, StoreError
+from tracemill.errors import ConfigError, NotFoundError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
     from tracemill.server import CollectorServer
@@ -75,11 +76,10 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
     async def feedback_write(request: Request) -> JSONResponse:
         """One feedback object, or a list of them: all stored, or none (the error says which item failed)."""
-        body = await _bounded_body(request, MAX_API_BODY_BYTES)
-        if body is None:
-            return JSONResponse(
-                {"error": f"the body is over the limit of {MAX_API_BODY_BYTES} bytes; send fewer items"}, 413
-            )
+        try:
+            body = await read_bounded_body(request, MAX_API_BODY_BYTES, advice="send fewer items")
+        except PayloadTooLargeError as exc:
+            return JSONResponse({"error": str(exc)}, 413)
         try:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -125,7 +125,10 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
     async def mine(request: Request) -> JSONResponse:
         """Run the miner in the server (which owns the store): ``{"since": ..., "remine": false}``."""
-        body = await _bounded_body(request, MAX_API_BODY_BYTES)
+        try:
+            body = await read_bounded_body(request, MAX_API_BODY_BYTES, advice="send only since and remine")
+        except PayloadTooLargeError as exc:
+            return JSONResponse({"error": str(exc)}, 413)
         try:
             options = json.loads(body or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -172,18 +175,6 @@ async def _answer(produce: Callable[[], Any], *, status_code: int = 200) -> JSON
         return JSONResponse({"error": str(exc)}, 400)
     except StoreError as exc:
         return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": "2"})
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes ``limit`` bytes (the rest is not read into memory)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _int(raw: str, name: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from tracemill.cli_options import server_option, store_option, token_option
 from tracemill.collector.dsn import STORE_ENV
 from tracemill.errors import ConfigError, TracemillError
 from tracemill.server import DEFAULT_LOG_LEVEL, ServerSettings, env_name
@@ -76,26 +77,8 @@ def demo(
     run_demo(store=store, runs=runs, as_json=as_json, console=console)
 
 
-_SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
-_STORE_HELP = "Store DSN to read when no server answers (default: the embedded store in the user data dir)."
-_TOKEN_HELP = "Bearer token of the server, when it requires one."
 _DEFAULTS = ServerSettings()
 """Every default of the server's options comes from its settings, every variable name from their declaration."""
-
-
-def server_option() -> Any:
-    """``--server`` of a command that asks a running server first."""
-    return typer.Option(None, "--server", envvar=env_name("server"), help=_SERVER_HELP)
-
-
-def store_option(help: str = _STORE_HELP) -> Any:
-    """``--store``, read from ``TRACEMILL_STORE``."""
-    return typer.Option(None, "--store", envvar=STORE_ENV, help=help)
-
-
-def token_option() -> Any:
-    """``--token``: the server's bearer token."""
-    return typer.Option(None, "--token", envvar=env_name("token"), help=_TOKEN_HELP)
 
 
 @app.command()

@@ -18,7 +18,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from tracemill.cli_options import server_option, store_option, token_option
 from tracemill.errors import ConfigError, NotFoundError, ServerError
+from tracemill.feedback import AUTHOR_ENV
 
 __all__ = ["register"]
 
@@ -26,9 +28,7 @@ __all__ = ["register"]
 # run as ``python -m tracemill.cli`` it is ``__main__``, and importing it again would import this module
 # half-initialized.)
 _SHELL: dict[str, Any] = {}
-_SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
 _STORE_HELP = "Store DSN to use when no server answers (default: the embedded store in the user data dir)."
-_TOKEN_HELP = "Bearer token of the server, when it requires one."
 
 
 def cli_errors(func: Any) -> Any:
@@ -50,11 +50,11 @@ console: Any = _Console()
 
 feedback_app = typer.Typer(help="Give feedback on traces and spans, list it, find conflicts.", no_args_is_help=True)
 
-_SERVER = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP)
-_STORE = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP)
-_TOKEN = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP)
+_SERVER = server_option()
+_STORE = store_option(_STORE_HELP)
+_TOKEN = token_option()
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
-_AUTHOR = typer.Option(None, "--author", envvar="TRACEMILL_AUTHOR", help="Who gives the feedback (default: $USER).")
+_AUTHOR = typer.Option(None, "--author", envvar=AUTHOR_ENV.name, help="Who gives the feedback (default: $USER).")
 _COMMENT = typer.Option("", "--comment", help="Free text kept with the feedback.")
 _TRACE = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits.")
 _ITEM_INDEX = re.compile(r"^item (\d+): ")

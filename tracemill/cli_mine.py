@@ -14,11 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tracemill.cli_options import server_option, store_option, token_option
+
 __all__ = ["register"]
 
-_SERVER_HELP = "URL of a running tracemill server (default: http://127.0.0.1:$TRACEMILL_PORT, else :4318)."
 _STORE_HELP = "Store DSN to use when no server answers (default: the embedded store in the user data dir)."
-_TOKEN_HELP = "Bearer token of the server, when it requires one."
 
 
 def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Console, err_console: Console) -> None:
@@ -35,9 +35,9 @@ def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Conso
         report: Path = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
             None, "--report", help="Also write a self-contained HTML report here."
         ),
-        server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
-        store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
-        token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+        server: str = server_option(),
+        store: str = store_option(_STORE_HELP),
+        token: str = token_option(),
         as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
     ) -> None:
         """Flag failed and near-miss runs, point at the decisive step, score every trace."""
@@ -63,9 +63,9 @@ def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Conso
         severity: str = typer.Option(None, "--severity", help="Only 'high', 'medium' or 'low' flags."),
         limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many flags to list."),
         offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (newest first) for paging."),
-        server: str = typer.Option(None, "--server", envvar="TRACEMILL_SERVER", help=_SERVER_HELP),
-        store: str = typer.Option(None, "--store", envvar="TRACEMILL_STORE", help=_STORE_HELP),
-        token: str = typer.Option(None, "--token", envvar="TRACEMILL_TOKEN", help=_TOKEN_HELP),
+        server: str = server_option(),
+        store: str = store_option(_STORE_HELP),
+        token: str = token_option(),
         as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
     ) -> None:
         """List the miner's flags, newest first, with filters."""

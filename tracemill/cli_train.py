@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     def train_command(
         kind: str = typer.Argument(..., help="Method: dpo, kto or sft (the export's kind must match)."),
         data_dir: str = typer.Argument(..., help="Directory written by `tracemill export KIND -o DIR`."),
-        model: str = typer.Option(..., "--model", envvar="TRACEMILL_TRAIN_MODEL",
+        model: str = typer.Option(..., "--model",
                                   help="Local model directory, or a hub model id (only then is anything downloaded)."),
         output: str = typer.Option(..., "--output", "-o",
                                     help="New directory for the model (or adapter), report.json and training.png."),

@@ -18,13 +18,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracemill.errors import ConfigError
+from tracemill.tracer.config import EnvVar
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
 
 __all__ = ["conflicts", "correct", "delete", "label", "list", "outcome", "prefer", "record", "score"]
 
-DEFAULT_AUTHOR_ENV = "TRACEMILL_AUTHOR"
+AUTHOR_ENV = EnvVar("TRACEMILL_AUTHOR", "author",
+                    "who gives feedback from the CLI and tracemill.feedback; default $USER")
 
 
 def correct(
@@ -189,7 +191,7 @@ def conflicts(
 
 
 def _author(author: str | None) -> str:
-    return author or os.environ.get(DEFAULT_AUTHOR_ENV) or os.environ.get("USER") or "anonymous"
+    return author or os.environ.get(AUTHOR_ENV.name) or os.environ.get("USER") or "anonymous"
 
 
 def _one(item: dict[str, Any], store: Store | str | None, endpoint: str | None) -> dict[str, Any]:

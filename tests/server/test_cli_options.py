@@ -7,6 +7,7 @@ import typer.main
 from tracemill.cli import app
 from tracemill.client import default_server_url
 from tracemill.collector.dsn import STORE_ENV
+from tracemill.feedback import AUTHOR_ENV
 from tracemill.server import DEFAULT_LOG_LEVEL, ENV_VARS, ServerSettings
 from tracemill.tracer.config import DEFAULT_ENDPOINT, DEFAULT_PORT
 
@@ -16,7 +17,7 @@ def _commands():
 
 
 def test_every_environment_variable_an_option_reads_is_declared():
-    declared = {var.name for var in ENV_VARS} | {STORE_ENV}
+    declared = {var.name for var in ENV_VARS} | {STORE_ENV, AUTHOR_ENV.name}
     read = {
         (name, param.name): param.envvar
         for name, command in _commands().items()

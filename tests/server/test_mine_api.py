@@ -42,3 +42,19 @@ def test_mine_and_flags_go_through_the_server(tmp_path, servers):
     refused = server.client.post("/api/mine", json={"since": "whenever"})
     assert refused.status_code == 400 and "time 'whenever' is not understood" in refused.json()["error"]
     assert server.client.post("/api/mine", json={"everything": True}).status_code == 400
+
+
+def test_mine_body_over_the_limit_is_refused_with_413_and_mines_nothing(tmp_path, servers):
+    from tracemill.api_routes import MAX_API_BODY_BYTES
+
+    server = start_server(tmp_path / "srv")
+    servers.append(server)
+    assert server.post(make_request(10, seed=3).SerializeToString()).status_code == 200
+    server.wait_inserted(10)
+    body = b"{" + b" " * MAX_API_BODY_BYTES + b"}"
+    response = server.client.post("/api/mine", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert f"over the limit of {MAX_API_BODY_BYTES} bytes" in response.json()["error"]
+    # Nothing was mined: the next run still finds the trace.
+    mined = server.client.post("/api/mine", json={}).json()
+    assert mined["traces"] == 1
