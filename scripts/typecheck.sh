@@ -12,6 +12,7 @@ rm -rf "$tree"
 mkdir -p "$tree/tracemill"
 for file in tracemill/*.py; do ln -s "$root/$file" "$tree/tracemill/"; done
 for folder in tracer integrations collector miner trainer; do ln -s "$root/$folder" "$tree/tracemill/$folder"; done
+ln -s "$root/tracemill/ui" "$tree/tracemill/ui"  # the review UI: a package inside tracemill/
 modules=()
 for file in tracemill/*.py; do
     name="$(basename "$file" .py)"
@@ -19,4 +20,4 @@ for file in tracemill/*.py; do
 done
 cd "$tree"
 exec "$python" -m mypy --config-file "$root/pyproject.toml" \
-    -p tracemill.tracer -p tracemill.integrations -p tracemill.collector "${modules[@]}" "$@"
+    -p tracemill.tracer -p tracemill.integrations -p tracemill.collector -p tracemill.ui "${modules[@]}" "$@"
