@@ -8,8 +8,9 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.tracemill-installed"
 
-# Debian packages the tests need (Chromium for the review UI's browser tests, once it exists).
-APT_PACKAGES=()
+# Debian packages the tests need: Chromium for the review UI's browser tests (driven by Playwright's
+# Python package through executable_path=/usr/bin/chromium; `playwright install` is never run).
+APT_PACKAGES=(chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -13,7 +13,7 @@ mkdir -p "$tree/tracemill"
 for file in tracemill/*.py; do ln -s "$root/$file" "$tree/tracemill/"; done
 for folder in tracer integrations collector miner trainer; do ln -s "$root/$folder" "$tree/tracemill/$folder"; done
 modules=()
-for init in tracemill/*/__init__.py; do  # subpackages of the façade (the demo, ...)
+for init in tracemill/*/__init__.py; do  # packages inside tracemill/: the review UI, the demo
     name="$(basename "$(dirname "$init")")"
     ln -s "$root/tracemill/$name" "$tree/tracemill/$name"
     modules+=(-p "tracemill.$name")

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ["tracemill", "tracemill.demo", "tracemill.tracer", "tracemill.integrations", "tracemill.collector",
-               "tracemill.miner", "tracemill.trainer"]
+               "tracemill.miner", "tracemill.trainer", "tracemill.ui"]
 HEAVY = ["clickhouse-connect", "chdb", "torch", "trl", "transformers", "scikit-learn", "langchain-core", "openai"]
 
 
@@ -48,6 +48,17 @@ def test_wheel_installs_every_subpackage_from_site_packages(core_venv):
     for name, path in json.loads(done.stdout).items():
         assert "site-packages" in path, (name, path)
         assert str(ROOT) not in path
+
+
+def test_wheel_carries_the_review_ui_templates_and_static_files(core_venv):
+    done = _run(core_venv, """
+        from importlib.resources import files
+        ui = files("tracemill.ui")
+        print(all((ui / p).is_file() for p in ("templates/base.html", "templates/queue.html",
+                                               "templates/trace.html", "static/ui.js", "static/ui.css")))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
 
 
 def test_core_install_is_light_and_has_the_console_script(core_venv):

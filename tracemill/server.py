@@ -367,8 +367,8 @@ def _outbox_watcher(server: CollectorServer, settings: ServerSettings) -> Any:
 
 
 def build_app(server: CollectorServer) -> Any:
-    """The Starlette app of a server: OTLP receiver, JSON API, the request guard (Host, cross-site writes),
-    bearer token when one is set."""
+    """The Starlette app of a server: OTLP receiver, JSON API, review UI, the request guard (Host, cross-site
+    writes), bearer token when one is set."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
@@ -376,6 +376,8 @@ def build_app(server: CollectorServer) -> Any:
     from tracemill.api_routes import api_routes
     from tracemill.collector.auth import BearerTokenMiddleware
     from tracemill.request_guard import RequestGuardMiddleware
+    from tracemill.ui.routes import ui_routes
+    from tracemill.ui.security import UiGuardMiddleware
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -389,9 +391,11 @@ def build_app(server: CollectorServer) -> Any:
 
     middleware = [Middleware(RequestGuardMiddleware, bind_host=server.settings.host,
                              allowed_hosts=server.settings.allowed_hosts)]
+    # Inside the Host check, before the bearer check: the review UI's cookie stands for the bearer token.
+    middleware.append(Middleware(UiGuardMiddleware, token=server.settings.token))
     if server.settings.token:
         middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
-    routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server)]
+    routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server), *ui_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

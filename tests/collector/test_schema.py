@@ -50,6 +50,7 @@ CONVENIENCE_COLUMNS = [
     ("TaskId", "String"),
     ("InputTokens", "UInt64"),
     ("OutputTokens", "UInt64"),
+    ("AgentVersion", "LowCardinality(String)"),
 ]
 
 
@@ -242,12 +243,13 @@ def test_convenience_columns_are_derived_from_span_attributes(store):
         "INSERT INTO otel_traces (TraceId, SpanName, SpanAttributes) VALUES ('t1', 'execute_tool search', "
         "map('gen_ai.operation.name', 'execute_tool', 'gen_ai.tool.name', 'search', 'gen_ai.agent.name', 'planner', "
         "'gen_ai.conversation.id', 'c9', 'tracemill.task.id', 'task-3', 'gen_ai.usage.input_tokens', '120', "
-        "'gen_ai.usage.output_tokens', 'n/a'))"
+        "'gen_ai.usage.output_tokens', 'n/a', 'gen_ai.agent.version', '2.1'))"
     )
     row = store.query(
-        "SELECT GenAiOperation, ToolName, AgentName, ConversationId, TaskId, InputTokens, OutputTokens FROM otel_traces"
+        "SELECT GenAiOperation, ToolName, AgentName, ConversationId, TaskId, InputTokens, OutputTokens, AgentVersion "
+        "FROM otel_traces"
     ).result_rows
-    assert row == [("execute_tool", "search", "planner", "c9", "task-3", 120, 0)]
+    assert row == [("execute_tool", "search", "planner", "c9", "task-3", 120, 0, "2.1")]
 
 
 def test_collector_sized_inserts_are_written_as_compact_parts(store):
