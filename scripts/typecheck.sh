@@ -12,12 +12,16 @@ rm -rf "$tree"
 mkdir -p "$tree/tracemill"
 for file in tracemill/*.py; do ln -s "$root/$file" "$tree/tracemill/"; done
 for folder in tracer integrations collector miner trainer; do ln -s "$root/$folder" "$tree/tracemill/$folder"; done
-ln -s "$root/tracemill/ui" "$tree/tracemill/ui"  # the review UI: a package inside tracemill/
 modules=()
+for init in tracemill/*/__init__.py; do  # packages inside tracemill/: the review UI, the demo
+    name="$(basename "$(dirname "$init")")"
+    ln -s "$root/tracemill/$name" "$tree/tracemill/$name"
+    modules+=(-p "tracemill.$name")
+done
 for file in tracemill/*.py; do
     name="$(basename "$file" .py)"
     [[ "$name" == "__init__" ]] && modules+=(-m tracemill) || modules+=(-m "tracemill.$name")
 done
 cd "$tree"
 exec "$python" -m mypy --config-file "$root/pyproject.toml" \
-    -p tracemill.tracer -p tracemill.integrations -p tracemill.collector -p tracemill.ui "${modules[@]}" "$@"
+    -p tracemill.tracer -p tracemill.integrations -p tracemill.collector "${modules[@]}" "$@"

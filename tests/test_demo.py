@@ -1,45 +1,128 @@
-"""``tracemill demo`` traces an agent into a fresh embedded store and reports what was stored."""
+"""``tracemill demo`` runs the loop on a fresh store; its report is checked against the store itself."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
+from typing import Any
 
 
-def test_demo_stores_runs_and_reports_them_as_json(tmp_path):
-    store = tmp_path / "store"
+def _demo(tmp_path: Path, *args: str, timeout: int = 300) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "tracemill.cli", "demo", "--dir", str(tmp_path / "demo"), *args],
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _query(dsn: str, sql: str) -> list[list[Any]]:
+    """Read the demo's store from a fresh process (chDB allows one directory per process)."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        import tracemill
+        with tracemill.Store.open({dsn!r}) as store:
+            print(json.dumps(store.query({sql!r}).result_rows, default=str))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_demo_json_report_matches_the_store(tmp_path):
+    report = _demo(tmp_path, "--runs", "24", "--skip-train", "--json")
+    assert report["runs"] == 24 == len(report["trace_ids"]) == sum(report["behaviours"].values())
+    assert report["store"] == str(tmp_path / "demo" / "store")
+    assert report["review_ui"].startswith(f"tracemill serve --store 'chdb://{tmp_path / 'demo' / 'store'}'")
+
+    (roots,) = _query(report["store_dsn"], "SELECT groupArray(TraceId) FROM otel_traces "
+                                           "WHERE SpanName = 'invoke_workflow travel_desk'")
+    assert sorted(roots[0]) == sorted(report["trace_ids"])
+    chats, errors, linked_tools, tools = _query(report["store_dsn"], """
+        SELECT countIf(GenAiOperation = 'chat' AND SpanAttributes['gen_ai.tool.definitions'] LIKE '%book_flight%'),
+               countIf(GenAiOperation = 'execute_tool' AND StatusCode = 'Error'),
+               countIf(GenAiOperation = 'execute_tool' AND length(Links.SpanId) = 1),
+               countIf(GenAiOperation = 'execute_tool')
+        FROM otel_traces""")[0]
+    assert chats > 24 and tools > 0 and linked_tools == tools
+    failed_args = report["behaviours"].get("wrong_args", 0) + report["behaviours"].get("bad_date_recovered", 0)
+    assert errors == failed_args > 0
+    (succeeded,) = _query(report["store_dsn"], "SELECT count() FROM otel_traces WHERE SpanName = 'execute_tool "
+                                               "book_flight' AND SpanAttributes['gen_ai.tool.call.result'] "
+                                               "LIKE '%booking_reference%'")[0]
+    assert report["runs_succeeded"] <= succeeded
+
+    assert {name: stage["status"] for name, stage in report["stages"].items()} == {
+        "mine": "done", "review": "done", "export": "done", "train": "skipped"}
+    assert report["model_dir"] is None and report["preference_accuracy_after"] is None
+
+    (flags, flagged), = _query(report["store_dsn"],
+                               "SELECT count(), groupUniqArray(TraceId) FROM tracemill_flags FINAL")
+    assert report["flags"] == flags > 0 and report["flagged_runs"] == len(flagged)
+    assert sum(report["flags_by_kind"].values()) == flags
+    failed = {r["trace_id"] for r in report["run_outcomes"] if not r["succeeded"]}
+    assert failed and failed <= set(flagged)  # every run that failed was flagged
+
+    corrections, outcomes, successes = _query(report["store_dsn"], """
+        SELECT countIf(f.Kind = 'correction' AND t.GenAiOperation = 'chat'), countIf(f.Kind = 'outcome'),
+               countIf(f.Kind = 'outcome' AND f.Label = 'success')
+        FROM tracemill_feedback AS f FINAL
+        LEFT JOIN (SELECT SpanId, any(GenAiOperation) AS GenAiOperation FROM otel_traces GROUP BY SpanId) AS t
+            ON f.SpanId = t.SpanId""")[0]
+    assert report["corrections"] == corrections > 0
+    assert (outcomes, successes) == (24, report["runs_succeeded"])
+
+    export_dir = Path(report["export_dir"])
+    lines = [line for name in ("train.jsonl", "eval.jsonl") for line in (export_dir / name).read_text().splitlines()]
+    assert report["pairs"] == len(lines) == corrections
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    assert manifest["kind"] == "dpo" and manifest["splits"]["train"] + manifest["splits"]["eval"] == report["pairs"]
+
+
+def test_demo_trains_a_tiny_model_that_prefers_the_corrections_on_held_out_tasks(tmp_path):
+    report = _demo(tmp_path, "--runs", "120", "--json", timeout=600)
+    assert report["stages"]["train"]["status"] == "done", report["stages"]
+    assert report["pairs"] > 0
+    assert report["preference_accuracy_after"] > report["preference_accuracy_before"]
+    model_dir = Path(report["model_dir"])
+    written = json.loads((model_dir / "report.json").read_text())
+    assert written["before"]["preference_accuracy"] == report["preference_accuracy_before"]
+    assert written["after"]["preference_accuracy"] == report["preference_accuracy_after"]
+
+
+def test_demo_prints_the_report_for_people(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "tracemill.cli", "demo", "--store", f"chdb://{store}", "--runs", "3", "--json"],
-        capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "tracemill.cli", "demo", "--dir", str(tmp_path / "demo"), "--runs", "5", "--skip-train"],
+        capture_output=True, text=True, timeout=300, env={"COLUMNS": "200", "PATH": ""},
     )
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["store"] == str(store)
-    runs = report["runs"]
-    assert [r["task"] for r in runs] == ["trip-oslo-rome", "trip-paris-atlantis", "trip-lima-cusco"]
-    assert [(r["spans"], r["llm_calls"], r["tool_calls"], r["errors"]) for r in runs] == [
-        (7, 3, 2, 0), (5, 2, 1, 1), (7, 3, 2, 0)]
-    assert all(r["input_tokens"] > 0 and r["output_tokens"] > 0 for r in runs)
-
-    trace = report["trace"]
-    assert trace["trace_id"] == runs[1]["TraceId"]  # the failed run is the one shown
-    by_name = {s["name"]: s for s in trace["spans"]}
-    failed_tool = by_name["execute_tool search_flights"]
-    assert failed_tool["status"] == "Error"
-    assert failed_tool["tool_call_id"] == "call_trip-paris-atlantis_1"
-    assert failed_tool["links"] == 1
-    root = by_name["invoke_workflow travel_desk"]
-    assert root["parent"] == ""
-    assert by_name["invoke_agent travel_desk"]["parent"] == root["span_id"]
+    assert "5 agent runs traced" in done.stdout
+    assert "tracemill serve --store" in done.stdout
+    assert str(tmp_path / "demo") in done.stdout
 
 
-def test_demo_prints_tables_for_people(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "tracemill.cli", "demo", "--store", f"chdb://{tmp_path / 'store'}", "--runs", "1"],
-        capture_output=True, text=True, timeout=180, env={"COLUMNS": "160", "PATH": ""},
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Agent runs stored in" in done.stdout
-    assert "trip-oslo-rome" in done.stdout
-    assert "execute_tool get_weather" in done.stdout
+def test_demo_agent_talks_to_the_configured_real_model(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "integrations"))
+    try:
+        from openai_server import OpenAIServer
+    finally:
+        sys.path.pop(0)
+    with OpenAIServer() as server:
+        server.default = type(server.default)(text="I cannot book flights.")
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url,
+               "TRACEMILL_DEMO_MODEL": "some-real-model"}
+        done = subprocess.run([sys.executable, "-m", "tracemill.cli", "demo", "--dir", str(tmp_path / "demo"),
+                               "--runs", "3", "--skip-train", "--json"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["behaviours"] == {"real model": 3} and report["runs_succeeded"] == 0
+        assert [r["model"] for r in server.requests] == ["some-real-model"] * 3
+        assert all({t["function"]["name"] for t in r["tools"]} == {"search_flights", "book_flight", "get_weather"}
+                   for r in server.requests)
+        assert all(r["messages"][1]["content"].startswith("Ticket ") for r in server.requests)
+    (models,) = _query(report["store_dsn"], "SELECT groupUniqArray(SpanAttributes['gen_ai.request.model']) "
+                                            "FROM otel_traces WHERE GenAiOperation = 'chat'")[0]
+    assert models == ["some-real-model"]

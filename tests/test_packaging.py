@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["tracemill", "tracemill.tracer", "tracemill.integrations", "tracemill.collector",
+SUBPACKAGES = ["tracemill", "tracemill.demo", "tracemill.tracer", "tracemill.integrations", "tracemill.collector",
                "tracemill.miner", "tracemill.trainer", "tracemill.ui"]
 HEAVY = ["clickhouse-connect", "chdb", "torch", "trl", "transformers", "scikit-learn", "langchain-core", "openai"]
 

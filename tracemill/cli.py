@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from tracemill.cli_options import server_option, store_option, token_option
-from tracemill.collector.dsn import STORE_ENV
 from tracemill.errors import ConfigError, TracemillError
 from tracemill.server import DEFAULT_LOG_LEVEL, ServerSettings, env_name
 
@@ -65,16 +64,24 @@ def _root(
 @cli_errors
 def demo(
     store: str = typer.Option(
-        None, "--store", envvar=STORE_ENV,
-        help="Store DSN to write the demo traces to (default: the embedded store in the user data dir).",
+        None, "--store", help="Store DSN for the demo's traces (default: a fresh embedded store under --dir).",
     ),
-    runs: int = typer.Option(3, "--runs", min=1, help="How many agent runs to trace."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+    directory: str = typer.Option(
+        None, "--dir", help="Directory for the demo's store, dataset and models (default: a new one per demo "
+        "under $TRACEMILL_DATA_DIR/demo).",
+    ),
+    runs: int = typer.Option(200, "--runs", min=1, help="How many agent runs to trace."),
+    skip_train: bool = typer.Option(False, "--skip-train", help="Stop after exporting the dataset."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the tickets and the scripted model's behaviours."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Run a small traced agent against the embedded store and show what was stored."""
-    from tracemill.demo import run_demo
+    """Run the whole loop on a fresh store: trace an agent, mine, review, export DPO pairs, train a tiny model."""
+    from pathlib import Path
 
-    run_demo(store=store, runs=runs, as_json=as_json, console=console)
+    from tracemill.demo.loop import run_demo
+
+    run_demo(directory=Path(directory) if directory else None, store=store, runs=runs, skip_train=skip_train,
+             seed=seed, as_json=as_json, console=console)
 
 
 _DEFAULTS = ServerSettings()
