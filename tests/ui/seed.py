@@ -1,9 +1,9 @@
 """Seed a store for the review UI tests: agent runs traced through the tracer, then mined (``tracemill.mine``).
 
 Run as ``python seed.py chdb:///abs/path``; prints what the tests need to know as one JSON line.
-The runs: the demo's travel desk (one of its three tasks fails on a tool), a run whose tool reports
-an error made of hostile HTML that the answer repeats, and a run with two answers to one prompt
-(the pair the preference view compares).
+The runs: the scripted travel desk of travel_agent.py (one of its three tasks fails on a tool), a run
+whose tool reports an error made of hostile HTML that the answer repeats, and a run with two answers
+to one prompt (the pair the preference view compares).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import sys
 
+from travel_agent import TASKS, TOOLS, travel_desk  # beside this script, which runs as a program
+
 import tracemill
-from tracemill.demo_agent import TASKS, TOOLS, travel_desk
 
 HOSTILE = ('<script>window.__tracemill_xss = "script";</script> and '
            '<img src=x onerror="window.__tracemill_xss = \'img\'"> in the answer')
