@@ -142,7 +142,7 @@ def _trl_arguments(config: TrainConfig, export: Export, out: Path, *, progress: 
         "bf16": gpu and torch.cuda.is_bf16_supported(),
         # Checkpointing trades compute for GPU memory; on the CPU it only slows small models down.
         "activation_checkpointing": gpu,
-        # A log costs about as much as a step of a tiny model: at least 5 steps apart, about 100 points for training.png.
+        # A log costs about a step of a tiny model: at least 5 steps apart, about 100 points for training.png.
         "logging_steps": max(5, steps // 100),
         "save_strategy": "no",
         "eval_strategy": "no",  # the held-out split is measured before and after, not during
