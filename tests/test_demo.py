@@ -85,11 +85,18 @@ def test_demo_trains_a_tiny_model_that_prefers_the_corrections_on_held_out_tasks
     report = _demo(tmp_path, "--runs", "120", "--json", timeout=600)
     assert report["stages"]["train"]["status"] == "done", report["stages"]
     assert report["pairs"] > 0
-    assert report["preference_accuracy_after"] > report["preference_accuracy_before"]
     model_dir = Path(report["model_dir"])
     written = json.loads((model_dir / "report.json").read_text())
-    assert written["before"]["preference_accuracy"] == report["preference_accuracy_before"]
-    assert written["after"]["preference_accuracy"] == report["preference_accuracy_after"]
+    before, after = written["before"], written["after"]
+    assert before["preference_accuracy"] == report["preference_accuracy_before"]
+    assert after["preference_accuracy"] == report["preference_accuracy_after"]
+    # What the held-out pairs show of learning. Accuracy alone is a coarse signal on a dozen pairs: the untrained
+    # tiny model (its tokenizer trained on this run's text) already ranks some pairs right by chance or by length.
+    # The reward margin against the untrained model (0 before, by definition) and the widened log-prob gap between
+    # chosen and rejected do not depend on that.
+    assert after["preference_accuracy"] >= 0.75
+    assert before["reward_margin"] == 0 < after["reward_margin"]
+    assert after["chosen_logp"] - after["rejected_logp"] > before["chosen_logp"] - before["rejected_logp"]
 
 
 def test_demo_prints_the_report_for_people(tmp_path):
