@@ -17,7 +17,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector import schema
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.query import QueryResult
     from clickhouse_connect.driver.summary import QuerySummary
 
-__all__ = ["Store"]
+__all__ = ["Store", "using_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +246,22 @@ class Store:
                         )
                     self._span_types = [types[c] for c in SPAN_COLUMNS]
         return self._span_types
+
+
+@contextmanager
+def using_store(store: Store | str | None) -> Iterator[Store]:
+    """``store`` as is when it is open, else the store at that DSN (None: the default) for the block, closed after.
+
+    Library entry points (mining, feedback, export) take either, so a caller holding a Store reuses it.
+    """
+    if isinstance(store, Store):
+        yield store
+        return
+    opened = Store.open(store)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _driver_errors() -> type[Exception]:

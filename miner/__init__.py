@@ -37,18 +37,13 @@ def mine(
     Unix seconds) mines every trace with a span after that time instead, and ``remine=True`` mines them
     all. Mining again never duplicates a flag. ``progress(stage, done, total)`` is called per stage.
     """
-    from tracemill.collector.store import Store
+    from tracemill.collector.store import using_store
     from tracemill.deps import require
     from tracemill.miner.run import mine_store
 
     require("sklearn", extra="miner", feature="The miner")
-    if isinstance(store, Store):
-        return mine_store(store, since=since, config=config, remine=remine, progress=progress)
-    opened = Store.open(store)
-    try:
+    with using_store(store) as opened:
         return mine_store(opened, since=since, config=config, remine=remine, progress=progress)
-    finally:
-        opened.close()
 
 
 def __getattr__(name: str) -> Any:

@@ -145,8 +145,9 @@ def record(
     """Store several raw feedback items at once: all of them, or (on any error) none."""
     if store is not None:
         from tracemill.collector.feedback import record_feedback
+        from tracemill.collector.store import using_store
 
-        with _Opened(store) as opened:
+        with using_store(store) as opened:
             return record_feedback(opened, builtins.list(items))
     return _server(endpoint).post("/api/feedback", builtins.list(items))["feedback"]
 
@@ -166,8 +167,9 @@ def list(
     """Current feedback, newest first."""
     if store is not None:
         from tracemill.collector.feedback import list_feedback
+        from tracemill.collector.store import using_store
 
-        with _Opened(store) as opened:
+        with using_store(store) as opened:
             return list_feedback(opened, trace_id=trace_id, span_id=span_id, kind=kind, author=author, name=name,
                                  limit=limit, offset=offset)
     filters = {"trace_id": trace_id, "span_id": span_id, "kind": kind, "author": author, "name": name,
@@ -181,8 +183,9 @@ def conflicts(
     """Where authors disagree: ``[{"subject": {...}, "feedback": [rows]}]``."""
     if store is not None:
         from tracemill.collector.feedback_conflicts import list_conflicts
+        from tracemill.collector.store import using_store
 
-        with _Opened(store) as opened:
+        with using_store(store) as opened:
             return list_conflicts(opened, trace_id=trace_id)
     return _server(endpoint).get("/api/feedback/conflicts", {"trace_id": trace_id})["conflicts"]
 
@@ -196,24 +199,6 @@ def _author(author: str | None) -> str:
 
 def _one(item: dict[str, Any], store: Store | str | None, endpoint: str | None) -> dict[str, Any]:
     return record([item], store=store, endpoint=endpoint)[0]
-
-
-class _Opened:
-    def __init__(self, store: Store | str) -> None:
-        self._given = store
-        self._owned: Store | None = None
-
-    def __enter__(self) -> Store:
-        if isinstance(self._given, str):
-            from tracemill.collector.store import Store
-
-            self._owned = Store.open(self._given)
-            return self._owned
-        return self._given
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned is not None:
-            self._owned.close()
 
 
 class _Server:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from tracemill.collector.feedback_conflicts import current_feedback, parse_policy, settle
+from tracemill.collector.store import using_store
 from tracemill.errors import ConfigError
 from tracemill.trainer.assemble import BuildOptions, assemble
 from tracemill.trainer.rows import COLUMNS, Row, clean, encode_row, length_bias, split
@@ -71,7 +72,7 @@ def _build_rows(
     since_ns = _since_ns(since)
     options = BuildOptions(**{**(options.__dict__ if options else {}), "since_ns": since_ns})
     with _no_cyclic_gc():
-        with _opened(store) as opened:
+        with using_store(store) as opened:
             feedback = current_feedback(opened, since_ns=since_ns)
             kept, settled, conflicted = settle(feedback, policy)
             rows, dropped = assemble(kind, opened, kept, options)
@@ -253,23 +254,3 @@ def _no_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-class _opened:
-    """A Store given as is, or opened from a DSN for the duration (and closed after)."""
-
-    def __init__(self, store: Store | str) -> None:
-        self._given = store
-        self._owned: Store | None = None
-
-    def __enter__(self) -> Store:
-        if isinstance(self._given, str):
-            from tracemill.collector.store import Store
-
-            self._owned = Store.open(self._given)
-            return self._owned
-        return self._given
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned is not None:
-            self._owned.close()
