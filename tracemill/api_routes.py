@@ -76,14 +76,9 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
     async def feedback_write(request: Request) -> JSONResponse:
         """One feedback object, or a list of them: all stored, or none (the error says which item failed)."""
-        try:
-            body = await read_bounded_body(request, MAX_API_BODY_BYTES, advice="send fewer items")
-        except PayloadTooLargeError as exc:
-            return JSONResponse({"error": str(exc)}, 413)
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
+        document, refused = await _json_body(request, advice="send fewer items")
+        if refused is not None:
+            return refused
         items = document if isinstance(document, list) else [document]
         check_only = request.query_params.get("check_only", "").lower() in ("1", "true", "yes")
         return await _answer(
@@ -125,14 +120,9 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
     async def mine(request: Request) -> JSONResponse:
         """Run the miner in the server (which owns the store): ``{"since": ..., "remine": false}``."""
-        try:
-            body = await read_bounded_body(request, MAX_API_BODY_BYTES, advice="send only since and remine")
-        except PayloadTooLargeError as exc:
-            return JSONResponse({"error": str(exc)}, 413)
-        try:
-            options = json.loads(body or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
+        options, refused = await _json_body(request, advice="send only since and remine", empty=b"{}")
+        if refused is not None:
+            return refused
         if not isinstance(options, dict) or set(options) - {"since", "remine"}:
             return JSONResponse({"error": "the body is a JSON object with optional keys since and remine"}, 400)
         from tracemill.deps import require
@@ -175,6 +165,19 @@ async def _answer(produce: Callable[[], Any], *, status_code: int = 200) -> JSON
         return JSONResponse({"error": str(exc)}, 400)
     except StoreError as exc:
         return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": "2"})
+
+
+async def _json_body(request: Request, *, advice: str, empty: bytes = b"") -> tuple[Any, JSONResponse | None]:
+    """The body parsed as JSON (``empty`` stands for no body), or the answer refusing it: 413 past the limit
+    (``advice`` says what to send instead), 400 when it is not JSON."""
+    try:
+        body = await read_bounded_body(request, MAX_API_BODY_BYTES, advice=advice)
+    except PayloadTooLargeError as exc:
+        return None, JSONResponse({"error": str(exc)}, 413)
+    try:
+        return json.loads(body or empty), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
 
 
 def _int(raw: str, name: str) -> int:
