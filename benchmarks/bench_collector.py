@@ -144,8 +144,8 @@ def client_main(client: int, requests: int, spans: int, url: str, start: Any, ou
 
 def raw_insert_baseline(directory: str, clients: int, requests: int, spans: int, insert_rows: int) -> float:
     """Rows/s of the column-oriented insert alone (conversion not timed), on a fresh store."""
-    from tracemill.collector.rows import empty_rows, request_to_rows
-    from tracemill.collector.store import Store
+    from tracemill.collector.ingest.rows import empty_rows, request_to_rows
+    from tracemill.collector.store.store import Store
 
     groups = []
     rows = empty_rows()

@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
     from tracemill.trainer import build, export
 
     directory = Path(tempfile.mkdtemp(prefix="bench-export-"))

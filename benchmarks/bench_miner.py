@@ -128,7 +128,7 @@ def _template(index: int) -> list[dict[str, Any]]:
 
 def build(store: Any, spans_wanted: int, batch_traces: int = 20_000) -> tuple[int, int]:
     """Insert about ``spans_wanted`` spans; returns (spans, traces)."""
-    from tracemill.collector.rows import SPAN_COLUMNS
+    from tracemill.collector.ingest.rows import SPAN_COLUMNS
 
     templates = [_template(i) for i in range(40)]
     per_trace = sum(len(t) for t in templates) / len(templates)
@@ -176,7 +176,7 @@ def _rss_bytes() -> int:
 
 def measure(spans_wanted: int) -> dict[str, Any]:
     import tracemill
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
     directory = tempfile.mkdtemp(prefix="bench-miner-")
     try:

@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
 
-    from tracemill.collector.api import get_trace
-    from tracemill.collector.feedback import list_flags
-    from tracemill.collector.store import Store
+    from tracemill.collector.feedback.feedback import list_flags
+    from tracemill.collector.server.api import get_trace
+    from tracemill.collector.store.store import Store
     from tracemill.ui import pages
     from tracemill.ui.routes import environment
 

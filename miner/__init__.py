@@ -14,7 +14,7 @@ from tracemill.miner.detectors import DETECTORS, Flag
 from tracemill.miner.result import MineResult
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
     from tracemill.miner.run import Progress
 
 __all__ = ["DETECTORS", "MINER_VERSION", "Flag", "MineResult", "MinerConfig", "mine"]
@@ -37,7 +37,7 @@ def mine(
     Unix seconds) mines every trace with a span after that time instead, and ``remine=True`` mines them
     all. Mining again never duplicates a flag. ``progress(stage, done, total)`` is called per stage.
     """
-    from tracemill.collector.store import using_store
+    from tracemill.collector.store.store import using_store
     from tracemill.deps import require
     from tracemill.miner.run import mine_store
 

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.schema import FEEDBACK_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
+from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 from tracemill.miner.sql import _q, features_sql
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["Frame", "candidate_condition", "load_features", "tool_schema_check"]
 

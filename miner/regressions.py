@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
+from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["report_from_rows", "report_from_traces", "version_report"]
 

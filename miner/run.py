@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
+from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.features import Frame, candidate_condition, load_features
@@ -26,7 +26,7 @@ from tracemill.miner.sql import span_columns
 from tracemill.miner.taxonomy import Message, build_taxonomy
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["Progress", "mine_store"]
 
@@ -50,7 +50,7 @@ def mine_store(
     progress: Progress | None = None,
 ) -> MineResult:
     """Mine ``store``; see :func:`tracemill.mine`."""
-    from tracemill.collector.api import parse_since
+    from tracemill.collector.server.api import parse_since
 
     config = config or MinerConfig()
     started = time.perf_counter()

@@ -10,7 +10,7 @@ trace's feedback, so nothing span-level is pulled into Python.
 
 from __future__ import annotations
 
-from tracemill.collector.schema import FEEDBACK_TABLE, SPANS_TABLE
+from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
 __all__ = ["GIVE_UP_PATTERN", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
 

@@ -15,17 +15,48 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["tracemill", "tracemill.demo", "tracemill.tracer", "tracemill.integrations", "tracemill.collector",
-               "tracemill.miner", "tracemill.trainer", "tracemill.ui"]
+SUBPACKAGES = ["tracemill", "tracemill.cli", "tracemill.demo", "tracemill.ui", "tracemill.tracer",
+               "tracemill.integrations", "tracemill.collector", "tracemill.collector.store",
+               "tracemill.collector.ingest", "tracemill.collector.feedback", "tracemill.collector.server",
+               "tracemill.miner", "tracemill.trainer"]
 HEAVY = ["clickhouse-connect", "chdb", "torch", "trl", "transformers", "scikit-learn", "langchain-core", "openai"]
 
 
 @pytest.fixture(scope="module")
-def core_venv(tmp_path_factory) -> Path:
+def built_wheel(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel, and everything the build printed."""
     work = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work),
+                           str(ROOT)], check=True, capture_output=True, text=True, timeout=300)
     (wheel,) = work.glob("tracemill-*.whl")
+    return wheel, done.stdout + done.stderr
+
+
+def test_wheel_builds_without_a_setuptools_warning(built_wheel):
+    _, output = built_wheel
+    # "byte-compiling is disabled" only says that PYTHONDONTWRITEBYTECODE is set; anything else is a finding.
+    warnings = [line for line in output.splitlines()
+                if "warning" in line.lower() and "byte-compiling is disabled" not in line]
+    assert not warnings, "\n".join(warnings)
+
+
+def test_every_package_folder_is_declared():
+    """A folder with an ``__init__.py`` that is missing from ``SUBPACKAGES`` would not be checked below."""
+    folders = {"tracer", "integrations", "collector", "miner", "trainer"}
+    found = {"tracemill"}
+    for init in ROOT.glob("*/**/__init__.py"):
+        parts = init.parent.relative_to(ROOT).parts
+        if parts[0] in folders:
+            found.add(".".join(("tracemill", *parts)))
+        elif parts[0] == "tracemill":
+            found.add(".".join(parts))
+    assert found == set(SUBPACKAGES)
+
+
+@pytest.fixture(scope="module")
+def core_venv(built_wheel, tmp_path_factory) -> Path:
+    wheel, _ = built_wheel
+    work = tmp_path_factory.mktemp("venv")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],

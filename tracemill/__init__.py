@@ -46,7 +46,7 @@ from tracemill.tracer import (
 from tracemill.tracer.runtime import init, set_store_exporter_factory
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
     from tracemill.miner import MineResult, mine
 
 __version__ = "0.1.0"
@@ -57,7 +57,7 @@ def _store_exporter(dsn: str) -> Any:
     from tracemill.deps import require
 
     require("clickhouse_connect", extra="server", feature="Writing spans to a store (store=...)")
-    from tracemill.collector.exporter import StoreSpanExporter
+    from tracemill.collector.ingest.exporter import StoreSpanExporter
 
     return StoreSpanExporter(dsn)
 
@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
         from tracemill.deps import require
 
         require("clickhouse_connect", extra="server", feature="The trace store")
-        from tracemill.collector.store import Store
+        from tracemill.collector.store.store import Store
 
         return Store
     if name == "feedback":  # tracemill.feedback.correct(...) without importing the module first

@@ -5,7 +5,7 @@ So a command first asks the server (``TRACEMILL_SERVER``, default ``http://127.0
 when none answers it opens the store itself; and when the store is locked by another process
 and no server answers, the error says exactly that and how to fix it.
 
-Both backends return the same JSON-ready dicts (from :mod:`tracemill.collector.api`). The HTTP
+Both backends return the same JSON-ready dicts (from :mod:`tracemill.collector.server.api`). The HTTP
 side uses only the standard library, so the CLI needs nothing beyond the core install to talk
 to a server.
 """
@@ -20,8 +20,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
+from tracemill.collector.server.server import env_name
 from tracemill.errors import ConfigError, ServerError, StoreLockedError
-from tracemill.server import env_name
 from tracemill.tracer.config import local_server_url
 
 __all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url"]
@@ -131,7 +131,7 @@ class StoreBackend:
 
     def status(self) -> dict[str, Any]:
         """The store's status; ``other_server`` names the server that answered for another store, if one did."""
-        from tracemill.collector.api import store_status
+        from tracemill.collector.server.api import store_status
 
         out: dict[str, Any] = {"server": None, "store": {**store_status(self._store), "available": True}}
         if self._other_server is not None:
@@ -139,12 +139,12 @@ class StoreBackend:
         return out
 
     def traces(self, **filters: Any) -> list[dict[str, Any]]:
-        from tracemill.collector.api import list_traces
+        from tracemill.collector.server.api import list_traces
 
         return list_traces(self._store, **filters)
 
     def trace(self, trace_id: str) -> dict[str, Any]:
-        from tracemill.collector.api import get_trace
+        from tracemill.collector.server.api import get_trace
 
         return get_trace(self._store, trace_id)
 
@@ -172,11 +172,11 @@ def connect(
     health = _probe(remote, probe_timeout_s)
     if health is not None and (store is None or _same_store(store, health)):
         return remote
-    from tracemill.collector.dsn import default_store_dsn
+    from tracemill.collector.store.dsn import default_store_dsn
     from tracemill.deps import require
 
     require("clickhouse_connect", extra="server", feature="Reading the store without a running server")
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
     dsn = store or default_store_dsn(env)
     try:
@@ -192,7 +192,7 @@ def connect(
             "point this command at it with --server http://HOST:PORT (or TRACEMILL_SERVER); otherwise stop "
             "that process, or start `tracemill serve` and run this command again."
         ) from None
-    from tracemill.outbox import ingest_for_command
+    from tracemill.collector.ingest.outbox import ingest_for_command
 
     ingest_for_command(opened, store, env)
     other = None
@@ -226,7 +226,7 @@ def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:
 
 
 def _same_store(store: str, health: Mapping[str, Any]) -> bool:
-    from tracemill.collector.dsn import parse_dsn
+    from tracemill.collector.store.dsn import parse_dsn
 
     wanted = parse_dsn(store)
     served = health.get("store") or {}

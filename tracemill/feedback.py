@@ -1,7 +1,7 @@
 """Give feedback from Python: ``tracemill.feedback.correct / score / label / prefer / outcome / delete``,
 and read it back with ``list`` and ``conflicts``.
 
-Each function writes through the one checked write path (:func:`tracemill.collector.feedback.record_feedback`):
+Each function writes through the one checked write path (:func:`tracemill.collector.feedback.feedback.record_feedback`):
 with ``store=`` (a DSN or an open :class:`~tracemill.Store`) in this process, otherwise through the
 running server's API (``endpoint=``, default ``TRACEMILL_SERVER`` or the local server; token from
 ``TRACEMILL_TOKEN``), like the CLI. A refused item raises a :class:`~tracemill.ConfigError` (or
@@ -21,7 +21,7 @@ from tracemill.errors import ConfigError
 from tracemill.tracer.config import EnvVar
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["conflicts", "correct", "delete", "label", "list", "outcome", "prefer", "record", "score"]
 
@@ -144,8 +144,8 @@ def record(
 ) -> builtins.list[dict[str, Any]]:
     """Store several raw feedback items at once: all of them, or (on any error) none."""
     if store is not None:
-        from tracemill.collector.feedback import record_feedback
-        from tracemill.collector.store import using_store
+        from tracemill.collector.feedback.feedback import record_feedback
+        from tracemill.collector.store.store import using_store
 
         with using_store(store) as opened:
             return record_feedback(opened, builtins.list(items))
@@ -166,8 +166,8 @@ def list(
 ) -> builtins.list[dict[str, Any]]:
     """Current feedback, newest first."""
     if store is not None:
-        from tracemill.collector.feedback import list_feedback
-        from tracemill.collector.store import using_store
+        from tracemill.collector.feedback.feedback import list_feedback
+        from tracemill.collector.store.store import using_store
 
         with using_store(store) as opened:
             return list_feedback(opened, trace_id=trace_id, span_id=span_id, kind=kind, author=author, name=name,
@@ -182,8 +182,8 @@ def conflicts(
 ) -> builtins.list[dict[str, Any]]:
     """Where authors disagree: ``[{"subject": {...}, "feedback": [rows]}]``."""
     if store is not None:
-        from tracemill.collector.feedback_conflicts import list_conflicts
-        from tracemill.collector.store import using_store
+        from tracemill.collector.feedback.conflicts import list_conflicts
+        from tracemill.collector.store.store import using_store
 
         with using_store(store) as opened:
             return list_conflicts(opened, trace_id=trace_id)

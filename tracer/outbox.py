@@ -2,7 +2,7 @@
 
 One file per export batch, each an ``ExportTraceServiceRequest`` exactly as OTLP/HTTP would have
 sent it. Files are written under a temporary name and renamed, so a reader never sees half a file.
-Readers (``tracemill serve`` and the commands that open the store, see :mod:`tracemill.outbox`)
+Readers (``tracemill serve`` and the commands that open the store, see :mod:`tracemill.collector.ingest.outbox`)
 take a file by renaming it to a claimed name first, so two readers never ingest the same file;
 a claim whose process died is taken over. The file name doubles as the insert deduplication token,
 so a reader that crashes after inserting and before deleting stores nothing twice on the retry.

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
+from tracemill.collector.store.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
 from tracemill.trainer import builders
 from tracemill.trainer.rows import Row
 from tracemill.trainer.spans import LLMSpan, load_llm_spans, spans_by_trace
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["BuildOptions", "assemble"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tracemill.collector.feedback_conflicts import LABEL_POLARITY
+from tracemill.collector.feedback.conflicts import LABEL_POLARITY
 from tracemill.trainer.chat import ChatMessage, openai_messages, render_step, tool_call
 from tracemill.trainer.spans import LLMSpan
 

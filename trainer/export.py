@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from tracemill.collector.feedback_conflicts import current_feedback, parse_policy, settle
-from tracemill.collector.store import using_store
+from tracemill.collector.feedback.conflicts import current_feedback, parse_policy, settle
+from tracemill.collector.store.store import using_store
 from tracemill.errors import ConfigError
 from tracemill.trainer.assemble import BuildOptions, assemble
 from tracemill.trainer.rows import COLUMNS, Row, clean, encode_row, length_bias, split
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["DATASET_SCHEMA_VERSION", "EXPORT_KINDS", "ExportKind", "build", "export", "write_dataset"]
 
@@ -231,13 +231,13 @@ _FORMATS = {
 def _since_ns(since: str | float | None) -> int | None:
     if since is None or since == "":
         return None
-    from tracemill.collector.api import parse_since
+    from tracemill.collector.server.api import parse_since
 
     return int(parse_since(since) * 1e9)
 
 
 def _applied(store: Store) -> set[int]:
-    from tracemill.collector.schema import applied_versions
+    from tracemill.collector.store.schema import applied_versions
 
     return applied_versions(store)
 

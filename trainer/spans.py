@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tracemill.collector.schema import SPANS_TABLE
+from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.trainer.chat import ChatMessage, chat_messages, chat_tools, system_messages
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["LLMSpan", "load_llm_spans", "spans_by_trace"]
 

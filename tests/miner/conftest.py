@@ -1,48 +1,11 @@
-"""Store fixtures for the miner's tests: real chDB, one directory per pytest process, a database per test
-(or per module, for the corpus that several tests read)."""
+"""Fixtures of the miner's tests: the corpus helpers (the chDB ``store``, ``new_database`` and
+``drop_database`` fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import itertools
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tracemill.collector.store import Store
-
-_counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("chdb") / "store"
-
-
-@pytest.fixture(scope="session")
-def chdb_dsn(chdb_dir: Path) -> str:
-    return f"chdb://{chdb_dir}"
-
-
-def open_database(dsn: str, name: str) -> Store:
-    slug = re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
-    return Store.open(dsn, database=f"m{next(_counter)}_{slug}")
-
-
-def drop(store: Store) -> None:
-    if not store.closed:
-        store.command(f"DROP DATABASE IF EXISTS `{store.database}`")
-        store.close()
-
-
-@pytest.fixture
-def store(chdb_dsn: str, request: pytest.FixtureRequest) -> Iterator[Store]:
-    opened = open_database(chdb_dsn, request.node.name)
-    try:
-        yield opened
-    finally:
-        drop(opened)
 
 
 @pytest.fixture(scope="session")
@@ -57,14 +20,3 @@ def corpus():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="session")
-def new_database(chdb_dsn: str):
-    """``new_database(name)`` opens a fresh database; the caller drops it with ``drop_database(store)``."""
-    return lambda name: open_database(chdb_dsn, name)
-
-
-@pytest.fixture(scope="session")
-def drop_database():
-    return drop

@@ -27,9 +27,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 import tracemill
-from tracemill.collector.exporter import StoreSpanExporter
-from tracemill.collector.feedback import record_feedback
-from tracemill.collector.store import Store
+from tracemill.collector.feedback.feedback import record_feedback
+from tracemill.collector.ingest.exporter import StoreSpanExporter
+from tracemill.collector.store.store import Store
 
 TOOLS = [
     {"type": "function", "function": {"name": "lookup_order", "description": "Look up an order.", "parameters": {

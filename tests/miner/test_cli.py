@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tracemill.cli import app
+from tracemill.cli.app import app
 
 NO_SERVER = ["--server", "http://127.0.0.1:9"]
 

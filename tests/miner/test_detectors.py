@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import tracemill.miner as miner
-from tracemill.collector.store import Store
+from tracemill.collector.store.store import Store
 
 CHECKED = ("unhandled_error", "tool_error", "loop", "give_up", "invalid_tool_arguments", "recovered_error", "retry",
            "excess_cost", "negative_feedback", "outcome_near_threshold")  # fmt: skip
@@ -167,7 +167,7 @@ def test_top_decisive_steps_name_span_names(mined: Mined):
 def test_feedback_after_mining_is_mined_next_time_and_a_withdrawn_verdict_drops_its_flag(store, corpus):
     import random
 
-    from tracemill.collector.feedback import record_feedback
+    from tracemill.collector.feedback.feedback import record_feedback
 
     written = corpus.write_with_otel(store, [corpus.script("clean", "task-0", random.Random(i)) for i in range(10)])
     assert miner.mine(store).flags == []

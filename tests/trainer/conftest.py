@@ -8,9 +8,7 @@ start from ``tiny_model``, built once per session from the texts of the exports 
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,8 +18,8 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import tracemill
-from tracemill.collector.exporter import StoreSpanExporter
-from tracemill.collector.store import Store
+from tracemill.collector.ingest.exporter import StoreSpanExporter
+from tracemill.collector.store.store import Store
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.trainer.tiny import build_tiny_model
 
@@ -29,8 +27,6 @@ from tracemill.trainer.tiny import build_tiny_model
 sys.path.insert(0, str(Path(__file__).parent))
 
 import trainer_exports
-
-_counter = itertools.count()
 
 SYSTEM = "You are a support agent. Look orders up before refunding them."
 TOOLS = [
@@ -54,24 +50,6 @@ GOOD = [
 BAD = [GOOD[0], {"tool_calls": [{"id": "call_2", "name": "refund", "arguments": {"order_id": "A-17",
                                                                                  "amount": 200}}]},
        {"content": "Refunded 200 EUR."}]
-
-
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("chdb") / "store"
-
-
-@pytest.fixture
-def store(chdb_dir: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
-    """A migrated store in a database of this test's own, dropped afterwards."""
-    database = f"t{next(_counter)}_{re.sub(r'[^A-Za-z0-9_]', '_', request.node.name)[:40]}"
-    opened = Store.open(f"chdb://{chdb_dir}", database=database)
-    try:
-        yield opened
-    finally:
-        if not opened.closed:
-            opened.command(f"DROP DATABASE IF EXISTS `{database}`")
-            opened.close()
 
 
 @tracemill.tool

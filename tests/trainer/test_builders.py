@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracemill.collector.json_schema import schema_errors
+from tracemill.collector.feedback.json_schema import schema_errors
 from tracemill.trainer import builders
 from tracemill.trainer.chat import chat_messages, chat_tools, openai_messages, system_messages
 from tracemill.trainer.rows import Row, clean, length_bias, split

@@ -16,8 +16,8 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import tracemill
-from tracemill.collector.exporter import StoreSpanExporter
-from tracemill.collector.store import Store
+from tracemill.collector.ingest.exporter import StoreSpanExporter
+from tracemill.collector.store.store import Store
 from tracemill.tracer.causality import TOOL_CALLS
 
 from .conftest import BAD, GOOD, Agent

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import tracemill.feedback as feedback
-from tracemill.collector.feedback_conflicts import parse_policy
+from tracemill.collector.feedback.conflicts import parse_policy
 from tracemill.errors import ConfigError
 from tracemill.trainer import export
 

@@ -136,7 +136,7 @@ def test_a_refused_item_stores_nothing_of_its_write(store, run):
 def test_an_ambiguous_trace_prefix_is_refused(store):
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from tracemill.collector.rows import request_to_rows
+    from tracemill.collector.ingest.rows import request_to_rows
 
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans

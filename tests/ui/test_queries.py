@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tracemill.collector.feedback import list_flags, record_feedback
-from tracemill.collector.store import Store
+from tracemill.collector.feedback.feedback import list_flags, record_feedback
+from tracemill.collector.store.store import Store
 from tracemill.ui.queries import QueueFilters, neighbour, overview, queue, sort_key
 from tracemill.ui.trace_data import trace_outline
 

@@ -18,7 +18,7 @@ from tracemill.demo.runs import RunRecord
 from tracemill.demo.world import Action, correct_action
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["AUTHOR", "ReviewResult", "decisions_of", "review"]
 

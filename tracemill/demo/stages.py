@@ -17,7 +17,7 @@ from tracemill.demo.review import ReviewResult, review
 from tracemill.demo.runs import RunRecord
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["Stage", "export_stage", "mine_stage", "review_stage", "train_stage"]
 

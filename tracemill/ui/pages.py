@@ -7,8 +7,8 @@ import random
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
-from tracemill.collector.api import resolve_trace_id
-from tracemill.collector.feedback import list_feedback, list_flags
+from tracemill.collector.feedback.feedback import list_feedback, list_flags
+from tracemill.collector.store.reads import resolve_trace_id
 from tracemill.errors import ConfigError
 from tracemill.ui import charts
 from tracemill.ui.content import outline_rows, span_view
@@ -16,7 +16,7 @@ from tracemill.ui.queries import SEVERITY_RANK, QueueFilters, neighbour, overvie
 from tracemill.ui.trace_data import span_details, trace_outline
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["queue_context", "span_context", "step_target", "trace_context"]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from tracemill.collector.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE, TRACE_ID_TS_TABLE
+from tracemill.collector.store.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE, TRACE_ID_TS_TABLE
 from tracemill.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["SEVERITY_RANK", "QueueFilters", "neighbour", "overview", "queue", "queue_choices", "sort_key"]
 
@@ -216,7 +216,7 @@ def neighbour(store: Store, filters: QueueFilters, trace_id: str, direction: Lit
 
 
 def sort_key(filters: QueueFilters, trace_id: str, flags: list[dict[str, Any]]) -> tuple[Any, ...] | None:
-    """The queue's sort key of a run, from its flags as :func:`tracemill.collector.feedback.list_flags` gives
+    """The queue's sort key of a run, from its flags as :func:`tracemill.collector.feedback.feedback.list_flags` gives
     them with a ``review`` label each (the same rule as the SQL of :func:`queue`); None when no flag matches."""
     mine = [f for f in flags if (not filters.kind or (f.get("kind") or f["detector"]) == filters.kind)
             and (not filters.category or f["category"] == filters.category)

@@ -26,7 +26,7 @@ from tracemill.ui.security import COOKIE_NAME, cookie_value
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-    from tracemill.server import CollectorServer
+    from tracemill.collector.server.server import CollectorServer
 
 __all__ = ["ui_routes"]
 

@@ -4,20 +4,20 @@ The page of a run with thousands of spans must render fast, so the outline reads
 tree and the waterfall show (ids, names, times, status, a one-line summary computed in
 ClickHouse); a span's messages, tool calls and attributes are read when it is opened (the
 decisive span's at once). Both read only the trace's time range, found in
-``otel_traces_trace_id_ts`` as :func:`tracemill.collector.api.get_trace` does.
+``otel_traces_trace_id_ts`` as :func:`tracemill.collector.server.api.get_trace` does.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.api import span_json
-from tracemill.collector.reads import MAX_TRACE_SPANS, SPAN_SELECT, resolve_trace_id, span_record
-from tracemill.collector.schema import SPANS_TABLE, TRACE_ID_TS_TABLE
+from tracemill.collector.server.api import span_json
+from tracemill.collector.store.reads import MAX_TRACE_SPANS, SPAN_SELECT, resolve_trace_id, span_record
+from tracemill.collector.store.schema import SPANS_TABLE, TRACE_ID_TS_TABLE
 from tracemill.errors import SpanNotFoundError, TraceNotFoundError
 
 if TYPE_CHECKING:
-    from tracemill.collector.store import Store
+    from tracemill.collector.store.store import Store
 
 __all__ = ["span_details", "trace_outline"]
 

@@ -1,0 +1,1 @@
+"""``tracemill serve``: settings, the Starlette app, the JSON API, the request guard and the token check."""

@@ -1,0 +1,1 @@
+"""The store: DSNs, the clickhouse-connect client, schema and migrations, typed records and reads."""
