@@ -204,30 +204,9 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):
         if tracer is None or (method.startswith("_") and method not in _TOOL_METHODS):
             return _State("alias", parent, None)
         if isinstance(instance, BaseLLM) and (method in _CHAT_METHODS or method in _COMPLETION_METHODS):
-            operation = semconv.OP_CHAT if method in _CHAT_METHODS else semconv.OP_TEXT_COMPLETION
-            llm = FrameworkLLMSpan(component=name, framework="llama_index", provider=_provider(instance),
-                                   model=_model(instance), operation=operation, parent=parent,
-                                   request={"temperature": getattr(instance, "temperature", None)})
-            context = llm.start()
-            state = _State("llm", context if context is not None else parent, llm.span)
-            state.llm = llm
-            return state
+            return _open_llm(instance, name, method, parent)
         if isinstance(instance, BaseTool) and method in _TOOL_METHODS:
-            parent_state = self.state(parent_span_id)
-            if parent_state is not None and parent_state.kind == "tool" and parent_state.owner is instance:
-                return _State("alias", parent, None)  # __call__ -> call of the same tool: one execution
-            metadata = instance.metadata
-            arguments = dict(bound_args.arguments.get("kwargs") or {})
-            if not arguments and bound_args.arguments.get("args"):
-                arguments = {"args": list(bound_args.arguments["args"])}
-            tool = ToolCall(metadata.name or type(instance).__name__, parent=parent, arguments=arguments,
-                            call_id=parent_state.tool_call_id if parent_state is not None else None,
-                            description=next(iter((metadata.description or "").strip().splitlines()), None),
-                            attributes={semconv.FRAMEWORK: "llama_index"})
-            tool.start()
-            state = _State("tool", trace.set_span_in_context(tool.span, parent) if tool.span else parent, tool.span)
-            state.tool, state.owner = tool, instance
-            return state
+            return self._open_tool(instance, bound_args, parent, parent_span_id)
         attributes: dict[str, Any] = {semconv.FRAMEWORK: "llama_index"}
         kind = "step"
         event = bound_args.arguments.get("ev")
@@ -262,6 +241,25 @@ class TracemillSpanHandler(BaseSpanHandler[Any]):
         state = _State(kind, trace.set_span_in_context(span, parent), span)
         if event is not None and type(event).__name__ == "ToolCall":
             state.tool_call_id = getattr(event, "tool_id", None)
+        return state
+
+    def _open_tool(self, instance: Any, bound_args: inspect.BoundArguments, parent: Any,
+                   parent_span_id: str | None) -> _State:
+        """A tool's execution span (one per execution: ``__call__`` calling ``call`` of the same tool is one)."""
+        parent_state = self.state(parent_span_id)
+        if parent_state is not None and parent_state.kind == "tool" and parent_state.owner is instance:
+            return _State("alias", parent, None)
+        metadata = instance.metadata
+        arguments = dict(bound_args.arguments.get("kwargs") or {})
+        if not arguments and bound_args.arguments.get("args"):
+            arguments = {"args": list(bound_args.arguments["args"])}
+        tool = ToolCall(metadata.name or type(instance).__name__, parent=parent, arguments=arguments,
+                        call_id=parent_state.tool_call_id if parent_state is not None else None,
+                        description=next(iter((metadata.description or "").strip().splitlines()), None),
+                        attributes={semconv.FRAMEWORK: "llama_index"})
+        tool.start()
+        state = _State("tool", trace.set_span_in_context(tool.span, parent) if tool.span else parent, tool.span)
+        state.tool, state.owner = tool, instance
         return state
 
     @staticmethod
@@ -412,3 +410,15 @@ class TracemillEventHandler(BaseEventHandler):
             spans.on_llm_event(event)
         except Exception:
             log_once("llama_index.event", "tracemill: could not record a LlamaIndex event")
+
+
+def _open_llm(instance: Any, name: str, method: str, parent: Any) -> _State:
+    """The LLM span of a chat or completion call of a LlamaIndex LLM."""
+    operation = semconv.OP_CHAT if method in _CHAT_METHODS else semconv.OP_TEXT_COMPLETION
+    llm = FrameworkLLMSpan(component=name, framework="llama_index", provider=_provider(instance),
+                           model=_model(instance), operation=operation, parent=parent,
+                           request={"temperature": getattr(instance, "temperature", None)})
+    context = llm.start()
+    state = _State("llm", context if context is not None else parent, llm.span)
+    state.llm = llm
+    return state

@@ -50,7 +50,7 @@ def mine_store(
     progress: Progress | None = None,
 ) -> MineResult:
     """Mine ``store``; see :func:`tracemill.mine`."""
-    from tracemill.collector.server.api import parse_since
+    from tracemill.collector.store.query import parse_since
 
     config = config or MinerConfig()
     started = time.perf_counter()
@@ -69,8 +69,23 @@ def mine_store(
         result.duration_s = round(time.perf_counter() - started, 3)
         return result
 
+    scored = _flag_and_score(store, frame, config, result, clock, full=where == "1")
+
+    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
+    result.top_steps = _top_steps(store, result.run_id)
+    clock.done("write")
+
+    result.regressions = _regressions_of_run(store, frame, result.flags, full=where == "1")
+    clock.done("regressions")
+    result.duration_s = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: MineResult, clock: _Clock, *,
+                    full: bool) -> Any:
+    """Detect, localize, score and classify: fills ``result``'s flags, summary and taxonomy; the scorer's output."""
     result.spans = int(sum(frame["spans"]))
-    peers = _peers(store, frame, config, full=where == "1")
+    peers = _peers(store, frame, config, full=full)
     ctx = Context(frame=frame, config=config, peers=peers)
     flags = detect(ctx)
     clock.done("detect")
@@ -90,24 +105,21 @@ def mine_store(
     result.taxonomy = build_taxonomy(_messages(frame, flags))
     clock.done("taxonomy")
 
-    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
-    result.top_steps = _top_steps(store, result.run_id)
-    clock.done("write")
+    return scored
 
-    if where == "1":  # every trace was mined now: the frame and the flags hold all the report needs
+
+def _regressions_of_run(store: Store, frame: Frame, flags: list[Flag], *, full: bool) -> Any:
+    """Failure rates per configuration version: from this run's frame when it mined every trace, else the store."""
+    if full:  # every trace was mined now: the frame and the flags hold all the report needs
         from tracemill.miner.regressions import report_from_traces
 
         failed = {f.trace_id for f in flags if f.category == "failure"}
         near = {f.trace_id for f in flags if f.category == "near_miss"}
-        result.regressions = report_from_traces(
+        return report_from_traces(
             (v or "(none)", s, t in failed, t in near)
             for t, v, s in zip(frame["trace_id"], frame["version"], frame["start_s"], strict=True)
         )
-    else:
-        result.regressions = _regressions(store)
-    clock.done("regressions")
-    result.duration_s = round(time.perf_counter() - started, 3)
-    return result
+    return _regressions(store)
 
 
 class _Clock:

@@ -118,52 +118,27 @@ def _depth_expr(levels: int = 6) -> str:
 
 def features_sql(*, where: str, bad_args_check: str = "0") -> str:
     """The per-trace feature query over the spans selected by ``where``, joined with their feedback."""
-    empty_final = "('', 'null', '\"\"', '[]', '{}')"
     return f"""
 WITH
     arrayMap(x -> x.4, tool_steps) AS call_keys,
     arrayEnumerateUniq(call_keys) AS occurrences,
     arrayMap(x -> x.4, arrayFilter(x -> x.5, tool_steps)) AS failed_keys
-SELECT
-    t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
-    bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
-    service, version, start_s,
-    first_error_span, first_error_text,
-    first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
-    first_llm_error_span, first_llm_error_text, first_llm_error_end,
-    first_timeout_span, first_timeout_text,
-    if(bad_args_link != '', bad_args_link, arrayLast(x -> x.1 <= bad_args_start, llm_steps).2) AS bad_args_decision,
-    bad_args_span, bad_args_tool, bad_args_text,
-    last_llm_span, last_finish_reasons, slowest_step,
-    tool_errors > 0 AND arrayExists(x -> x.3 = first_tool_error_tool AND NOT x.5 AND x.1 > first_tool_error_start,
-                                    tool_steps) AS tool_recovered,
-    llm_errors > 0 AND last_llm_end > first_llm_error_end AND NOT last_llm_failed AS llm_recovered,
-    multiIf(trimBoth(root_output) NOT IN {empty_final}, root_output,
-            isValidJSON(last_llm_output) AND JSONType(last_llm_output) = 'Array',
-            arrayStringConcat(arrayMap(p -> JSONExtractString(p, 'content'),
-                arrayFilter(p -> JSONExtractString(p, 'type') = 'text',
-                    arrayFlatten(arrayMap(m -> JSONExtractArrayRaw(m, 'parts'),
-                                          JSONExtractArrayRaw(last_llm_output))))),
-                ' '),
-            last_llm_output) AS final_text,
-    substring(final_text, 1, 1000) AS final_output,
-    trimBoth(final_text) IN {empty_final} AS final_empty,
-    match(final_text, {_q(GIVE_UP_PATTERN)}) AS final_gives_up,
-    arrayStringConcat(arrayMap(x -> x.3, tool_steps), ' ') AS tool_sequence,
-    if(empty(occurrences), 0, arrayMax(occurrences)) AS max_repeats,
-    arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).2
-        AS loop_span,
-    arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).3
-        AS loop_tool,
-    arrayCount((x, o) -> o >= 2 AND has(failed_keys, x.4), tool_steps, occurrences) AS retries,
-    arrayFirst((x, o) -> o = 1 AND x.5 AND countEqual(call_keys, x.4) >= 2, tool_steps, occurrences).2 AS retry_span,
-    {_depth_expr()} AS depth,
-    fb.outcome_label, fb.outcome_score, fb.has_outcome, fb.min_score, fb.scores, fb.bad_labels, fb.bad_label_span,
-    fb.corrections, fb.correction_span
+SELECT{_trace_features()}
 FROM (
     SELECT
         TraceId,
-        count() AS spans,
+{_SPAN_AGGREGATES}
+    FROM (SELECT {span_columns(bad_args_check)} FROM {SPANS_TABLE} WHERE TraceId != '' AND {where})
+    GROUP BY TraceId
+) AS t
+LEFT JOIN (
+{_FEEDBACK_PER_TRACE}
+) AS fb ON fb.TraceId = t.TraceId
+SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
+"""
+
+
+_SPAN_AGGREGATES = """        count() AS spans,
         countIf(is_llm) AS llm_calls,
         countIf(is_tool) AS tool_calls,
         countIf(span_error) AS errors,
@@ -210,12 +185,10 @@ FROM (
         arraySort(groupArrayIf((start_ns, SpanId), is_llm)) AS llm_steps,
         arraySort(groupArrayIf((start_ns, SpanId, tool, cityHash64(tool, args), tool_failed), is_tool)) AS tool_steps,
         groupArray(ParentSpanId) AS parents,
-        mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS parent_of
-    FROM (SELECT {span_columns(bad_args_check)} FROM {SPANS_TABLE} WHERE TraceId != '' AND {where})
-    GROUP BY TraceId
-) AS t
-LEFT JOIN (
-    SELECT
+        mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS parent_of"""
+"""The per-trace aggregates over the span columns of :func:`span_columns` (the inner query of the features)."""
+
+_FEEDBACK_PER_TRACE = f"""    SELECT
         TraceId,
         argMaxIf(Label, UpdatedAt, Kind = 'outcome') AS outcome_label,
         argMaxIf(Score, UpdatedAt, Kind = 'outcome') AS outcome_score,
@@ -230,7 +203,46 @@ LEFT JOIN (
         argMinIf(SpanId, UpdatedAt, Kind = 'correction') AS correction_span
     FROM {FEEDBACK_TABLE} FINAL
     WHERE IsDeleted = 0
-    GROUP BY TraceId
-) AS fb ON fb.TraceId = t.TraceId
-SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
-"""
+    GROUP BY TraceId"""
+"""Per trace: its outcome, scores, negative labels and corrections (the feedback side of the features)."""
+
+
+def _trace_features() -> str:
+    """The feature columns computed from the aggregates, one per detector input."""
+    empty_final = "('', 'null', '\"\"', '[]', '{}')"
+    return f"""
+    t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
+    bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
+    service, version, start_s,
+    first_error_span, first_error_text,
+    first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
+    first_llm_error_span, first_llm_error_text, first_llm_error_end,
+    first_timeout_span, first_timeout_text,
+    if(bad_args_link != '', bad_args_link, arrayLast(x -> x.1 <= bad_args_start, llm_steps).2) AS bad_args_decision,
+    bad_args_span, bad_args_tool, bad_args_text,
+    last_llm_span, last_finish_reasons, slowest_step,
+    tool_errors > 0 AND arrayExists(x -> x.3 = first_tool_error_tool AND NOT x.5 AND x.1 > first_tool_error_start,
+                                    tool_steps) AS tool_recovered,
+    llm_errors > 0 AND last_llm_end > first_llm_error_end AND NOT last_llm_failed AS llm_recovered,
+    multiIf(trimBoth(root_output) NOT IN {empty_final}, root_output,
+            isValidJSON(last_llm_output) AND JSONType(last_llm_output) = 'Array',
+            arrayStringConcat(arrayMap(p -> JSONExtractString(p, 'content'),
+                arrayFilter(p -> JSONExtractString(p, 'type') = 'text',
+                    arrayFlatten(arrayMap(m -> JSONExtractArrayRaw(m, 'parts'),
+                                          JSONExtractArrayRaw(last_llm_output))))),
+                ' '),
+            last_llm_output) AS final_text,
+    substring(final_text, 1, 1000) AS final_output,
+    trimBoth(final_text) IN {empty_final} AS final_empty,
+    match(final_text, {_q(GIVE_UP_PATTERN)}) AS final_gives_up,
+    arrayStringConcat(arrayMap(x -> x.3, tool_steps), ' ') AS tool_sequence,
+    if(empty(occurrences), 0, arrayMax(occurrences)) AS max_repeats,
+    arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).2
+        AS loop_span,
+    arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).3
+        AS loop_tool,
+    arrayCount((x, o) -> o >= 2 AND has(failed_keys, x.4), tool_steps, occurrences) AS retries,
+    arrayFirst((x, o) -> o = 1 AND x.5 AND countEqual(call_keys, x.4) >= 2, tool_steps, occurrences).2 AS retry_span,
+    {_depth_expr()} AS depth,
+    fb.outcome_label, fb.outcome_score, fb.has_outcome, fb.min_score, fb.scores, fb.bad_labels, fb.bad_label_span,
+    fb.corrections, fb.correction_span"""

@@ -1,13 +1,14 @@
-"""How CLI commands reach the traces: through a running server's API, or by opening the store.
+"""The one backend interface: a running server's API, or the store opened here, behind the same verbs.
 
 chDB lets one process open an embedded store, and that process is normally ``tracemill serve``.
-So a command first asks the server (``TRACEMILL_SERVER``, default ``http://127.0.0.1:4318``);
+So a command first asks the server (the ``server`` setting, default ``http://127.0.0.1:4318``);
 when none answers it opens the store itself; and when the store is locked by another process
-and no server answers, the error says exactly that and how to fix it.
+and no server answers, the error says exactly that and how to fix it (:func:`connect`). The Python
+API (:mod:`tracemill.feedback`) picks its backend from its ``store=``/``endpoint=`` arguments.
 
-Both backends return the same JSON-ready dicts (from :mod:`tracemill.collector.server.api`). The HTTP
-side uses only the standard library, so the CLI needs nothing beyond the core install to talk
-to a server.
+Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining, exports) with the
+same JSON-ready values; nothing outside this module asks which one it holds. The HTTP side uses only the
+standard library, so the CLI needs nothing beyond the core install to talk to a server.
 """
 
 from __future__ import annotations
@@ -17,30 +18,51 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from tracemill.collector.server.server import env_name
+from tracemill import config
 from tracemill.errors import ConfigError, ServerError, StoreLockedError
 from tracemill.tracer.config import local_server_url
 
-__all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url"]
+if TYPE_CHECKING:
+    from tracemill.collector.store.store import Store
+
+__all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url", "open_backend"]
+
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: how long work reports where it is (a server reports nothing until done)."""
+
+Dataset = tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]
+"""An export: its train rows, its eval rows and its manifest."""
 
 
 class Backend(Protocol):
+    """What the CLI and the Python API ask of the traces, wherever they are."""
+
     kind: Literal["server", "store"]
     where: str
 
     def status(self) -> dict[str, Any]: ...
     def traces(self, **filters: Any) -> list[dict[str, Any]]: ...
     def trace(self, trace_id: str) -> dict[str, Any]: ...
+    def record_feedback(self, items: Sequence[Mapping[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
+        ...
+    def feedback(self, **filters: Any) -> list[dict[str, Any]]: ...
+    def conflicts(self, trace_id: str | None = None) -> list[dict[str, Any]]: ...
+    def flags(self, **filters: Any) -> list[dict[str, Any]]: ...
+    def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]: ...
+    def export(self, kind: str, **options: Any) -> Dataset: ...
     def close(self) -> None: ...
+    def __enter__(self) -> Backend: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def default_server_url(env: Mapping[str, str] | None = None) -> str:
-    """``TRACEMILL_SERVER``, else the local server on ``TRACEMILL_PORT`` (default 4318)."""
-    env = os.environ if env is None else env
-    explicit = env.get(env_name("server"), "").strip()
+    """The ``server`` setting, else the local server on the ``port`` setting (default 4318)."""
+    explicit = config.SERVER.raw(env)
     if explicit:
         return explicit.rstrip("/")
     return local_server_url(env)
@@ -100,8 +122,35 @@ class ServerBackend:
     def trace(self, trace_id: str) -> dict[str, Any]:
         return self.get("/api/traces/" + urllib.parse.quote(trace_id, safe=""))
 
+    def record_feedback(self, items: Sequence[Mapping[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
+        path = "/api/feedback" + ("?check_only=true" if check_only else "")
+        return self.post(path, [dict(item) for item in items])["feedback"]
+
+    def feedback(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.get("/api/feedback", filters)["feedback"]
+
+    def conflicts(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        return self.get("/api/feedback/conflicts", {"trace_id": trace_id})["conflicts"]
+
+    def flags(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.get("/api/flags", filters)["flags"]
+
+    def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]:
+        """Mine in the server (which owns the store); it answers when done, so ``progress`` hears nothing."""
+        return self.post("/api/mine", {"since": since, "remine": remine}, timeout_s=3600)
+
+    def export(self, kind: str, **options: Any) -> Dataset:
+        answer = self.get(f"/api/exports/{kind}", options, timeout_s=600)
+        return answer["train"], answer["eval"], answer["manifest"]
+
     def close(self) -> None:
         pass
+
+    def __enter__(self) -> ServerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def has_token(self) -> bool:
@@ -119,14 +168,16 @@ class StoreBackend:
 
     kind: Literal["server", "store"] = "store"
 
-    def __init__(self, store: Any, *, other_server: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, store: Store, *, other_server: Mapping[str, Any] | None = None, owned: bool = True) -> None:
+        """``owned``: :meth:`close` closes the store (False for a store the caller opened and will close)."""
         self._store = store
         self.where = store.location
         self._other_server = dict(other_server) if other_server is not None else None
+        self._owned = owned
 
     @property
-    def store(self) -> Any:
-        """The open :class:`~tracemill.Store`, for commands that call library code on it directly."""
+    def store(self) -> Store:
+        """The open :class:`~tracemill.Store`."""
         return self._store
 
     def status(self) -> dict[str, Any]:
@@ -148,8 +199,46 @@ class StoreBackend:
 
         return get_trace(self._store, trace_id)
 
+    def record_feedback(self, items: Sequence[Mapping[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
+        from tracemill.collector.feedback.feedback import record_feedback
+
+        return record_feedback(self._store, [dict(item) for item in items], check_only=check_only)
+
+    def feedback(self, **filters: Any) -> list[dict[str, Any]]:
+        from tracemill.collector.feedback.feedback import list_feedback
+
+        return list_feedback(self._store, **filters)
+
+    def conflicts(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        from tracemill.collector.feedback.conflicts import list_conflicts
+
+        return list_conflicts(self._store, trace_id=trace_id)
+
+    def flags(self, **filters: Any) -> list[dict[str, Any]]:
+        from tracemill.collector.feedback.feedback import list_flags
+
+        return list_flags(self._store, **filters)
+
+    def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]:
+        from tracemill.miner import mine
+
+        return mine(self._store, since=since, remine=remine, progress=progress).to_dict()
+
+    def export(self, kind: str, *, include_unlabelled: bool = False, **options: Any) -> Dataset:
+        from tracemill.trainer.assemble import BuildOptions
+        from tracemill.trainer.export import build
+
+        return build(kind, store=self._store, options=BuildOptions(include_unlabelled=include_unlabelled), **options)
+
     def close(self) -> None:
-        self._store.close()
+        if self._owned:
+            self._store.close()
+
+    def __enter__(self) -> StoreBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def connect(
@@ -167,7 +256,7 @@ def connect(
     """
     env = os.environ if env is None else env
     url = (server or default_server_url(env)).rstrip("/")
-    token = token if token is not None else (env.get(env_name("token")) or None)
+    token = token if token is not None else config.TOKEN.raw(env)
     remote = ServerBackend(url, token=token)
     health = _probe(remote, probe_timeout_s)
     if health is not None and (store is None or _same_store(store, health)):
@@ -189,7 +278,7 @@ def connect(
         )
         raise StoreLockedError(
             f"{exc} {elsewhere} If the process holding the store is `tracemill serve` on another address, "
-            "point this command at it with --server http://HOST:PORT (or TRACEMILL_SERVER); otherwise stop "
+            f"point this command at it with --server http://HOST:PORT (or {config.SERVER.name}); otherwise stop "
             "that process, or start `tracemill serve` and run this command again."
         ) from None
     from tracemill.collector.ingest.outbox import ingest_for_command
@@ -204,6 +293,27 @@ def connect(
     return StoreBackend(opened, other_server=other)
 
 
+@contextmanager
+def open_backend(*, store: Store | str | None = None, endpoint: str | None = None) -> Iterator[Backend]:
+    """The Python API's backend: ``store`` (a DSN or an open :class:`~tracemill.Store`) in this process, else the
+    running server at ``endpoint`` (default: the ``server`` setting, else the local server), with the ``token``
+    setting. A server that does not answer is a :class:`ConfigError` that says how to fix the call."""
+    if store is not None:
+        from tracemill.collector.store.store import using_store
+
+        with using_store(store) as opened:
+            yield StoreBackend(opened, owned=False)
+        return
+    remote = ServerBackend((endpoint or default_server_url()).rstrip("/"), token=config.TOKEN.raw())
+    try:
+        yield remote
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(
+            f"no tracemill server answers at {remote.url} ({exc}); pass store= to use a store directly, or start "
+            "`tracemill serve`"
+        ) from None
+
+
 def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:
     """The server's health facts, or None when nothing (or something that is not tracemill) answers."""
     try:
@@ -211,9 +321,9 @@ def _probe(remote: ServerBackend, timeout_s: float) -> dict[str, Any] | None:
     except ServerError as exc:
         if exc.status == 401:
             raise ConfigError(
-                f"the tracemill server at {remote.url} requires a token: pass --token or set TRACEMILL_TOKEN"
+                f"the tracemill server at {remote.url} requires a token: pass --token or set {config.TOKEN.name}"
                 if not remote.has_token
-                else f"the tracemill server at {remote.url} refused the token given (--token / TRACEMILL_TOKEN)"
+                else f"the tracemill server at {remote.url} refused the token given (--token / {config.TOKEN.name})"
             ) from None
         if exc.status == 403:  # the request guard: a Host name the server does not answer to
             raise ConfigError(str(exc)) from None

@@ -3,30 +3,30 @@ and read it back with ``list`` and ``conflicts``.
 
 Each function writes through the one checked write path (:func:`tracemill.collector.feedback.feedback.record_feedback`):
 with ``store=`` (a DSN or an open :class:`~tracemill.Store`) in this process, otherwise through the
-running server's API (``endpoint=``, default ``TRACEMILL_SERVER`` or the local server; token from
-``TRACEMILL_TOKEN``), like the CLI. A refused item raises a :class:`~tracemill.ConfigError` (or
-``TraceNotFoundError``/``SpanNotFoundError``) naming what was wrong, and nothing is stored. The values
-follow one convention every component reads (see docs/datasets.md).
+running server's API (``endpoint=``, default the ``server`` setting or the local server; token from the
+``token`` setting, see :mod:`tracemill.config`), like the CLI. A refused item raises a
+:class:`~tracemill.ConfigError` (or ``TraceNotFoundError``/``SpanNotFoundError``) naming what was wrong, and
+nothing is stored. The values follow one convention every component reads (see docs/datasets.md).
 """
 
 from __future__ import annotations
 
 import builtins
 import os
-import urllib.error
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tracemill import config
+from tracemill.client import open_backend
 from tracemill.errors import ConfigError
-from tracemill.tracer.config import EnvVar
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
 __all__ = ["conflicts", "correct", "delete", "label", "list", "outcome", "prefer", "record", "score"]
 
-AUTHOR_ENV = EnvVar("TRACEMILL_AUTHOR", "author",
-                    "who gives feedback from the CLI and tracemill.feedback; default $USER")
+AUTHOR_ENV = config.AUTHOR
+"""Who gives feedback when no author is named (declared in :mod:`tracemill.config`)."""
 
 
 def correct(
@@ -44,7 +44,7 @@ def correct(
     """Say what the LLM span ``span_id`` should have answered: ``output`` text and/or ``tool_calls``
     (``{"id", "name", "arguments"}``; arguments a dict or JSON text), checked against the span's tools."""
     value = {"output": output, "tool_calls": [dict(call) for call in tool_calls]}
-    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=_author(author), kind="correction",
+    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=default_author(author), kind="correction",
                      value=value, comment=comment), store, endpoint)
 
 
@@ -62,7 +62,7 @@ def score(
     """A score in [0, 1] of a span (or, with no ``span_id``, the whole trace)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ConfigError(f"a score is a number from 0 to 1 (got {value!r})")
-    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=_author(author), kind="score",
+    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=default_author(author), kind="score",
                      score=float(value), comment=comment), store, endpoint)
 
 
@@ -81,7 +81,7 @@ def label(
     correct/incorrect), or any other text for labels of your own."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError("a label is a non-empty string such as good or bad")
-    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=_author(author), kind="label",
+    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=default_author(author), kind="label",
                      label=value.strip(), comment=comment), store, endpoint)
 
 
@@ -104,7 +104,7 @@ def prefer(
     if worse_trace_id:
         value["worse_trace"] = worse_trace_id
     return _one(dict(trace_id=trace_id, span_id=better_span_id, name=name or f"preference:{worse_span_id}",
-                     author=_author(author), kind="preference", value=value, comment=comment), store, endpoint)
+                     author=default_author(author), kind="preference", value=value, comment=comment), store, endpoint)
 
 
 def outcome(
@@ -121,7 +121,7 @@ def outcome(
     if (success is None) == (reward is None):
         raise ConfigError("an outcome takes success=True/False or reward=NUMBER (exactly one)")
     value = {"success": success} if success is not None else {"reward": reward}
-    return _one(dict(trace_id=trace_id, span_id="", name="outcome", author=_author(author), kind="outcome",
+    return _one(dict(trace_id=trace_id, span_id="", name="outcome", author=default_author(author), kind="outcome",
                      value=value, comment=comment), store, endpoint)
 
 
@@ -135,7 +135,7 @@ def delete(
     endpoint: str | None = None,
 ) -> dict[str, Any]:
     """Withdraw one piece of feedback (a tombstone: the history stays in the store)."""
-    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=_author(author), deleted=True),
+    return _one(dict(trace_id=trace_id, span_id=span_id, name=name, author=default_author(author), deleted=True),
                 store, endpoint)
 
 
@@ -143,13 +143,8 @@ def record(
     items: Sequence[Mapping[str, Any]], *, store: Store | str | None = None, endpoint: str | None = None
 ) -> builtins.list[dict[str, Any]]:
     """Store several raw feedback items at once: all of them, or (on any error) none."""
-    if store is not None:
-        from tracemill.collector.feedback.feedback import record_feedback
-        from tracemill.collector.store.store import using_store
-
-        with using_store(store) as opened:
-            return record_feedback(opened, builtins.list(items))
-    return _server(endpoint).post("/api/feedback", builtins.list(items))["feedback"]
+    with open_backend(store=store, endpoint=endpoint) as backend:
+        return backend.record_feedback(builtins.list(items))
 
 
 def list(
@@ -165,67 +160,26 @@ def list(
     endpoint: str | None = None,
 ) -> builtins.list[dict[str, Any]]:
     """Current feedback, newest first."""
-    if store is not None:
-        from tracemill.collector.feedback.feedback import list_feedback
-        from tracemill.collector.store.store import using_store
-
-        with using_store(store) as opened:
-            return list_feedback(opened, trace_id=trace_id, span_id=span_id, kind=kind, author=author, name=name,
-                                 limit=limit, offset=offset)
-    filters = {"trace_id": trace_id, "span_id": span_id, "kind": kind, "author": author, "name": name,
-               "limit": limit, "offset": offset}
-    return _server(endpoint).get("/api/feedback", filters)["feedback"]
+    with open_backend(store=store, endpoint=endpoint) as backend:
+        return backend.feedback(trace_id=trace_id, span_id=span_id, kind=kind, author=author, name=name,
+                                limit=limit, offset=offset)
 
 
 def conflicts(
     *, trace_id: str | None = None, store: Store | str | None = None, endpoint: str | None = None
 ) -> builtins.list[dict[str, Any]]:
     """Where authors disagree: ``[{"subject": {...}, "feedback": [rows]}]``."""
-    if store is not None:
-        from tracemill.collector.feedback.conflicts import list_conflicts
-        from tracemill.collector.store.store import using_store
-
-        with using_store(store) as opened:
-            return list_conflicts(opened, trace_id=trace_id)
-    return _server(endpoint).get("/api/feedback/conflicts", {"trace_id": trace_id})["conflicts"]
+    with open_backend(store=store, endpoint=endpoint) as backend:
+        return backend.conflicts(trace_id)
 
 
 # -- plumbing ------------------------------------------------------------------------------------
 
 
-def _author(author: str | None) -> str:
-    return author or os.environ.get(AUTHOR_ENV.name) or os.environ.get("USER") or "anonymous"
+def default_author(author: str | None = None) -> str:
+    """``author``, else the author setting, else ``$USER``: who wrote feedback that names nobody (Python and CLI)."""
+    return author or config.AUTHOR.raw() or os.environ.get("USER") or "anonymous"
 
 
 def _one(item: dict[str, Any], store: Store | str | None, endpoint: str | None) -> dict[str, Any]:
     return record([item], store=store, endpoint=endpoint)[0]
-
-
-class _Server:
-    """The running server's API; an address where nothing answers is a clear error, not a traceback."""
-
-    def __init__(self, url: str, token: str | None) -> None:
-        from tracemill.client import ServerBackend
-
-        self.backend = ServerBackend(url, token=token)
-
-    def get(self, path: str, params: Mapping[str, Any]) -> Any:
-        return self._call(lambda: self.backend.get(path, params))
-
-    def post(self, path: str, body: Any) -> Any:
-        return self._call(lambda: self.backend.post(path, body))
-
-    def _call(self, send: Any) -> Any:
-        try:
-            return send()
-        except (urllib.error.URLError, OSError) as exc:
-            raise ConfigError(
-                f"no tracemill server answers at {self.backend.url} ({exc}); pass store= to use a store "
-                "directly, or start `tracemill serve`"
-            ) from None
-
-
-def _server(endpoint: str | None) -> _Server:
-    from tracemill.client import default_server_url
-
-    return _Server((endpoint or default_server_url()).rstrip("/"), os.environ.get("TRACEMILL_TOKEN") or None)

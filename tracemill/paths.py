@@ -1,8 +1,9 @@
 """Where tracemill keeps files on this machine: one data directory, declared once.
 
-``TRACEMILL_DATA_DIR`` overrides the user data dir (``platformdirs``). The embedded store, the
-server's spool and the tracer's outbox all live under it by default. Like :mod:`tracemill.errors`
-this module imports only the standard library (platformdirs lazily), so every component may use it.
+The data directory setting (:data:`tracemill.config.DATA_DIR`) overrides the user data dir (``platformdirs``).
+The embedded store, the server's spool and the tracer's outbox all live under it by default. Like
+:mod:`tracemill.errors` this module imports only the standard library, :mod:`tracemill.config` and
+(lazily) platformdirs, so every component may use it.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from tracemill import config
+
 __all__ = ["DATA_DIR_ENV", "data_dir", "outbox_dir"]
 
-DATA_DIR_ENV = "TRACEMILL_DATA_DIR"
+DATA_DIR_ENV = config.DATA_DIR.name
 """Directory for the embedded store, the spool and the outbox; default: the user data dir."""
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> str:
-    """``TRACEMILL_DATA_DIR``, else the platform's user data dir for tracemill (absolute)."""
-    env = os.environ if env is None else env
-    configured = env.get(DATA_DIR_ENV, "").strip()
+    """The data directory setting, else the platform's user data dir for tracemill (absolute)."""
+    configured = config.DATA_DIR.raw(env)
     if configured:
         return os.path.abspath(os.path.expanduser(configured))
     import platformdirs

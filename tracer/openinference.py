@@ -2,7 +2,7 @@
 
 Arize Phoenix (and other OpenInference backends) read ``openinference.span.kind``, ``input.value``,
 ``output.value``, ``llm.*`` and ``tool.*`` instead of the OTel GenAI conventions. With
-``init(openinference=True)`` (``TRACEMILL_OPENINFERENCE=1``) the tracer adds them to every span it
+``init(openinference=True)`` (or the ``openinference`` setting) the tracer adds them to every span it
 exports, and ``tracemill serve --forward URL --openinference`` adds them to forwarded spans. They are
 computed from the span's own (already redacted) attributes, so the two schemas always agree.
 Names follow the OpenInference semantic conventions (``spec/semantic_conventions.md`` of

@@ -231,7 +231,7 @@ _FORMATS = {
 def _since_ns(since: str | float | None) -> int | None:
     if since is None or since == "":
         return None
-    from tracemill.collector.server.api import parse_since
+    from tracemill.collector.store.query import parse_since
 
     return int(parse_since(since) * 1e9)
 

@@ -16,20 +16,35 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tracemill.tracer import outbox
 
 if TYPE_CHECKING:
-    from tracemill.collector.server.server import CollectorServer
+    from tracemill.collector.ingest.forward import Forwarder
+    from tracemill.collector.ingest.spool import Spool
+    from tracemill.collector.ingest.writer import SpoolWriter
     from tracemill.collector.store.store import Store
 
-__all__ = ["IngestResult", "OutboxWatcher", "ingest_into_server", "ingest_into_store"]
+__all__ = ["IngestResult", "Intake", "OutboxWatcher", "ingest_into_server", "ingest_into_store"]
 
 logger = logging.getLogger("tracemill.collector.ingest.outbox")
 
 _MAX_FILE_BYTES = 256 << 20  # far above any batch the SDK exports; bounds what one file may cost
 _LOCK = threading.Lock()  # one pass at a time per process: claims of this process are re-taken on the next pass
+
+
+class Intake(Protocol):
+    """What taking the outbox into a running server needs of it: where a received request goes."""
+
+    @property
+    def spool(self) -> Spool: ...
+
+    @property
+    def writer(self) -> SpoolWriter: ...
+
+    @property
+    def forwarder(self) -> Forwarder | None: ...
 
 
 @dataclass
@@ -57,7 +72,7 @@ def ingest_into_store(store: Store, directory: str) -> IngestResult:
     return _ingest(directory, store_one, (StoreError,))
 
 
-def ingest_into_server(server: CollectorServer, directory: str) -> IngestResult:
+def ingest_into_server(server: Intake, directory: str) -> IngestResult:
     """Append every outbox file to the server's spool, as if it had been POSTed to ``/v1/traces``."""
     from tracemill.errors import SpoolError
 
@@ -134,7 +149,7 @@ def ingest_for_command(store: Store, store_given: str | None, env: Mapping[str, 
 class OutboxWatcher:
     """Takes the outbox into a running server's spool at start and every ``interval_s`` after."""
 
-    def __init__(self, server: CollectorServer, directory: str, *, interval_s: float = 2.0) -> None:
+    def __init__(self, server: Intake, directory: str, *, interval_s: float = 2.0) -> None:
         self.server = server
         self.directory = directory
         self.interval_s = interval_s

@@ -20,6 +20,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring  # the C string encoder behind json.dumps(ensure_ascii=False)
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.store.columns import SPAN_COLUMNS
+
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.sdk.trace import ReadableSpan
@@ -35,32 +37,6 @@ __all__ = [
     "sdk_spans_to_request",
     "sdk_spans_to_rows",
 ]
-
-SPAN_COLUMNS: tuple[str, ...] = (
-    "Timestamp",
-    "TraceId",
-    "SpanId",
-    "ParentSpanId",
-    "TraceState",
-    "SpanName",
-    "SpanKind",
-    "ServiceName",
-    "ResourceAttributes",
-    "ScopeName",
-    "ScopeVersion",
-    "SpanAttributes",
-    "Duration",
-    "StatusCode",
-    "StatusMessage",
-    "Events.Timestamp",
-    "Events.Name",
-    "Events.Attributes",
-    "Links.TraceId",
-    "Links.SpanId",
-    "Links.TraceState",
-    "Links.Attributes",
-)
-"""The exporter's INSERT column list; Nested columns are written as their flattened arrays."""
 
 SpanRows = list[list[Any]]
 """Column-oriented span rows: one list per name in :data:`SPAN_COLUMNS`, all of equal length."""
@@ -89,98 +65,90 @@ def request_to_rows(request: ExportTraceServiceRequest, *, into: SpanRows | None
     and the same object is returned.
     """
     rows = empty_rows() if into is None else into
-    (
-        timestamps,
-        trace_ids,
-        span_ids,
-        parent_ids,
-        trace_states,
-        names,
-        kinds,
-        services,
-        resource_attrs,
-        scope_names,
-        scope_versions,
-        span_attrs,
-        durations,
-        status_codes,
-        status_messages,
-        event_times,
-        event_names,
-        event_attrs,
-        link_trace_ids,
-        link_span_ids,
-        link_states,
-        link_attrs,
-    ) = rows
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        service = resource.get("service.name", "")
+        for scope_spans in resource_spans.scope_spans:
+            _append_spans(rows, scope_spans.spans, service, resource, scope_spans.scope)
+    return rows
+
+
+def _append_spans(rows: SpanRows, spans: Any, service: str, resource: dict[str, str], scope: Any) -> None:
+    """Append the spans of one instrumentation scope (the hot loop: one call per scope, not per span)."""
+    (timestamps, trace_ids, span_ids, parent_ids, trace_states, names, kinds, services, resource_attrs,
+     scope_names, scope_versions, span_attrs, durations, status_codes, status_messages, event_times, event_names,
+     event_attrs, link_trace_ids, link_span_ids, link_states, link_attrs) = rows
     attributes = _attributes
     n_kinds = len(_SPAN_KINDS)
     n_codes = len(_STATUS_CODES)
-    for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
-        service = resource.get("service.name", "")
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            scope_name = scope.name
-            scope_version = scope.version
-            for span in scope_spans.spans:
-                start = span.start_time_unix_nano
-                timestamps.append(start)
-                trace_id = span.trace_id.hex()
-                trace_ids.append("" if trace_id == _ZERO_TRACE_ID else trace_id)
-                span_id = span.span_id.hex()
-                span_ids.append("" if span_id == _ZERO_SPAN_ID else span_id)
-                parent_id = span.parent_span_id.hex()
-                parent_ids.append("" if parent_id == _ZERO_SPAN_ID else parent_id)
-                trace_states.append(span.trace_state)
-                names.append(span.name)
-                kind = span.kind
-                kinds.append(_SPAN_KINDS[kind] if 0 <= kind < n_kinds else "")
-                services.append(service)
-                resource_attrs.append(resource)
-                scope_names.append(scope_name)
-                scope_versions.append(scope_version)
-                span_attrs.append(attributes(span.attributes))
-                end = span.end_time_unix_nano
-                # The exporter subtracts unsigned nanoseconds; an end before the start would wrap
-                # around to ~584 years, so it is stored as 0 instead.
-                durations.append(end - start if end >= start else 0)
-                status = span.status
-                code = status.code
-                status_codes.append(_STATUS_CODES[code] if 0 <= code < n_codes else "")
-                status_messages.append(status.message)
-                events = span.events
-                if events:
-                    times, event_names_, attrs = [], [], []
-                    for event in events:
-                        times.append(event.time_unix_nano)
-                        event_names_.append(event.name)
-                        attrs.append(attributes(event.attributes))
-                    event_times.append(times)
-                    event_names.append(event_names_)
-                    event_attrs.append(attrs)
-                else:
-                    event_times.append([])
-                    event_names.append([])
-                    event_attrs.append([])
-                links = span.links
-                if links:
-                    ids, sids, states, attrs = [], [], [], []
-                    for link in links:
-                        ids.append(_hex_id(link.trace_id))
-                        sids.append(_hex_id(link.span_id))
-                        states.append(link.trace_state)
-                        attrs.append(attributes(link.attributes))
-                    link_trace_ids.append(ids)
-                    link_span_ids.append(sids)
-                    link_states.append(states)
-                    link_attrs.append(attrs)
-                else:
-                    link_trace_ids.append([])
-                    link_span_ids.append([])
-                    link_states.append([])
-                    link_attrs.append([])
-    return rows
+    scope_name = scope.name
+    scope_version = scope.version
+    for span in spans:
+        start = span.start_time_unix_nano
+        timestamps.append(start)
+        trace_id = span.trace_id.hex()
+        trace_ids.append("" if trace_id == _ZERO_TRACE_ID else trace_id)
+        span_id = span.span_id.hex()
+        span_ids.append("" if span_id == _ZERO_SPAN_ID else span_id)
+        parent_id = span.parent_span_id.hex()
+        parent_ids.append("" if parent_id == _ZERO_SPAN_ID else parent_id)
+        trace_states.append(span.trace_state)
+        names.append(span.name)
+        kind = span.kind
+        kinds.append(_SPAN_KINDS[kind] if 0 <= kind < n_kinds else "")
+        services.append(service)
+        resource_attrs.append(resource)
+        scope_names.append(scope_name)
+        scope_versions.append(scope_version)
+        span_attrs.append(attributes(span.attributes))
+        end = span.end_time_unix_nano
+        # The exporter subtracts unsigned nanoseconds; an end before the start would wrap
+        # around to ~584 years, so it is stored as 0 instead.
+        durations.append(end - start if end >= start else 0)
+        status = span.status
+        code = status.code
+        status_codes.append(_STATUS_CODES[code] if 0 <= code < n_codes else "")
+        status_messages.append(status.message)
+        events = span.events
+        if events:
+            _append_events(events, event_times, event_names, event_attrs)
+        else:
+            event_times.append([])
+            event_names.append([])
+            event_attrs.append([])
+        links = span.links
+        if links:
+            _append_links(links, link_trace_ids, link_span_ids, link_states, link_attrs)
+        else:
+            link_trace_ids.append([])
+            link_span_ids.append([])
+            link_states.append([])
+            link_attrs.append([])
+
+
+def _append_events(events: Any, event_times: list[Any], event_names: list[Any], event_attrs: list[Any]) -> None:
+    times, names, attrs = [], [], []
+    for event in events:
+        times.append(event.time_unix_nano)
+        names.append(event.name)
+        attrs.append(_attributes(event.attributes))
+    event_times.append(times)
+    event_names.append(names)
+    event_attrs.append(attrs)
+
+
+def _append_links(links: Any, link_trace_ids: list[Any], link_span_ids: list[Any], link_states: list[Any],
+                  link_attrs: list[Any]) -> None:
+    ids, sids, states, attrs = [], [], [], []
+    for link in links:
+        ids.append(_hex_id(link.trace_id))
+        sids.append(_hex_id(link.span_id))
+        states.append(link.trace_state)
+        attrs.append(_attributes(link.attributes))
+    link_trace_ids.append(ids)
+    link_span_ids.append(sids)
+    link_states.append(states)
+    link_attrs.append(attrs)
 
 
 def sdk_spans_to_request(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:

@@ -217,14 +217,24 @@ def select_rows_sql(source: str) -> str:
     Fails with ``throwIf`` (before any row leaves it) when a span holds something only the
     reference conversion writes exactly; see the module docstring.
     """
-    # One flat list per span: its resource's attributes, its own, each event's, each link's.
-    flat = (
-        "arrayConcat(rs.resource.attributes, s.attributes, arrayFlatten(s.events.attributes), "
-        "arrayFlatten(s.links.attributes))"
-    )
-    uncovered = " OR ".join(
+    columns = _column_expressions()
+    assert tuple(columns) == SPAN_COLUMNS
+    select_list = ",\n    ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in columns.items())
+    return f"SELECT\n    {select_list}\nFROM ({_spans_query(source)})"
+
+
+_FLAT = (
+    "arrayConcat(rs.resource.attributes, s.attributes, arrayFlatten(s.events.attributes), "
+    "arrayFlatten(s.links.attributes))"
+)
+"""One flat list of attributes per span: its resource's, its own, each event's, each link's."""
+
+
+def _uncovered() -> str:
+    """True for a span holding something only the reference conversion writes exactly."""
+    return " OR ".join(
         [
-            _values_uncovered(flat),
+            _values_uncovered(_FLAT),
             _repeats_keys("rs.resource.attributes.key"),
             _repeats_keys("s.attributes.key"),
             f"arrayExists(k -> {_repeats_keys('k')}, s.events.attributes.key)",
@@ -233,33 +243,42 @@ def select_rows_sql(source: str) -> str:
             f"arrayExists(t -> t > {_MAX_INT64}, s.events.time_unix_nano)",
         ]
     )
-    spans = (
+
+
+def _spans_query(source: str) -> str:
+    """One row per span of the requests in ``source``, with the flat attribute list and its counts."""
+    return (
         "SELECT ss.scope.name AS scope_name, ss.scope.version AS scope_version, "
         "s.trace_id AS trace_id, s.span_id AS span_id, s.parent_span_id AS parent_span_id, "
         "s.trace_state AS trace_state, s.name AS name, s.kind AS kind, s.start_time_unix_nano AS start_nanos, "
         "s.end_time_unix_nano AS end_nanos, s.status.code AS status_code, s.status.message AS status_message, "
         "s.events.time_unix_nano AS event_nanos, s.events.name AS event_names, "
         "s.links.trace_id AS link_trace_ids, s.links.span_id AS link_span_ids, s.links.trace_state AS link_states, "
-        f"{flat}.key AS keys, {_value_strings(flat)} AS values, "
+        f"{_FLAT}.key AS keys, {_value_strings(_FLAT)} AS values, "
         "rs.resource.attributes.key AS resource_keys, length(resource_keys) AS resource_count, "
         "length(s.attributes) AS span_count, "
         "arrayMap(a -> length(a), s.events.attributes) AS event_counts, "
         "arrayMap(a -> length(a), s.links.attributes) AS link_counts, "
-        f"{uncovered} AS uncovered "
+        f"{_uncovered()} AS uncovered "
         f"FROM {source} ARRAY JOIN resource_spans AS rs ARRAY JOIN rs.scope_spans AS ss ARRAY JOIN ss.spans AS s"
     )
 
-    def sliced_map(first: str, count: str) -> str:
-        return f"mapFromArrays(arraySlice(keys, {first}, {count}), arraySlice(values, {first}, {count}))"
 
-    def sliced_maps(counts: str, first: str) -> str:
-        """One Map per event (or link), cut from the flat list: ``first`` is where the first one starts."""
-        return f"arrayMap((end, n) -> {sliced_map(f'{first} + end - n', 'n')}, arrayCumSum({counts}), {counts})"
+def _sliced_map(first: str, count: str) -> str:
+    return f"mapFromArrays(arraySlice(keys, {first}, {count}), arraySlice(values, {first}, {count}))"
 
+
+def _sliced_maps(counts: str, first: str) -> str:
+    """One Map per event (or link), cut from the flat list: ``first`` is where the first one starts."""
+    return f"arrayMap((end, n) -> {_sliced_map(f'{first} + end - n', 'n')}, arrayCumSum({counts}), {counts})"
+
+
+def _column_expressions() -> dict[str, str]:
+    """Each exporter column's expression over :func:`_spans_query`'s row."""
     events_from = "resource_count + span_count + 1"
     kinds = "['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer']"
     codes = "['Unset', 'Ok', 'Error']"
-    columns = {
+    return {
         "Timestamp": _nanos("start_nanos"),
         "TraceId": _hex_id("trace_id", 16),
         "SpanId": _hex_id("span_id", 8),
@@ -269,25 +288,22 @@ def select_rows_sql(source: str) -> str:
         "SpanKind": f"if(kind BETWEEN 0 AND 5, {kinds}[kind + 1], '')",
         # The resource's attributes come first in the flat list, so a position among them is one in it.
         "ServiceName": "values[indexOf(resource_keys, 'service.name')]",
-        "ResourceAttributes": sliced_map("1", "resource_count"),
+        "ResourceAttributes": _sliced_map("1", "resource_count"),
         "ScopeName": "scope_name",
         "ScopeVersion": "scope_version",
-        "SpanAttributes": sliced_map("resource_count + 1", "span_count"),
+        "SpanAttributes": _sliced_map("resource_count + 1", "span_count"),
         # throwIf returns 0, so Duration is unchanged; as a column (not a WHERE) it costs nothing to plan.
         "Duration": f"if(end_nanos >= start_nanos, end_nanos - start_nanos, 0) + throwIf(uncovered, '{_REFUSAL}')",
         "StatusCode": f"if(status_code BETWEEN 0 AND 2, {codes}[status_code + 1], '')",
         "StatusMessage": "status_message",
         "Events.Timestamp": f"arrayMap(t -> {_nanos('t')}, event_nanos)",
         "Events.Name": "event_names",
-        "Events.Attributes": sliced_maps("event_counts", events_from),
+        "Events.Attributes": _sliced_maps("event_counts", events_from),
         "Links.TraceId": f"arrayMap(i -> {_link_hex_id('i')}, link_trace_ids)",
         "Links.SpanId": f"arrayMap(i -> {_link_hex_id('i')}, link_span_ids)",
         "Links.TraceState": "link_states",
-        "Links.Attributes": sliced_maps("link_counts", f"{events_from} + arraySum(event_counts)"),
+        "Links.Attributes": _sliced_maps("link_counts", f"{events_from} + arraySum(event_counts)"),
     }
-    assert tuple(columns) == SPAN_COLUMNS
-    select_list = ",\n    ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in columns.items())
-    return f"SELECT\n    {select_list}\nFROM ({spans})"
 
 
 # -- the insert --------------------------------------------------------------------------------------

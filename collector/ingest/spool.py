@@ -34,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from tracemill import config
 from tracemill.errors import ConfigError, SpoolError, SpoolFullError, SpoolLockedError
 
 __all__ = ["Batch", "Group", "Spool", "SpoolError", "SpoolFullError", "SpoolLockedError", "SpoolStats"]
@@ -465,7 +466,7 @@ def _lock_directory(directory: str) -> int:
         who = f"process {holder}" if holder else "another process"
         raise SpoolLockedError(
             f"the spool {directory} is in use by {who}; each `tracemill serve` needs a spool of its own. "
-            "Stop that server, or give this one another directory with --spool (TRACEMILL_SPOOL)."
+            f"Stop that server, or give this one another directory with --spool ({config.SPOOL.name})."
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)

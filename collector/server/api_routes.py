@@ -23,7 +23,7 @@ from tracemill.collector.store.query import parse_attributes
 from tracemill.errors import ConfigError, NotFoundError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
-    from tracemill.collector.server.server import CollectorServer
+    from tracemill.collector.server.host import ServerHost
 
 __all__ = ["MAX_API_BODY_BYTES", "api_routes"]
 
@@ -31,8 +31,13 @@ MAX_API_BODY_BYTES = 8 << 20
 """Largest JSON body the API reads (feedback writes)."""
 
 
-def api_routes(server: CollectorServer) -> list[Route]:
-    from tracemill.collector.feedback import feedback
+def api_routes(server: ServerHost) -> list[Route]:
+    """Every route under ``/api/`` (and ``/``, the health check)."""
+    return [*_read_routes(server), *_feedback_routes(server), *_work_routes(server)]
+
+
+def _read_routes(server: ServerHost) -> list[Route]:
+    """Health, status, trace lists and one trace."""
     from tracemill.collector.server import api
 
     async def health(request: Request) -> JSONResponse:
@@ -62,18 +67,22 @@ def api_routes(server: CollectorServer) -> list[Route]:
         trace_id = request.path_params["trace_id"]
         return await _answer(lambda: api.get_trace(server.link.get(), trace_id))
 
-    async def listing(request: Request, name: str, fetch: Callable[..., Any], keys: tuple[str, ...]) -> JSONResponse:
-        """``{name: fetch(store, limit, offset, **filters)}`` with the filters named by ``keys`` from the query."""
-        query = request.query_params
-        try:
-            filters = {**_page(query), **{key: query.get(key) or None for key in keys}}
-        except ConfigError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        return await _answer(lambda: {name: fetch(server.link.get(), **filters)})
+    return [
+        Route("/", health, methods=["GET"]),
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/status", status, methods=["GET"]),
+        Route("/api/traces", traces, methods=["GET"]),
+        Route("/api/traces/{trace_id}", trace, methods=["GET"]),
+    ]
+
+
+def _feedback_routes(server: ServerHost) -> list[Route]:
+    """Feedback reads and writes, conflicts, and the miner's flags."""
+    from tracemill.collector.feedback import feedback
 
     async def feedback_list(request: Request) -> JSONResponse:
         keys = ("trace_id", "span_id", "name", "author", "kind")
-        return await listing(request, "feedback", feedback.list_feedback, keys)
+        return await _listing(server, request, "feedback", feedback.list_feedback, keys)
 
     async def feedback_write(request: Request) -> JSONResponse:
         """One feedback object, or a list of them: all stored, or none (the error says which item failed)."""
@@ -92,6 +101,21 @@ def api_routes(server: CollectorServer) -> list[Route]:
 
         trace_id = request.query_params.get("trace_id") or None
         return await _answer(lambda: {"conflicts": list_conflicts(server.link.get(), trace_id=trace_id)})
+
+    async def flags(request: Request) -> JSONResponse:
+        keys = ("trace_id", "detector", "category", "severity", "kind")
+        return await _listing(server, request, "flags", feedback.list_flags, keys)
+
+    return [
+        Route("/api/feedback", feedback_list, methods=["GET"]),
+        Route("/api/feedback", feedback_write, methods=["POST"]),
+        Route("/api/feedback/conflicts", feedback_conflicts, methods=["GET"]),
+        Route("/api/flags", flags, methods=["GET"]),
+    ]
+
+
+def _work_routes(server: ServerHost) -> list[Route]:
+    """Long work done in the server, which owns the store: dataset exports and mining."""
 
     async def exports(request: Request) -> JSONResponse:
         """A dataset as JSON: ``{"manifest": {...}, "train": [rows], "eval": [rows]}`` (see tracemill.trainer)."""
@@ -114,10 +138,6 @@ def api_routes(server: CollectorServer) -> list[Route]:
             return {"manifest": manifest, "train": train, "eval": held_out}
 
         return await _answer(produce)
-
-    async def flags(request: Request) -> JSONResponse:
-        keys = ("trace_id", "detector", "category", "severity", "kind")
-        return await listing(request, "flags", feedback.list_flags, keys)
 
     async def mine(request: Request) -> JSONResponse:
         """Run the miner in the server (which owns the store): ``{"since": ..., "remine": false}``."""
@@ -143,18 +163,21 @@ def api_routes(server: CollectorServer) -> list[Route]:
         return await _answer(run)
 
     return [
-        Route("/", health, methods=["GET"]),
-        Route("/api/health", health, methods=["GET"]),
-        Route("/api/status", status, methods=["GET"]),
-        Route("/api/traces", traces, methods=["GET"]),
-        Route("/api/traces/{trace_id}", trace, methods=["GET"]),
-        Route("/api/feedback", feedback_list, methods=["GET"]),
-        Route("/api/feedback", feedback_write, methods=["POST"]),
-        Route("/api/feedback/conflicts", feedback_conflicts, methods=["GET"]),
-        Route("/api/flags", flags, methods=["GET"]),
         Route("/api/exports/{kind}", exports, methods=["GET"]),
         Route("/api/mine", mine, methods=["POST"]),
     ]
+
+
+async def _listing(
+    server: ServerHost, request: Request, name: str, fetch: Callable[..., Any], keys: tuple[str, ...]
+) -> JSONResponse:
+    """``{name: fetch(store, limit, offset, **filters)}`` with the filters named by ``keys`` from the query."""
+    query = request.query_params
+    try:
+        filters = {**_page(query), **{key: query.get(key) or None for key in keys}}
+    except ConfigError as exc:
+        return JSONResponse({"error": str(exc)}, 400)
+    return await _answer(lambda: {name: fetch(server.link.get(), **filters)})
 
 
 async def _answer(produce: Callable[[], Any], *, status_code: int = 200) -> JSONResponse:

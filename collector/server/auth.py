@@ -13,6 +13,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tracemill import config
 from tracemill.collector.ingest.otlp import PROTOBUF, status_body
 
 __all__ = ["BearerTokenMiddleware"]
@@ -41,7 +42,7 @@ class BearerTokenMiddleware:
             return
         message = (
             "this server requires a bearer token: send 'Authorization: Bearer <token>' "
-            "(tracemill commands read it from --token or TRACEMILL_TOKEN)"
+            f"(tracemill commands read it from --token or {config.TOKEN.name})"
             if not given
             else "the bearer token is wrong"
         )

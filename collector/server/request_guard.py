@@ -6,7 +6,7 @@ A server on 127.0.0.1 with no token is reachable by any page the user visits. Tw
   server with ``Host: evil.example`` and, being same-origin for the browser, could read every trace.
   Only the names the server is meant to be reached by pass: the bound address (for a loopback bind
   also ``localhost``, ``127.0.0.1``, ``[::1]``; for a wildcard bind any IP literal, which no rebinding
-  attack can produce) and the configured names (``TRACEMILL_ALLOWED_HOSTS``).
+  attack can produce) and the configured names (the ``allowed_hosts`` setting).
 - Writes (any method but GET, HEAD, OPTIONS): a browser adds ``Origin`` to them; one that is not the
   server's own origin (``Origin`` host and port equal to ``Host``) is refused with 403, as is
   ``Sec-Fetch-Site: cross-site``. API writes must also be ``application/json`` (415 otherwise): the
@@ -24,6 +24,8 @@ import json
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tracemill import config
 
 __all__ = ["RequestGuardMiddleware", "allowed_host_names"]
 
@@ -58,7 +60,7 @@ def allowed_host_names(bind_host: str, configured: Iterable[str] = ()) -> tuple[
     wildcard = bind in _WILDCARD_BINDS
     if not wildcard:
         names.add(bind)
-    from tracemill.collector.server.server import is_loopback
+    from tracemill.collector.server.settings import is_loopback
 
     if wildcard or is_loopback(bind):
         names.update(LOOPBACK_HOSTS)
@@ -98,7 +100,7 @@ class RequestGuardMiddleware:
         if not self._host_allowed(host):
             return 403, (
                 f"this server does not answer to Host {host!r}: reach it by its address, or add the name to "
-                "TRACEMILL_ALLOWED_HOSTS (comma-separated) if it is meant to be reached that way"
+                f"{config.ALLOWED_HOSTS.name} (comma-separated) if it is meant to be reached that way"
             )
         if scope.get("method", "GET").upper() in SAFE_METHODS:
             return None

@@ -2,237 +2,39 @@
 
 The app composes the collector's parts: the OTLP receiver at ``/v1/traces`` writing into the
 durable spool, the writer draining the spool into the store, the read API under ``/api/``, and
-optional forwarding to another OTLP endpoint. Every setting is declared once in
-:data:`ENV_VARS`; explicit arguments (the CLI options) win over the environment, which wins
-over the defaults, and a bad value stops the server with a message naming the key and the value.
-The store itself is ``TRACEMILL_STORE`` (see :mod:`tracemill.collector.store.dsn`).
+optional forwarding to another OTLP endpoint. Its settings are in
+:mod:`tracemill.collector.server.settings`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import ipaddress
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+from tracemill import config
+from tracemill.collector.server.settings import (
+    DEFAULT_LOG_LEVEL,
+    ENV_VARS,
+    ServerSettings,
+    default_spool_dir,
+    env_name,
+    is_loopback,
+)
 from tracemill.errors import ConfigError
-from tracemill.tracer.config import DEFAULT_PORT, EnvVar
 
-__all__ = ["ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "env_name", "serve"]
+__all__ = [
+    "DEFAULT_LOG_LEVEL", "ENV_VARS", "CollectorServer", "ServerSettings", "build_app", "default_spool_dir", "env_name",
+    "is_loopback", "serve",
+]
 
 logger = logging.getLogger("tracemill.collector.server.server")
-
-
-ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar("TRACEMILL_HOST", "host",
-           "address `tracemill serve` binds to; default 127.0.0.1. Any other address requires TRACEMILL_TOKEN"),
-    EnvVar("TRACEMILL_PORT", "port",
-           "port of `tracemill serve` (OTLP/HTTP and the API on one port); default 4318, the OTLP/HTTP port"),
-    EnvVar("TRACEMILL_TOKEN", "token",
-           "bearer token the server requires on every request, and that the CLI sends; default: none"),
-    EnvVar("TRACEMILL_SERVER", "server",
-           "URL where CLI commands look for a running server; default http://127.0.0.1:$TRACEMILL_PORT"),
-    EnvVar("TRACEMILL_SPOOL", "spool_dir",
-           "directory of the server's durable spool; default: next to an embedded store ('<store>.spool'), "
-           "else under the user data dir, one per store"),
-    EnvVar("TRACEMILL_SPOOL_MAX_BYTES", "spool_max_bytes",
-           "bytes of received spans the spool holds while the store is slow or down, before the receiver "
-           "answers 429/503; default 1073741824 (1 GiB)"),
-    EnvVar("TRACEMILL_SPOOL_SYNC", "spool_sync",
-           "'full': an acknowledged batch survives power loss; 'normal': it survives a crash of the server "
-           "process only, and commits are faster; default full"),
-    EnvVar("TRACEMILL_MAX_REQUEST_BYTES", "max_request_bytes",
-           "largest OTLP request body accepted, compressed and decompressed (larger gets 413); "
-           "default 20971520 (20 MiB)"),
-    EnvVar("TRACEMILL_BATCH_SPANS", "batch_spans",
-           "spans per insert into the store: the writer waits for this many or for the flush interval; "
-           "default 20000"),
-    EnvVar("TRACEMILL_BATCH_BYTES", "batch_bytes",
-           "bytes of spooled payloads per insert (a larger request goes alone); converting an insert takes "
-           "several times its bytes, so this bounds the writer's memory; default 16777216 (16 MiB)"),
-    EnvVar("TRACEMILL_MAX_INFLIGHT_BYTES", "max_inflight_bytes",
-           "request bytes the receiver reads and decodes at once; a request that finds no room within 5s gets "
-           "429; default twice TRACEMILL_MAX_REQUEST_BYTES"),
-    EnvVar("TRACEMILL_FLUSH_INTERVAL_S", "flush_interval_s",
-           "longest time in seconds a received span waits in the spool before it is inserted; default 1.0"),
-    EnvVar("TRACEMILL_WRITER_PROCESSES", "writer_processes",
-           "worker processes that convert and encode spans for the writer (0: in the writer thread); "
-           "default: one per CPU core beyond the first, at most 4, none on 1-2 cores"),
-    EnvVar("TRACEMILL_FORWARD", "forward",
-           "also send every received batch to this OTLP/HTTP endpoint (best effort), e.g. "
-           "http://localhost:4320 for Jaeger; default: none"),
-    EnvVar("TRACEMILL_CLUSTER", "cluster",
-           "ClickHouse cluster name: the schema is created ON CLUSTER with Replicated engines; default: none"),
-    EnvVar("TRACEMILL_OPENINFERENCE", "openinference",
-           "with --forward, also write OpenInference attributes (openinference.span.kind, input.value, llm.*, "
-           "tool.*) on the forwarded spans, for Arize Phoenix (true/false); default false"),
-    EnvVar("TRACEMILL_ALLOWED_HOSTS", "allowed_hosts",
-           "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
-           "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, "
-           "[::1] on a loopback or wildcard bind)"),
-    EnvVar("TRACEMILL_LOG_LEVEL", "log_level",
-           "log level of `tracemill serve`: debug, info, warning or error; default info"),
-)
-
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-DEFAULT_LOG_LEVEL = "info"
-
-
-def env_name(field: str) -> str:
-    """The variable :data:`ENV_VARS` declares for ``field``: the CLI's options and the client read these names."""
-    for var in ENV_VARS:
-        if var.field == field:
-            return var.name
-    raise KeyError(f"no server environment variable is declared for {field!r}")
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """Resolved settings of ``tracemill serve``. Field docs live in :data:`ENV_VARS`."""
-
-    store: str | None = None
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    token: str | None = None
-    spool_dir: str | None = None
-    spool_max_bytes: int = 1 << 30
-    spool_sync: Literal["full", "normal"] = "full"
-    max_request_bytes: int = 20 << 20
-    batch_spans: int = 20_000
-    batch_bytes: int = 16 << 20
-    max_inflight_bytes: int | None = None
-    """None: twice ``max_request_bytes``."""
-    flush_interval_s: float = 1.0
-    writer_processes: int | None = None
-    """None: :func:`~tracemill.collector.ingest.encoder_pool.default_processes`."""
-    forward: str | None = None
-    cluster: str | None = None
-    allowed_hosts: tuple[str, ...] = ()
-    openinference: bool = False
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
-        """Settings from ``explicit`` values (None means not given), then ``env``, then the defaults."""
-        env = os.environ if env is None else env
-        defaults = cls()
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(explicit) - fields)
-        if unknown:
-            raise TypeError(f"unknown server setting(s): {', '.join(unknown)}")
-        values: dict[str, Any] = {}
-        from tracemill.collector.store.dsn import STORE_ENV
-
-        if env.get(STORE_ENV, "").strip():
-            values["store"] = env[STORE_ENV].strip()
-        for var in ENV_VARS:
-            raw = env.get(var.name)
-            if raw is not None and raw.strip() and var.field in fields:
-                values[var.field] = _parse(var.name, var.field, raw.strip(), getattr(defaults, var.field))
-        for name, value in explicit.items():
-            if value is not None:
-                values[name] = value
-        settings = dataclasses.replace(defaults, **values)
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        """Refuse settings the server must not run with; each message names the setting and the value."""
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be between 0 and 65535 (got {self.port!r}); set --port or TRACEMILL_PORT")
-        for name in ("spool_max_bytes", "max_request_bytes", "batch_spans", "batch_bytes", "max_inflight_bytes"):
-            value = getattr(self, name)
-            if value is None and name == "max_inflight_bytes":
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive whole number (got {value!r})")
-        if self.writer_processes is not None and (
-            isinstance(self.writer_processes, bool) or not isinstance(self.writer_processes, int)
-            or self.writer_processes < 0
-        ):
-            raise ConfigError(f"writer_processes must be 0 or a positive whole number (got {self.writer_processes!r})")
-        if not self.flush_interval_s > 0:
-            raise ConfigError(f"flush_interval_s must be a positive number of seconds (got {self.flush_interval_s!r})")
-        if self.spool_sync not in ("full", "normal"):
-            raise ConfigError(f"spool_sync must be 'full' or 'normal' (got {self.spool_sync!r})")
-        if self.token is not None and not self.token.strip():
-            raise ConfigError("the token is empty; give a non-empty --token (TRACEMILL_TOKEN) or none at all")
-        if not self.token and not is_loopback(self.host):
-            raise ConfigError(
-                f"refusing to listen on {self.host!r} without a token: anyone who can reach it could send and "
-                "read traces. Set a bearer token with --token or TRACEMILL_TOKEN, or bind to 127.0.0.1"
-            )
-        if self.forward and not self.forward.startswith(("http://", "https://")):
-            raise ConfigError(f"forward must be an http(s) URL of an OTLP/HTTP endpoint (got {self.forward!r})")
-
-    @property
-    def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else "[::1]" if self.host == "::" else self.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-
-_INT_FIELDS = {
-    "port", "spool_max_bytes", "max_request_bytes", "batch_spans", "batch_bytes", "max_inflight_bytes",
-    "writer_processes",
-}
-_FLOAT_FIELDS = {"flush_interval_s"}
-
-
-def _parse(name: str, field: str, raw: str, default: Any) -> Any:
-    try:
-        if field in _INT_FIELDS:
-            return int(raw)
-        if field in _FLOAT_FIELDS:
-            return float(raw)
-    except ValueError:
-        kind = "a whole number" if field in _INT_FIELDS else "a number"
-        example = default if default is not None else 1
-        raise ConfigError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {name}={example}") from None
-    if field == "spool_sync":
-        return raw.lower()
-    if field == "openinference":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name}={raw!r} is not true or false; unset it or give e.g. {name}=1")
-    if field == "allowed_hosts":
-        return tuple(name.strip() for name in raw.split(",") if name.strip())
-    return raw
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    name = host.strip().strip("[]").lower()
-    if name in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def default_spool_dir(dsn: str) -> str:
-    """Where the spool lives unless ``TRACEMILL_SPOOL`` says otherwise: beside an embedded store, else per store."""
-    from tracemill.collector.store.dsn import parse_dsn
-
-    parsed = parse_dsn(dsn)
-    if parsed.path is not None:
-        suffix = "" if parsed.database == "default" else f"-{parsed.database}"
-        return parsed.path.rstrip("/") + f"{suffix}.spool"
-    from tracemill.paths import data_dir
-
-    digest = hashlib.sha256(f"{parsed.location}|{parsed.database}".encode()).hexdigest()[:16]
-    return os.path.join(data_dir(), "spool", digest)
 
 
 class CollectorServer:
@@ -476,7 +278,7 @@ def _bind(settings: ServerSettings) -> socket.socket:
         hint = " (is another `tracemill serve` running? `tracemill status` tells)" if exc.errno == 98 else ""
         raise ConfigError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}{hint}; "
-            "choose another --port (TRACEMILL_PORT)"
+            f"choose another --port ({config.PORT.name})"
         ) from None
     sock.listen(2048)
     sock.set_inheritable(True)

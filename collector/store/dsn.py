@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit, urlunsplit
 
+from tracemill import config
 from tracemill.errors import ConfigError
 
 __all__ = ["DEFAULT_DATABASE", "STORE_ENV", "StoreDsn", "default_store_dsn", "parse_dsn"]
 
-STORE_ENV = "TRACEMILL_STORE"
-"""Environment variable holding the store DSN; unset means the embedded store in the user data dir."""
+STORE_ENV = config.STORE.name
+"""Environment variable holding the store DSN (declared in :mod:`tracemill.config`)."""
 
 DEFAULT_DATABASE = "default"
 
@@ -61,8 +62,8 @@ class StoreDsn:
 
 
 def default_store_dsn(env: Mapping[str, str] = os.environ) -> str:
-    """The DSN to use when none is given: ``TRACEMILL_STORE``, else ``<data dir>/store`` (:mod:`tracemill.paths`)."""
-    configured = env.get(STORE_ENV, "").strip()
+    """The DSN to use when none is given: the store setting, else ``<data dir>/store`` (:mod:`tracemill.paths`)."""
+    configured = config.STORE.raw(env)
     if configured:
         return configured
     from tracemill.paths import data_dir

@@ -79,7 +79,7 @@ class Filter:
         """The trace with this id or unique prefix (resolved in the store); None adds nothing."""
         if not trace_id:
             return self
-        from tracemill.collector.store.reads import resolve_trace_id
+        from tracemill.collector.store.trace_ids import resolve_trace_id
 
         return self.equal("TraceId", resolve_trace_id(store, trace_id))
 

@@ -6,14 +6,14 @@ as :mod:`tracemill.collector.store.records`. Filters and pages are built by :mod
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.query import ERROR_CONDITION, Filter
 from tracemill.collector.store.records import EventRecord, LinkRecord, SpanRecord, StoreSummary, TraceSummary
 from tracemill.collector.store.schema import SCHEMA_TABLE, SPANS_TABLE, TRACE_ID_TS_TABLE
-from tracemill.errors import ConfigError, TraceNotFoundError
+from tracemill.collector.store.trace_ids import resolve_trace_id
+from tracemill.errors import TraceNotFoundError
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
@@ -22,8 +22,6 @@ __all__ = ["MAX_TRACE_SPANS", "resolve_trace_id", "store_summary", "trace_spans"
 
 MAX_TRACE_SPANS = 10_000
 """At most this many spans of one trace are read (the caller is told when it was cut)."""
-
-_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 def store_summary(store: Store) -> StoreSummary:
@@ -104,27 +102,6 @@ def trace_summaries(
         for (trace_id, root, first, service_name, agents, task, start_ns, end_ns, count, errors, tokens_in,
              tokens_out, root_missing) in rows
     ]
-
-
-def resolve_trace_id(store: Store, trace_id: str) -> str:
-    """A full trace id from a full id or a unique prefix (at least 6 hex digits), like short git hashes."""
-    wanted = trace_id.strip().lower()
-    if not wanted or not _HEX.match(wanted) or len(wanted) > 32:
-        raise ConfigError(f"trace id {trace_id!r} is not a hex trace id (up to 32 hex digits)")
-    if len(wanted) == 32:
-        return wanted
-    if len(wanted) < 6:
-        raise ConfigError(f"trace id prefix {trace_id!r} is too short; give at least 6 hex digits")
-    found = store.query(
-        f"SELECT DISTINCT TraceId FROM {SPANS_TABLE} WHERE startsWith(TraceId, {{p:String}}) LIMIT 5",
-        {"p": wanted},
-    ).result_rows
-    if not found:
-        raise TraceNotFoundError(f"no trace id starts with {wanted!r}")
-    if len(found) > 1:
-        shown = ", ".join(row[0] for row in found)
-        raise TraceNotFoundError(f"trace id prefix {wanted!r} is ambiguous: {shown}; give more digits")
-    return str(found[0][0])
 
 
 SPAN_SELECT = f"""

@@ -17,14 +17,11 @@ convention, so the servers need the ``shard`` and ``replica`` macros.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from tracemill.errors import ConfigError, SchemaError, StoreError
-
-if TYPE_CHECKING:
-    from tracemill.collector.store.store import Store
 
 __all__ = [
     "COMPACT_PART_MAX_BYTES",
@@ -165,6 +162,11 @@ PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
 {_ttl(o, "toDateTime(Timestamp)")}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""  # noqa: E501
+    return [spans, *_trace_id_lookup(o)]
+
+
+def _trace_id_lookup(o: SchemaOptions) -> list[str]:
+    """The exporter's trace-id → time range table and the view that fills it (Grafana's trace lookup)."""
     lookup = f"""CREATE TABLE IF NOT EXISTS {_table(o, TRACE_ID_TS_TABLE)}{_on_cluster(o)} (
     TraceId String CODEC(ZSTD(1)),
     Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
@@ -182,7 +184,7 @@ AS SELECT
 FROM {_table(o, SPANS_TABLE)}
 WHERE TraceId != ''
 GROUP BY TraceId"""
-    return [spans, lookup, view]
+    return [lookup, view]
 
 
 # -- migration 2: tracemill's additions to otel_traces ------------------------------------------
@@ -379,7 +381,24 @@ ORDER BY Version""",
     ]
 
 
-def applied_versions(store: Store) -> set[int]:
+class SchemaTarget(Protocol):
+    """What migrating needs of a :class:`~tracemill.collector.store.store.Store`, which imports this module to
+    migrate on open (so this module names the verbs instead of importing the class back)."""
+
+    @property
+    def database(self) -> str: ...
+
+    @property
+    def location(self) -> str: ...
+
+    def query(self, sql: str, parameters: dict[str, Any] | Sequence[Any] | None = None) -> Any: ...
+
+    def command(self, sql: str, parameters: dict[str, Any] | Sequence[Any] | None = None) -> Any: ...
+
+    def insert(self, table: str, data: Sequence[Sequence[Any]], column_names: Sequence[str]) -> Any: ...
+
+
+def applied_versions(store: SchemaTarget) -> set[int]:
     """Versions recorded in the store's ``tracemill_schema`` table (empty if it does not exist)."""
     database = store.database
     exists = store.query(
@@ -392,7 +411,7 @@ def applied_versions(store: Store) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def migrate(store: Store, *, cluster: str | None = None, ttl_days: int | None = None) -> list[int]:
+def migrate(store: SchemaTarget, *, cluster: str | None = None, ttl_days: int | None = None) -> list[int]:
     """Bring the store's schema up to date; return the versions applied now (empty if none were due).
 
     Raises :class:`SchemaError` when a statement fails or the store is newer than this tracemill.
@@ -427,7 +446,7 @@ def migrate(store: Store, *, cluster: str | None = None, ttl_days: int | None = 
     return applied
 
 
-def _record(store: Store, migration: Migration) -> None:
+def _record(store: SchemaTarget, migration: Migration) -> None:
     from datetime import datetime, timezone
 
     store.insert(

@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from tracemill.collector.ingest.rows import SPAN_COLUMNS
 from tracemill.collector.store import schema
+from tracemill.collector.store.columns import SPAN_COLUMNS
 from tracemill.collector.store.dsn import StoreDsn, default_store_dsn, parse_dsn
 from tracemill.deps import require
 from tracemill.errors import SchemaError, StoreError, StoreLockedError

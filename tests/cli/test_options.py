@@ -1,14 +1,13 @@
-"""The CLI's options read the variables the settings declare, with the settings' defaults."""
+"""The CLI's options read the variables tracemill.config declares, with the declared defaults."""
 
 from __future__ import annotations
 
 import typer.main
 
+from tracemill import config
 from tracemill.cli.app import app
 from tracemill.client import default_server_url
-from tracemill.collector.server.server import DEFAULT_LOG_LEVEL, ENV_VARS, ServerSettings
-from tracemill.collector.store.dsn import STORE_ENV
-from tracemill.feedback import AUTHOR_ENV
+from tracemill.collector.server.settings import DEFAULT_LOG_LEVEL, ServerSettings
 from tracemill.tracer.config import DEFAULT_ENDPOINT, DEFAULT_PORT
 
 
@@ -17,7 +16,7 @@ def _commands():
 
 
 def test_every_environment_variable_an_option_reads_is_declared():
-    declared = {var.name for var in ENV_VARS} | {STORE_ENV, AUTHOR_ENV.name}
+    declared = {var.name for var in config.SETTINGS if "cli" in var.readers or "server" in var.readers}
     read = {
         (name, param.name): param.envvar
         for name, command in _commands().items()
@@ -33,6 +32,13 @@ def test_serve_defaults_are_the_server_settings_defaults():
     assert params["host"].default == defaults.host
     assert params["port"].default == defaults.port
     assert params["log_level"].default == DEFAULT_LOG_LEVEL
+
+
+def test_every_option_reading_a_variable_has_the_declared_default():
+    for name, command in _commands().items():
+        for param in command.params:
+            if param.envvar and param.name != "openinference":  # a flag pair: None means "not given"
+                assert param.default == config.setting(param.envvar).default, (name, param.name)
 
 
 def test_tracer_server_and_client_agree_on_the_local_port():

@@ -91,6 +91,8 @@ def test_feedback_and_export_on_the_store_without_a_server(traced, tmp_path):
     assert [row["kind"] for row in ok_json(cli("feedback", "list", "--json", *where))] == ["correction"]
     feed.write_text("\n".join(lines[:3]) + "\n")
     assert "stored 2 feedback items" in cli("feedback", "import", str(feed), *where).stdout
+    imported = ok_json(cli("feedback", "list", "--kind", "outcome", "--json", *where))
+    assert [row["author"] for row in imported] == ["cli-user", "cli-user"]  # TRACEMILL_AUTHOR, as for every command
 
     manifest = ok_json(cli("export", "dpo", "-o", str(tmp_path / "dpo"), "--eval-fraction", "0", "--json", *where))
     assert manifest["counts"] == {"correction": 1, "outcome_contrast": 1}

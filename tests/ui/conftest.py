@@ -22,17 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers import clean_env
+
 HERE = Path(__file__).parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 TOKEN = "ui-test-token"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACEMILL_", "OTEL_"))}
-    env.update(extra)
-    return env
 
 
 @dataclass

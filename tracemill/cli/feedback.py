@@ -9,44 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
+from tracemill import config
 from tracemill.cli.options import server_option, store_option, token_option
+from tracemill.cli.output import cli_errors, console
 from tracemill.errors import ConfigError, NotFoundError, ServerError
-from tracemill.feedback import AUTHOR_ENV
+from tracemill.feedback import default_author
+
+if TYPE_CHECKING:
+    from tracemill.client import Backend
 
 __all__ = ["register"]
 
-# What the main CLI module hands over when it registers these commands. (It cannot be imported from here:
-# run as ``python -m tracemill.cli`` it is ``__main__``, and importing it again would import this module
-# half-initialized.)
-_SHELL: dict[str, Any] = {}
 _STORE_HELP = "Store DSN to use when no server answers (default: the embedded store in the user data dir)."
-
-
-def cli_errors(func: Any) -> Any:
-    """The main CLI's error edge (one red line, exit 1), looked up when the command runs."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return _SHELL["cli_errors"](func)(*args, **kwargs)
-
-    return wrapper
-
-
-class _Console:
-    def __getattr__(self, name: str) -> Any:
-        return getattr(_SHELL["console"], name)
-
-
-console: Any = _Console()
 
 feedback_app = typer.Typer(help="Give feedback on traces and spans, list it, find conflicts.", no_args_is_help=True)
 
@@ -54,16 +35,14 @@ _SERVER = server_option()
 _STORE = store_option(_STORE_HELP)
 _TOKEN = token_option()
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
-_AUTHOR = typer.Option(None, "--author", envvar=AUTHOR_ENV.name, help="Who gives the feedback (default: $USER).")
+_AUTHOR = typer.Option(None, "--author", envvar=config.AUTHOR.name, help="Who gives the feedback (default: $USER).")
 _COMMENT = typer.Option("", "--comment", help="Free text kept with the feedback.")
 _TRACE = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits.")
 _ITEM_INDEX = re.compile(r"^item (\d+): ")
 
 
-def register(app: typer.Typer, *, cli_errors: Any, console: Any) -> None:
-    """Add the ``feedback`` command group and the ``export`` command to ``app``, with the CLI's error edge
-    and console."""
-    _SHELL.update(cli_errors=cli_errors, console=console)
+def register(app: typer.Typer) -> None:
+    """Add the ``feedback`` command group and the ``export`` command to ``app``."""
     app.add_typer(feedback_app, name="feedback")
     app.command("export")(export_command)
 
@@ -71,54 +50,20 @@ def register(app: typer.Typer, *, cli_errors: Any, console: Any) -> None:
 # -- the connection ------------------------------------------------------------------------------
 
 
-class _Backend:
-    """The server's API or the store, with the three calls feedback needs."""
+def _connect(server: str | None, store: str | None, token: str | None) -> Backend:
+    from tracemill.client import connect
 
-    def __init__(self, server: str | None, store: str | None, token: str | None) -> None:
-        from tracemill.client import connect
-
-        self.backend: Any = connect(server=server, store=store, token=token)
-
-    def __enter__(self) -> _Backend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.backend.close()
-
-    @property
-    def remote(self) -> bool:
-        return self.backend.kind == "server"
-
-    def write(self, items: list[dict[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
-        if self.remote:
-            return self.backend.post("/api/feedback" + ("?check_only=true" if check_only else ""), items)["feedback"]
-        from tracemill.collector.feedback.feedback import record_feedback
-
-        return record_feedback(self.backend.store, items, check_only=check_only)
-
-    def listing(self, **filters: Any) -> list[dict[str, Any]]:
-        if self.remote:
-            return self.backend.get("/api/feedback", filters)["feedback"]
-        from tracemill.collector.feedback.feedback import list_feedback
-
-        return list_feedback(self.backend.store, **filters)
-
-    def conflicts(self, trace_id: str | None) -> list[dict[str, Any]]:
-        if self.remote:
-            return self.backend.get("/api/feedback/conflicts", {"trace_id": trace_id})["conflicts"]
-        from tracemill.collector.feedback.conflicts import list_conflicts
-
-        return list_conflicts(self.backend.store, trace_id=trace_id)
+    return connect(server=server, store=store, token=token)
 
 
 def _author(author: str | None) -> str:
-    return author or os.environ.get("USER") or "anonymous"
+    return default_author(author)
 
 
 def _write_one(item: dict[str, Any], server: str | None, store: str | None, token: str | None,
                as_json: bool) -> None:
-    with _Backend(server, store, token) as backend:
-        (stored,) = backend.write([item])
+    with _connect(server, store, token) as backend:
+        (stored,) = backend.record_feedback([item])
     if as_json:
         console.print_json(data=stored)
         return
@@ -249,8 +194,8 @@ def list_command(
     server: str = _SERVER, store: str = _STORE, token: str = _TOKEN, as_json: bool = _JSON,
 ) -> None:
     """List current feedback, newest first."""
-    with _Backend(server, store, token) as backend:
-        rows = backend.listing(trace_id=trace_id, span_id=span_id, kind=kind, author=author, limit=limit)
+    with _connect(server, store, token) as backend:
+        rows = backend.feedback(trace_id=trace_id, span_id=span_id, kind=kind, author=author, limit=limit)
     if as_json:
         console.print_json(data=rows)
         return
@@ -268,7 +213,7 @@ def conflicts_command(
     server: str = _SERVER, store: str = _STORE, token: str = _TOKEN, as_json: bool = _JSON,
 ) -> None:
     """List where authors disagree (export leaves these out unless --resolve says how to settle them)."""
-    with _Backend(server, store, token) as backend:
+    with _connect(server, store, token) as backend:
         found = backend.conflicts(trace_id)
     if as_json:
         console.print_json(data=found)
@@ -313,11 +258,11 @@ def import_command(
     chunks = [range(start, min(start + MAX_FEEDBACK_ITEMS, len(items)))
               for start in range(0, len(items), MAX_FEEDBACK_ITEMS)]
     stored: list[dict[str, Any]] = []
-    with _Backend(server, store, token) as backend:
+    with _connect(server, store, token) as backend:
         for check_only in ([True, False] if len(chunks) > 1 else [False]):
             for chunk in chunks:
                 try:
-                    result = backend.write([items[i] for i in chunk], check_only=check_only)
+                    result = backend.record_feedback([items[i] for i in chunk], check_only=check_only)
                 except (ConfigError, NotFoundError) as exc:
                     raise type(exc)(_at_line(str(exc), path, lines, chunk.start)) from None
                 except ServerError as exc:
@@ -371,23 +316,13 @@ def export_command(
     """Export a dataset for TRL (or OpenAI fine-tuning, or labelling elsewhere) from the feedback in the store."""
     from rich.progress import Progress
 
-    from tracemill.trainer.assemble import BuildOptions
-    from tracemill.trainer.export import build, write_dataset
-
-    console = _SHELL["console"]  # the CLI's own Console: rich's Progress and status need the real object
+    from tracemill.trainer.export import write_dataset
 
     spinner = (console.status(f"building the {kind} dataset") if console.is_terminal and not as_json
                else contextlib.nullcontext())
-    with _Backend(server, store, token) as backend, spinner:
-        if backend.remote:
-            answer = backend.backend.get(f"/api/exports/{kind}", {
-                "resolve": resolve, "since": since, "eval_fraction": eval_fraction, "seed": seed,
-                "include_unlabelled": include_unlabelled}, timeout_s=600)
-            train, held_out, manifest = answer["train"], answer["eval"], answer["manifest"]
-        else:
-            train, held_out, manifest = build(kind, store=backend.backend.store, resolve=resolve, since=since,
-                                              eval_fraction=eval_fraction, seed=seed,
-                                              options=BuildOptions(include_unlabelled=include_unlabelled))
+    with _connect(server, store, token) as backend, spinner:
+        train, held_out, manifest = backend.export(kind, resolve=resolve, since=since, eval_fraction=eval_fraction,
+                                                   seed=seed, include_unlabelled=include_unlabelled)
     show_progress = not as_json and console.is_terminal and len(train) + len(held_out) >= 10_000
     with Progress(console=console, transient=True, disable=not show_progress) as bar:
         task = bar.add_task("writing", total=len(train) + len(held_out))

@@ -6,7 +6,6 @@ Both go through a running ``tracemill serve`` when one owns the store (``POST /a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,121 +14,111 @@ from rich.console import Console
 from rich.table import Table
 
 from tracemill.cli.options import server_option, store_option, token_option
+from tracemill.cli.output import cli_errors, console, err_console
 
 __all__ = ["register"]
 
 _STORE_HELP = "Store DSN to use when no server answers (default: the embedded store in the user data dir)."
 
 
-def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Console, err_console: Console) -> None:
+def register(app: typer.Typer) -> None:
     """Add the miner's commands to ``app``."""
+    app.command()(cli_errors(mine))
+    app.command()(cli_errors(flags))
 
-    @app.command()
-    @cli_errors
-    def mine(
-        since: str = typer.Option(
-            None, "--since", help="Mine every trace with a span after this (30m, 2h, 7d or an ISO-8601 time) "
-                                  "instead of only the traces not mined yet.",
-        ),
-        remine: bool = typer.Option(False, "--all", help="Mine every trace in the store again."),
-        report: Path = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
-            None, "--report", help="Also write a self-contained HTML report here."
-        ),
-        server: str = server_option(),
-        store: str = store_option(_STORE_HELP),
-        token: str = token_option(),
-        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
-    ) -> None:
-        """Flag failed and near-miss runs, point at the decisive step, score every trace."""
-        result = run_mine(server=server, store=store, token=token, since=since, remine=remine,
-                          err_console=err_console)
-        if report is not None:
-            from tracemill.miner.report import render_html
 
-            report.write_text(render_html(result), encoding="utf-8")
-            err_console.print(f"report written to {report}", highlight=False)
-        if as_json:
-            console.print_json(data=result)
-        else:
-            render_summary(console, result)
+def mine(
+    since: str = typer.Option(
+        None, "--since", help="Mine every trace with a span after this (30m, 2h, 7d or an ISO-8601 time) "
+                              "instead of only the traces not mined yet.",
+    ),
+    remine: bool = typer.Option(False, "--all", help="Mine every trace in the store again."),
+    report: Path = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
+        None, "--report", help="Also write a self-contained HTML report here."
+    ),
+    server: str = server_option(),
+    store: str = store_option(_STORE_HELP),
+    token: str = token_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+) -> None:
+    """Flag failed and near-miss runs, point at the decisive step, score every trace."""
+    result = run_mine(server=server, store=store, token=token, since=since, remine=remine,
+                      err_console=err_console)
+    if report is not None:
+        from tracemill.miner.report import render_html
 
-    @app.command()
-    @cli_errors
-    def flags(
-        trace_id: str = typer.Option(None, "--trace", help="Only flags of this trace (id or unique prefix)."),
-        detector: str = typer.Option(None, "--detector", help="Only flags of this detector (e.g. loop)."),
-        category: str = typer.Option(None, "--category", help="Only 'failure' or 'near_miss' flags."),
-        kind: str = typer.Option(None, "--kind", help="Only flags of this kind (e.g. tool_result_error)."),
-        severity: str = typer.Option(None, "--severity", help="Only 'high', 'medium' or 'low' flags."),
-        limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many flags to list."),
-        offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (newest first) for paging."),
-        server: str = server_option(),
-        store: str = store_option(_STORE_HELP),
-        token: str = token_option(),
-        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
-    ) -> None:
-        """List the miner's flags, newest first, with filters."""
-        from tracemill.client import connect
-        from tracemill.errors import ConfigError
+        report.write_text(render_html(result), encoding="utf-8")
+        err_console.print(f"report written to {report}", highlight=False)
+    if as_json:
+        console.print_json(data=result)
+    else:
+        render_summary(console, result)
 
-        if category not in (None, "failure", "near_miss"):
-            raise ConfigError(f"--category must be failure or near_miss (got {category!r})")
-        filters: dict[str, Any] = {"trace_id": trace_id, "detector": detector, "category": category, "kind": kind,
-                   "severity": severity, "limit": limit, "offset": offset}
-        backend = connect(server=server, store=store, token=token)
-        try:
-            if backend.kind == "server":
-                found = backend.get("/api/flags", filters)["flags"]  # type: ignore[attr-defined]
-            else:
-                from tracemill.collector.feedback.feedback import list_flags
 
-                found = list_flags(backend.store, **filters)  # type: ignore[attr-defined]
-        finally:
-            backend.close()
-        if as_json:
-            console.print_json(data=found)
-            return
-        table = Table(title=f"{len(found)} flag(s) (kind in red: failure, yellow: near miss)")
-        table.add_column("trace", no_wrap=True)
-        table.add_column("decisive span", no_wrap=True)
-        table.add_column("kind", no_wrap=True)
-        table.add_column("sev", no_wrap=True)
-        table.add_column("evidence", min_width=20)
-        for f in found:
-            style = "red" if f["category"] == "failure" else "yellow"
-            table.add_row(f["trace_id"][:12], f["span_id"], f"[{style}]{f.get('kind') or f['detector']}[/]",
-                          f["severity"], f["evidence"])
-        console.print(table)
+def flags(
+    trace_id: str = typer.Option(None, "--trace", help="Only flags of this trace (id or unique prefix)."),
+    detector: str = typer.Option(None, "--detector", help="Only flags of this detector (e.g. loop)."),
+    category: str = typer.Option(None, "--category", help="Only 'failure' or 'near_miss' flags."),
+    kind: str = typer.Option(None, "--kind", help="Only flags of this kind (e.g. tool_result_error)."),
+    severity: str = typer.Option(None, "--severity", help="Only 'high', 'medium' or 'low' flags."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many flags to list."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (newest first) for paging."),
+    server: str = server_option(),
+    store: str = store_option(_STORE_HELP),
+    token: str = token_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
+) -> None:
+    """List the miner's flags, newest first, with filters."""
+    from tracemill.client import connect
+    from tracemill.errors import ConfigError
+
+    if category not in (None, "failure", "near_miss"):
+        raise ConfigError(f"--category must be failure or near_miss (got {category!r})")
+    filters: dict[str, Any] = {"trace_id": trace_id, "detector": detector, "category": category, "kind": kind,
+               "severity": severity, "limit": limit, "offset": offset}
+    with connect(server=server, store=store, token=token) as backend:
+        found = backend.flags(**filters)
+    if as_json:
+        console.print_json(data=found)
+        return
+    render_flags(console, found)
+
+
+def render_flags(console: Console, found: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{len(found)} flag(s) (kind in red: failure, yellow: near miss)")
+    table.add_column("trace", no_wrap=True)
+    table.add_column("decisive span", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("sev", no_wrap=True)
+    table.add_column("evidence", min_width=20)
+    for f in found:
+        style = "red" if f["category"] == "failure" else "yellow"
+        table.add_row(f["trace_id"][:12], f["span_id"], f"[{style}]{f.get('kind') or f['detector']}[/]",
+                      f["severity"], f["evidence"])
+    console.print(table)
 
 
 def run_mine(*, server: str | None, store: str | None, token: str | None, since: str | None, remine: bool,
              err_console: Console) -> dict[str, Any]:
-    """Mine through the server if one owns the store, else here with a progress bar; the result as a dict."""
+    """Mine through the server if one owns the store, else here; the result as a dict. The bar waits without a
+    count until the miner reports its stages (a server mines and answers when done)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracemill.client import connect
 
-    backend = connect(server=server, store=store, token=token)
-    try:
-        if backend.kind == "server":
-            with err_console.status(f"mining in the server at {backend.where}…"):
-                return backend.post("/api/mine", {"since": since, "remine": remine},  # type: ignore[attr-defined]
-                                    timeout_s=3600)
-        from tracemill.miner import mine
-        from tracemill.miner.run import STAGES
-
+    with connect(server=server, store=store, token=token) as backend:
         columns = (TextColumn("mining {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TimeElapsedColumn())  # fmt: skip
         with Progress(*columns, console=err_console, transient=True) as bar:
-            task = bar.add_task(STAGES[0], total=len(STAGES))
+            task = bar.add_task(f"in {backend.kind} {backend.where}", total=None)
 
             def advance(stage: str, done: int, total: int) -> None:
-                following = STAGES[done] if done < total else "done"
-                bar.update(task, completed=done, description=following)
+                from tracemill.miner.run import STAGES
 
-            return mine(backend.store, since=since, remine=remine, progress=advance).to_dict()  # type: ignore[attr-defined]
-    finally:
-        backend.close()
+                following = STAGES[done] if done < total else "done"
+                bar.update(task, total=total, completed=done, description=following)
+
+            return backend.mine(since=since, remine=remine, progress=advance)
 
 
 def render_summary(console: Console, result: dict[str, Any]) -> None:

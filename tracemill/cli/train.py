@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tracemill.cli.output import cli_errors, console
+
 _MEASURES = {
     "dpo": [("preference_accuracy", "preference accuracy"), ("reward_margin", "reward margin"),
             ("chosen_logp", "chosen log-prob"), ("rejected_logp", "rejected log-prob")],
@@ -25,9 +27,6 @@ _MEASURES = {
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
-    # Imported here, not at the top: `python -m tracemill.cli` runs cli.py as __main__, which imports this module
-    # before the package's own tracemill.cli.app exists.
-    from tracemill.cli.app import cli_errors, console
 
     @app.command("train")
     @cli_errors

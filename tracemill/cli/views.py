@@ -1,6 +1,6 @@
 """Rich renderings of status, trace lists and trace trees for the CLI.
 
-Kept apart from the command definitions so ``cli.py`` stays parse → call → print. Every value
+Kept apart from the command modules so each stays parse → call → print. Every value
 that comes from trace content goes through :func:`rich.markup.escape`, so a span name such as
 ``[red]`` is shown, not interpreted.
 """
@@ -23,10 +23,17 @@ _MAX_VALUE_CHARS = 120
 
 
 def render_status(console: Console, status: dict[str, Any], *, via: str) -> None:
-    store = status.get("store") or {}
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
+    _server_rows(table, status)
+    _store_rows(table, status.get("store") or {})
+    _pipeline_rows(table, status)
+    console.print(table)
+    console.print(f"[dim]via {escape(via)}[/]")
+
+
+def _server_rows(table: Table, status: dict[str, Any]) -> None:
     server = status.get("url") or status.get("server")
     other = status.get("other_server")
     if server:
@@ -39,6 +46,9 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
         ))
     else:
         table.add_row("server", "not running")
+
+
+def _store_rows(table: Table, store: dict[str, Any]) -> None:
     table.add_row("store", escape(f"{store.get('location')} (database {store.get('database')})"))
     if store.get("available") is False:
         table.add_row("store state", f"[red]unavailable[/]: {escape(str(store.get('error')))}")
@@ -57,6 +67,10 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
             f"[yellow]{dead['spans']:,} span(s) the store could not hold are set aside in {dead['table']}[/]; "
             f"latest: {escape(str(dead.get('last_reason')))}",
         )
+
+
+def _pipeline_rows(table: Table, status: dict[str, Any]) -> None:
+    """The server's own parts: spool, writer, receiver, outbox intake, forwarding."""
     spool = status.get("spool")
     if spool:
         table.add_row(
@@ -92,8 +106,6 @@ def render_status(console: Console, status: dict[str, Any], *, via: str) -> None
                 f"{forward['url']}: {forward['forwarded_requests']:,} sent, {forward['dropped_requests']:,} dropped"
             ),
         )
-    console.print(table)
-    console.print(f"[dim]via {escape(via)}[/]")
 
 
 # Columns of the trace list, most important first: at a narrow width the last ones are left out

@@ -4,7 +4,7 @@ Nothing in it is specific to tracemill except the ``@tracemill.agent`` decorator
 the traced tools of :class:`~tracemill.demo.world.TravelDesk`; the model calls are traced by
 ``tracemill.instrument("openai")``. It runs against the demo's scripted model server, or against a
 real model when ``OPENAI_API_KEY`` is set (``OPENAI_BASE_URL`` for another compatible server,
-``TRACEMILL_DEMO_MODEL`` for the model name).
+the ``demo_model`` setting of :mod:`tracemill.config` for the model name).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import tracemill
+from tracemill import config
 from tracemill.demo.world import SYSTEM_PROMPT, TOOLS, Ticket, TravelDesk
 
 __all__ = ["MAX_STEPS", "AgentResult", "real_model", "travel_desk"]
@@ -37,7 +38,7 @@ def real_model() -> tuple[str | None, str] | None:
     """``(base_url, model)`` when a real model is configured through ``OPENAI_API_KEY``, else None."""
     if not os.environ.get("OPENAI_API_KEY"):
         return None
-    return os.environ.get("OPENAI_BASE_URL") or None, os.environ.get("TRACEMILL_DEMO_MODEL") or "gpt-4o-mini"
+    return os.environ.get("OPENAI_BASE_URL") or None, config.read(config.DEMO_MODEL)
 
 
 @tracemill.agent(name="travel_desk", version="2")

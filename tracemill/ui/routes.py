@@ -20,13 +20,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tracemill import config
 from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
 from tracemill.ui.security import COOKIE_NAME, cookie_value
 
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-    from tracemill.collector.server.server import CollectorServer
+    from tracemill.ui.host import UiHost
 
 __all__ = ["ui_routes"]
 
@@ -45,18 +46,36 @@ def environment() -> Environment:
     return env
 
 
-def ui_routes(server: CollectorServer) -> list[Route | Mount]:
+def ui_routes(server: UiHost) -> list[Route | Mount]:
     """The routes to add to the server's app."""
-    from tracemill.ui import pages
+    view = _View(environment(), server.settings.token)
 
-    env = environment()
-    token = server.settings.token
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/ui/", 307)
 
-    def render(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-        html = env.get_template(name).render(**context, auth=bool(token))
+    return [
+        Route("/ui", root, methods=["GET"]),
+        Mount("/ui", routes=[
+            *_review_routes(server, view),
+            *_sign_in_routes(view),
+            Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="ui-static"),
+        ]),
+    ]  # fmt: skip
+
+
+class _View:
+    """Renders the UI's templates, and turns the errors of the library into error pages."""
+
+    def __init__(self, env: Environment, token: str | None) -> None:
+        self.env = env
+        self.token = token
+
+    def render(self, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+        html = self.env.get_template(name).render(**context, auth=bool(self.token))
         return HTMLResponse(html, status_code, headers={"Cache-Control": "no-store"})
 
-    async def page(produce: Any) -> Response:
+    async def page(self, produce: Any) -> Response:
+        render = self.render
         try:
             return await run_in_threadpool(produce)
         except (TraceNotFoundError, SpanNotFoundError) as exc:
@@ -66,6 +85,13 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         except StoreError as exc:
             return await run_in_threadpool(
                 render, "error.html", {"title": "Store unavailable", "message": str(exc)}, 503)
+
+
+def _review_routes(server: UiHost, view: _View) -> list[Route]:
+    """The queue, a trace, one span's details, and the jump to a run's decisive step."""
+    from tracemill.ui import pages
+
+    render, page = view.render, view.page
 
     async def queue_page(request: Request) -> Response:
         def produce() -> Response:
@@ -97,6 +123,18 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
 
         return await page(produce)
 
+    return [
+        Route("/", queue_page, methods=["GET"]),
+        Route("/traces/{trace_id}", trace_page, methods=["GET"]),
+        Route("/traces/{trace_id}/spans/{span_id}", span_fragment, methods=["GET"]),
+        Route("/step", step, methods=["GET"]),
+    ]
+
+
+def _sign_in_routes(view: _View) -> list[Route]:
+    """Sign in with the server's token (a cookie), and sign out."""
+    render, token = view.render, view.token
+
     async def login_form(request: Request) -> Response:
         return render("login.html", {"next": _local(request.query_params.get("next"))})
 
@@ -115,7 +153,7 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
             return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."} as JSON'}, 400)
         target = _local(form.get("next") if isinstance(form.get("next"), str) else None)
         if token and not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            return JSONResponse({"error": "That token does not match this server's TRACEMILL_TOKEN."}, 401)
+            return JSONResponse({"error": f"That token does not match this server's {config.TOKEN.name}."}, 401)
         response = JSONResponse({"next": target})
         if token:
             response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
@@ -127,22 +165,11 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
         return response
 
-    async def root(request: Request) -> Response:
-        return RedirectResponse("/ui/", 307)
-
     return [
-        Route("/ui", root, methods=["GET"]),
-        Mount("/ui", routes=[
-            Route("/", queue_page, methods=["GET"]),
-            Route("/traces/{trace_id}", trace_page, methods=["GET"]),
-            Route("/traces/{trace_id}/spans/{span_id}", span_fragment, methods=["GET"]),
-            Route("/step", step, methods=["GET"]),
-            Route("/login", login_form, methods=["GET"]),
-            Route("/login", login, methods=["POST"]),
-            Route("/logout", logout, methods=["POST"]),
-            Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="ui-static"),
-        ]),
-    ]  # fmt: skip
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+    ]
 
 
 def _local(target: str | None) -> str:

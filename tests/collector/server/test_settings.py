@@ -90,12 +90,17 @@ def test_server_store_spool_lives_in_the_user_data_dir_one_per_store():
 
 def test_allowed_hosts_and_openinference_are_read_from_the_environment():
     settings = ServerSettings.from_env({"TRACEMILL_ALLOWED_HOSTS": " tracemill.internal, *.corp.example ,",
-                                        "TRACEMILL_OPENINFERENCE": "yes"})
+                                        "TRACEMILL_FORWARD_OPENINFERENCE": "yes"})
     assert settings.allowed_hosts == ("tracemill.internal", "*.corp.example")
     assert settings.openinference is True
     assert ServerSettings.from_env({}).openinference is False
 
 
 def test_openinference_that_is_not_a_boolean_is_refused_naming_the_variable():
-    with pytest.raises(ConfigError, match=r"TRACEMILL_OPENINFERENCE='maybe' is not true or false"):
-        ServerSettings.from_env({"TRACEMILL_OPENINFERENCE": "maybe"})
+    with pytest.raises(ConfigError, match=r"TRACEMILL_FORWARD_OPENINFERENCE='maybe' is not true or false"):
+        ServerSettings.from_env({"TRACEMILL_FORWARD_OPENINFERENCE": "maybe"})
+
+
+def test_the_sdk_openinference_setting_does_not_turn_on_the_server_conversion():
+    """One meaning per name: the SDK's variable is about the spans an agent records, not what the server forwards."""
+    assert ServerSettings.from_env({"TRACEMILL_OPENINFERENCE": "1"}).openinference is False
