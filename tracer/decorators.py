@@ -28,6 +28,7 @@ from tracemill.tracer import semconv
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.generators import traced_async_generator, traced_generator
 from tracemill.tracer.logs import log_once
+from tracemill.tracer.run_io import RunIO, agent_ended, current_run_io
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
 
@@ -93,6 +94,10 @@ def _open(
             attributes[spec.input_attribute] = capture(spec.input_attribute, _arguments(spec, args, kwargs))
         if spec.options is not None:  # captured per call: settings (capture, redaction) may change after decoration
             attributes[semconv.DECISION_OPTIONS] = capture(semconv.DECISION_OPTIONS, list(spec.options))
+    if spec.role == "agent":
+        run_io = current_run_io(parent)
+        if run_io is not None:
+            run_io.agent_started(attributes.get(spec.input_attribute))
     links = None
     if spec.tool_name is not None:
         trace_id = trace.get_current_span(parent).get_span_context().trace_id
@@ -104,17 +109,22 @@ def _open(
     return start_span(tracer, spec.span_name, attributes=attributes, links=links, parent=parent)
 
 
-def _record_output(spec: SpanSpec, span: Span, result: Any) -> None:
+def _record_output(spec: SpanSpec, span: Span, result: Any) -> str | None:
+    """Record the output; return it as captured (None when it is not captured)."""
     if spec.capture_output and RUNTIME.settings.capture_content:
         text = capture(spec.output_attribute, result)
         span.set_attribute(spec.output_attribute, text)
         if spec.decision and semconv.DECISION_CHOICE not in (getattr(span, "attributes", None) or {}):
             span.set_attribute(semconv.DECISION_CHOICE, text)
+        return text
+    return None
 
 
 def _close_ok(spec: SpanSpec, span: Span, token: Token[otel_context.Context], result: Any) -> None:
     try:
-        _record_output(spec, span, result)
+        text = _record_output(spec, span, result)
+        if spec.role == "agent":
+            agent_ended(text)
     except Exception:
         log_once(f"output:{spec.span_name}", "tracemill: could not record the output of %s", spec.span_name)
     finally:
@@ -125,6 +135,13 @@ def _end(span: Span, token: Token[otel_context.Context] | None, exc: BaseExcepti
     end_span(span, exc)
     if token is not None:
         otel_context.detach(token)
+
+
+def _fail(spec: SpanSpec, span: Span, token: Token[otel_context.Context], exc: BaseException) -> None:
+    """End the span of a call that raised; a failed agent gives its run no output."""
+    if spec.role == "agent":
+        agent_ended(None)
+    _end(span, token, exc)
 
 
 def _begin(
@@ -154,7 +171,7 @@ def _sync_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., 
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _end(span, token, exc)
+            _fail(spec, span, token, exc)
             raise
         _close_ok(spec, span, token, result)
         return result
@@ -175,7 +192,7 @@ def _async_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[...,
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:  # CancelledError included: the span still ends
-            _end(span, token, exc)
+            _fail(spec, span, token, exc)
             raise
         _close_ok(spec, span, token, result)
         return result
@@ -205,7 +222,7 @@ def _generator_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[
         if rt.disabled:
             return generator
         return traced_generator(generator, _open_for_generator(spec, args, kwargs),
-                                partial(_close_stream, spec))
+                                partial(_close_stream, spec, _agent_run_io(spec)))
 
     return wrapper
 
@@ -218,18 +235,28 @@ def _async_generator_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Cal
         if rt.disabled:
             return generator
         return traced_async_generator(generator, _open_for_generator(spec, args, kwargs),
-                                      partial(_close_stream, spec))
+                                      partial(_close_stream, spec, _agent_run_io(spec)))
 
     return wrapper
 
 
-def _close_stream(spec: SpanSpec, span: Span, items: list[Any] | None, count: int, closed_early: bool) -> None:
+def _agent_run_io(spec: SpanSpec) -> RunIO | None:
+    """The run a generator agent reports to, taken where the generator is created."""
+    return current_run_io() if spec.role == "agent" else None
+
+
+def _close_stream(
+    spec: SpanSpec, run_io: RunIO | None, span: Span, items: list[Any] | None, count: int, closed_early: bool,
+) -> None:
     """Record a generator's yielded items (``None`` when it failed) before its span ends."""
     if closed_early:
         span.set_attribute(semconv.CLOSED_EARLY, True)
+    text = None
     if items is not None:
         span.set_attribute(semconv.OUTPUT_ITEMS, count)
-        _record_output(spec, span, items)
+        text = _record_output(spec, span, items)
+    if run_io is not None:
+        run_io.agent_ended(text)
 
 
 def _unwrap_descriptor(func: Any) -> Any:

@@ -19,6 +19,7 @@ from tracemill.tracer import semconv
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.messages import Message, output_message, parse_arguments, to_genai_messages, tool_calls_of
+from tracemill.tracer.run_io import RunIO, current_run_io
 from tracemill.tracer.spans import active_tracer, capture, capture_enabled, end_span, record_error, start_span
 
 
@@ -125,11 +126,13 @@ class LLMCall(_ManualSpan):
         }
         self._extra = dict(attributes or {})
         self._parent = parent
+        self._run_io: RunIO | None = None
 
     def _open(self) -> Span | None:
         tracer = active_tracer()
         if tracer is None:
             return None
+        self._run_io = current_run_io(self._parent)
         name = f"{self.operation} {self.model}" if self.model else self.operation
         return start_span(tracer, name, kind=SpanKind.CLIENT, attributes=self.start_attributes(), parent=self._parent)
 
@@ -198,6 +201,9 @@ class LLMCall(_ManualSpan):
                 if value is not None:
                     span.set_attribute(key, value)
             TOOL_CALLS.register(span.get_span_context(), tool_calls_of(normalized))
+            run_io = self._run_io or current_run_io()  # a framework's call sets the span without _open
+            if normalized and run_io is not None:
+                run_io.llm_answered(normalized)
         except Exception:
             log_once("llm.record_output", "tracemill: could not record an LLM call's output")
 
