@@ -31,6 +31,7 @@ from tracemill.tracer.logs import log_once
 from tracemill.tracer.run_io import RunIO, agent_ended, current_run_io
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
+from tracemill.tracer.tool_schema import signature_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpanRole = Literal["agent", "tool", "step"]
@@ -101,9 +102,11 @@ def _open(
     links = None
     if spec.tool_name is not None:
         trace_id = trace.get_current_span(parent).get_span_context().trace_id
-        call_id, llm_span = TOOL_CALLS.claim(trace_id, spec.tool_name, None)
+        call_id, llm_span, schema = TOOL_CALLS.claim(trace_id, spec.tool_name, None)
         if call_id:
             attributes[semconv.TOOL_CALL_ID] = call_id
+        if schema is not None:  # the schema the model was given wins over the one read from the signature
+            attributes[semconv.TOOL_PARAMETERS] = schema
         if llm_span is not None:
             links = [Link(llm_span)]
     return start_span(tracer, spec.span_name, attributes=attributes, links=links, parent=parent)
@@ -287,9 +290,15 @@ def _spec(
         role=role, span_name=span_name, static_attributes=static, input_attribute=input_attribute,
         output_attribute=output_attribute, capture_input=capture_input, capture_output=capture_output,
         param_names=names, varargs_name=varargs,
-        drop_first=bool(names) and names[0] in ("self", "cls") and not isinstance(func, staticmethod),
+        drop_first=_takes_self(target, func),
         tool_name=tool_name, decision=decision, options=options,
     )
+
+
+def _takes_self(target: Callable[..., Any], func: Any) -> bool:
+    """Whether the first parameter is self/cls (never captured, not a tool parameter)."""
+    names, _ = _parameters(target)
+    return bool(names) and names[0] in ("self", "cls") and not isinstance(func, staticmethod)
 
 
 def _func_name(func: Any) -> str:
@@ -370,6 +379,10 @@ def tool(
         doc = description or _first_doc_line(f)
         if doc:
             static[semconv.TOOL_DESCRIPTION] = doc
+        target = _unwrap_descriptor(f)
+        schema = signature_schema(target, drop_first=_takes_self(target, f))
+        if schema is not None:
+            static[semconv.TOOL_PARAMETERS] = schema
         return _decorate(f, _spec(
             f, "tool", f"{semconv.OP_EXECUTE_TOOL} {tool_name}", static,
             input_attribute=semconv.TOOL_CALL_ARGUMENTS, output_attribute=semconv.TOOL_CALL_RESULT,

@@ -165,9 +165,9 @@ def _tool(out: dict[str, Any], attributes: Mapping[str, Any]) -> None:
                            (semconv.TOOL_CALL_ID, TOOL_ID)):
         if isinstance(attributes.get(source), str):
             out[target] = attributes[source]
-    arguments = attributes.get(semconv.TOOL_CALL_ARGUMENTS)
-    if isinstance(arguments, str):
-        out[TOOL_PARAMETERS] = arguments  # the call's arguments, as OpenInference's own instrumentations record
+    schema = attributes.get(semconv.TOOL_PARAMETERS)
+    if isinstance(schema, str):  # the parameter schema; the call's arguments are input.value
+        out[TOOL_PARAMETERS] = schema
 
 
 def _messages(out: dict[str, Any], prefix: str, messages: Sequence[Any]) -> None:

@@ -37,6 +37,10 @@ def openinference_keys(attributes) -> set[str]:
     return {k for k in attributes if not k.startswith(_OWN_NAMESPACES)}
 
 
+CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "description": "a city"}},
+               "required": ["city"]}
+
+
 def _agent_run(exporter_spans):
     @tracemill.tool(description="Look up the weather.")
     def weather(city: str) -> dict:
@@ -53,7 +57,7 @@ def _agent_run(exporter_spans):
             provider="openai", model="gpt-4o-mini", temperature=0.2,
             system_instructions="You are terse.",
             input_messages=[{"role": "user", "content": question}],
-            tool_definitions=[{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+            tool_definitions=[{"type": "function", "function": {"name": "weather", "parameters": CITY_SCHEMA}}],
         ) as call:
             call.record_output(tool_calls=[{"id": "call_1", "name": "weather", "arguments": {"city": "Rome"}}],
                                response_model="gpt-4o-mini-2024-07-18", input_tokens=30, output_tokens=12)
@@ -88,7 +92,8 @@ def test_every_span_of_an_agent_run_gets_its_kind_and_input_output(spans):
     assert tool["openinference.span.kind"] == "TOOL"
     assert (tool["tool.name"], tool["tool.description"], tool["tool.id"]) == ("weather", "Look up the weather.",
                                                                               "call_1")
-    assert json.loads(tool["tool.parameters"]) == json.loads(tool["input.value"]) == {"city": "Rome"}
+    assert json.loads(tool["input.value"]) == {"city": "Rome"}  # the call's arguments
+    assert json.loads(tool["tool.parameters"]) == CITY_SCHEMA  # the schema the model was given, not the arguments
     assert json.loads(tool["output.value"]) == {"city": "Rome", "temp_c": 21}
 
 
