@@ -11,8 +11,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 
+from tracemill.cli_console import cli_console
 from tracemill.cli_options import server_option, store_option, token_option
 from tracemill.errors import ConfigError, TracemillError
 from tracemill.server import DEFAULT_LOG_LEVEL, ServerSettings, env_name
@@ -24,8 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = cli_console()
+err_console = cli_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import tracemill
+from tracemill.cli_console import cli_console
 from tracemill.demo.report import print_report
 from tracemill.demo.runs import RunRecord, trace_runs
 from tracemill.demo.stages import Stage, export_stage, mine_stage, review_stage, train_stage
@@ -58,7 +59,7 @@ def run_demo(*, directory: Path | None, store: str | None, runs: int, skip_train
     _require()
     paths = DemoPaths.under(directory or default_demo_dir(), store)
     paths.directory.mkdir(parents=True, exist_ok=True)
-    progress_console = Console(stderr=True) if as_json else console
+    progress_console = cli_console(stderr=True) if as_json else console
     stages: list[Stage] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=progress_console, transient=as_json) as progress:
