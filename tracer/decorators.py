@@ -143,7 +143,10 @@ def _end(span: Span, token: Token[otel_context.Context] | None, exc: BaseExcepti
 def _fail(spec: SpanSpec, span: Span, token: Token[otel_context.Context], exc: BaseException) -> None:
     """End the span of a call that raised; a failed agent gives its run no output."""
     if spec.role == "agent":
-        agent_ended(None)
+        try:
+            agent_ended(None)
+        except Exception:  # the user's exception is what propagates, never one of ours
+            log_once("run.agent_failed", "tracemill: could not report a failed agent to its run")
     _end(span, token, exc)
 
 

@@ -143,3 +143,17 @@ def test_a_run_nested_in_an_agent_keeps_its_own_output(spans):
         supervisor("t")
     assert json.loads(_root(spans)["tracemill.output"]) == "inner says t"
     assert json.loads(spans.named("invoke_workflow top").attributes["tracemill.output"]) == "supervised"
+
+
+def test_a_failing_redaction_callback_on_the_run_output_never_reaches_user_code(spans):
+    def redact(attribute, value):
+        if attribute == "tracemill.output":
+            raise RuntimeError("callback bug")
+        return value
+
+    spans.reinit(redact=redact)
+    with tracemill.run("desk"), tracemill.llm_call(provider="openai", model="m", input_messages="q") as call:
+        call.record_output(content="an answer")
+    root = _root(spans)
+    assert root["tracemill.output"] == json.dumps(MASK)
+    assert spans.named("chat m").end_time is not None
