@@ -210,7 +210,6 @@ class LLMCall(_ManualSpan):
         except Exception:
             log_once("llm.record_output", "tracemill: could not record an LLM call's output")
 
-
     def _tool_parameters(self, calls: list[tuple[str | None, str]]) -> dict[str, str]:
         """The parameter schemas this call's tool definitions give for the tools it called (captured)."""
         definitions = self._input[2]
