@@ -28,8 +28,10 @@ from tracemill.tracer import semconv
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.generators import traced_async_generator, traced_generator
 from tracemill.tracer.logs import log_once
+from tracemill.tracer.run_io import RunIO, agent_ended, current_run_io
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
+from tracemill.tracer.tool_schema import signature_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpanRole = Literal["agent", "tool", "step"]
@@ -93,28 +95,39 @@ def _open(
             attributes[spec.input_attribute] = capture(spec.input_attribute, _arguments(spec, args, kwargs))
         if spec.options is not None:  # captured per call: settings (capture, redaction) may change after decoration
             attributes[semconv.DECISION_OPTIONS] = capture(semconv.DECISION_OPTIONS, list(spec.options))
+    if spec.role == "agent":
+        run_io = current_run_io(parent)
+        if run_io is not None:
+            run_io.agent_started(attributes.get(spec.input_attribute))
     links = None
     if spec.tool_name is not None:
         trace_id = trace.get_current_span(parent).get_span_context().trace_id
-        call_id, llm_span = TOOL_CALLS.claim(trace_id, spec.tool_name, None)
+        call_id, llm_span, schema = TOOL_CALLS.claim(trace_id, spec.tool_name, None)
         if call_id:
             attributes[semconv.TOOL_CALL_ID] = call_id
+        if schema is not None:  # the schema the model was given wins over the one read from the signature
+            attributes[semconv.TOOL_PARAMETERS] = schema
         if llm_span is not None:
             links = [Link(llm_span)]
     return start_span(tracer, spec.span_name, attributes=attributes, links=links, parent=parent)
 
 
-def _record_output(spec: SpanSpec, span: Span, result: Any) -> None:
+def _record_output(spec: SpanSpec, span: Span, result: Any) -> str | None:
+    """Record the output; return it as captured (None when it is not captured)."""
     if spec.capture_output and RUNTIME.settings.capture_content:
         text = capture(spec.output_attribute, result)
         span.set_attribute(spec.output_attribute, text)
         if spec.decision and semconv.DECISION_CHOICE not in (getattr(span, "attributes", None) or {}):
             span.set_attribute(semconv.DECISION_CHOICE, text)
+        return text
+    return None
 
 
 def _close_ok(spec: SpanSpec, span: Span, token: Token[otel_context.Context], result: Any) -> None:
     try:
-        _record_output(spec, span, result)
+        text = _record_output(spec, span, result)
+        if spec.role == "agent":
+            agent_ended(text)
     except Exception:
         log_once(f"output:{spec.span_name}", "tracemill: could not record the output of %s", spec.span_name)
     finally:
@@ -125,6 +138,16 @@ def _end(span: Span, token: Token[otel_context.Context] | None, exc: BaseExcepti
     end_span(span, exc)
     if token is not None:
         otel_context.detach(token)
+
+
+def _fail(spec: SpanSpec, span: Span, token: Token[otel_context.Context], exc: BaseException) -> None:
+    """End the span of a call that raised; a failed agent gives its run no output."""
+    if spec.role == "agent":
+        try:
+            agent_ended(None)
+        except Exception:  # the user's exception is what propagates, never one of ours
+            log_once("run.agent_failed", "tracemill: could not report a failed agent to its run")
+    _end(span, token, exc)
 
 
 def _begin(
@@ -154,7 +177,7 @@ def _sync_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[..., 
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _end(span, token, exc)
+            _fail(spec, span, token, exc)
             raise
         _close_ok(spec, span, token, result)
         return result
@@ -175,7 +198,7 @@ def _async_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[...,
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:  # CancelledError included: the span still ends
-            _end(span, token, exc)
+            _fail(spec, span, token, exc)
             raise
         _close_ok(spec, span, token, result)
         return result
@@ -205,7 +228,7 @@ def _generator_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Callable[
         if rt.disabled:
             return generator
         return traced_generator(generator, _open_for_generator(spec, args, kwargs),
-                                partial(_close_stream, spec))
+                                partial(_close_stream, spec, _agent_run_io(spec)))
 
     return wrapper
 
@@ -218,18 +241,28 @@ def _async_generator_wrapper(spec: SpanSpec, wrapped: Callable[..., Any]) -> Cal
         if rt.disabled:
             return generator
         return traced_async_generator(generator, _open_for_generator(spec, args, kwargs),
-                                      partial(_close_stream, spec))
+                                      partial(_close_stream, spec, _agent_run_io(spec)))
 
     return wrapper
 
 
-def _close_stream(spec: SpanSpec, span: Span, items: list[Any] | None, count: int, closed_early: bool) -> None:
+def _agent_run_io(spec: SpanSpec) -> RunIO | None:
+    """The run a generator agent reports to, taken where the generator is created."""
+    return current_run_io() if spec.role == "agent" else None
+
+
+def _close_stream(
+    spec: SpanSpec, run_io: RunIO | None, span: Span, items: list[Any] | None, count: int, closed_early: bool,
+) -> None:
     """Record a generator's yielded items (``None`` when it failed) before its span ends."""
     if closed_early:
         span.set_attribute(semconv.CLOSED_EARLY, True)
+    text = None
     if items is not None:
         span.set_attribute(semconv.OUTPUT_ITEMS, count)
-        _record_output(spec, span, items)
+        text = _record_output(spec, span, items)
+    if run_io is not None:
+        run_io.agent_ended(text)
 
 
 def _unwrap_descriptor(func: Any) -> Any:
@@ -260,9 +293,15 @@ def _spec(
         role=role, span_name=span_name, static_attributes=static, input_attribute=input_attribute,
         output_attribute=output_attribute, capture_input=capture_input, capture_output=capture_output,
         param_names=names, varargs_name=varargs,
-        drop_first=bool(names) and names[0] in ("self", "cls") and not isinstance(func, staticmethod),
+        drop_first=_takes_self(target, func),
         tool_name=tool_name, decision=decision, options=options,
     )
+
+
+def _takes_self(target: Callable[..., Any], func: Any) -> bool:
+    """Whether the first parameter is self/cls (never captured, not a tool parameter)."""
+    names, _ = _parameters(target)
+    return bool(names) and names[0] in ("self", "cls") and not isinstance(func, staticmethod)
 
 
 def _func_name(func: Any) -> str:
@@ -343,6 +382,10 @@ def tool(
         doc = description or _first_doc_line(f)
         if doc:
             static[semconv.TOOL_DESCRIPTION] = doc
+        target = _unwrap_descriptor(f)
+        schema = signature_schema(target, drop_first=_takes_self(target, f))
+        if schema is not None:
+            static[semconv.TOOL_PARAMETERS] = schema
         return _decorate(f, _spec(
             f, "tool", f"{semconv.OP_EXECUTE_TOOL} {tool_name}", static,
             input_attribute=semconv.TOOL_CALL_ARGUMENTS, output_attribute=semconv.TOOL_CALL_RESULT,

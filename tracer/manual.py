@@ -19,7 +19,9 @@ from tracemill.tracer import semconv
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.messages import Message, output_message, parse_arguments, to_genai_messages, tool_calls_of
+from tracemill.tracer.run_io import RunIO, current_run_io
 from tracemill.tracer.spans import active_tracer, capture, capture_enabled, end_span, record_error, start_span
+from tracemill.tracer.tool_schema import definition_parameters
 
 
 class _ManualSpan:
@@ -125,11 +127,13 @@ class LLMCall(_ManualSpan):
         }
         self._extra = dict(attributes or {})
         self._parent = parent
+        self._run_io: RunIO | None = None
 
     def _open(self) -> Span | None:
         tracer = active_tracer()
         if tracer is None:
             return None
+        self._run_io = current_run_io(self._parent)
         name = f"{self.operation} {self.model}" if self.model else self.operation
         return start_span(tracer, name, kind=SpanKind.CLIENT, attributes=self.start_attributes(), parent=self._parent)
 
@@ -197,9 +201,22 @@ class LLMCall(_ManualSpan):
             ):
                 if value is not None:
                     span.set_attribute(key, value)
-            TOOL_CALLS.register(span.get_span_context(), tool_calls_of(normalized))
+            calls = tool_calls_of(normalized)
+            if calls:
+                TOOL_CALLS.register(span.get_span_context(), calls, self._tool_parameters(calls))
+            run_io = self._run_io or current_run_io()  # a framework's call sets the span without _open
+            if normalized and run_io is not None:
+                run_io.llm_answered(normalized)
         except Exception:
             log_once("llm.record_output", "tracemill: could not record an LLM call's output")
+
+    def _tool_parameters(self, calls: list[tuple[str | None, str]]) -> dict[str, str]:
+        """The parameter schemas this call's tool definitions give for the tools it called (captured)."""
+        definitions = self._input[2]
+        if not definitions or not capture_enabled():
+            return {}
+        found = {name: definition_parameters(definitions, name) for _, name in calls}
+        return {name: capture(semconv.TOOL_PARAMETERS, schema) for name, schema in found.items() if schema is not None}
 
 
 class ToolCall(_ManualSpan):
@@ -235,10 +252,12 @@ class ToolCall(_ManualSpan):
                 semconv.TOOL_CALL_ARGUMENTS, parse_arguments(self._arguments)
             )
         trace_id = trace.get_current_span(self._parent).get_span_context().trace_id
-        call_id, llm_span = TOOL_CALLS.claim(trace_id, self.name, self.call_id)
+        call_id, llm_span, schema = TOOL_CALLS.claim(trace_id, self.name, self.call_id)
         if call_id:
             self.call_id = call_id
             attributes[semconv.TOOL_CALL_ID] = call_id
+        if schema is not None:
+            attributes[semconv.TOOL_PARAMETERS] = schema
         links = [Link(llm_span)] if llm_span is not None else None
         return start_span(tracer, f"{semconv.OP_EXECUTE_TOOL} {self.name}", attributes=attributes, links=links,
                           parent=self._parent)

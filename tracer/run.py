@@ -18,6 +18,7 @@ from opentelemetry.trace import Span, SpanContext, format_span_id, format_trace_
 from tracemill.tracer import semconv
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.redaction import MASK
+from tracemill.tracer.run_io import RUN_IO_KEY, RunIO
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import (
     RUN_ATTRIBUTES_KEY,
@@ -57,6 +58,9 @@ class Run:
         self._input = input
         self._new_trace = new_trace
         self._attributes = dict(attributes or {})
+        self._io = RunIO()
+        self._has_input = False
+        self._has_output = False
 
     def __enter__(self) -> Run:
         try:
@@ -72,10 +76,12 @@ class Run:
                 attributes[semconv.METADATA_PREFIX + key] = _metadata_value(key, value)
             if self._input is not None and capture_enabled():
                 attributes[semconv.INPUT] = capture(semconv.INPUT, self._input)
+                self._has_input = True
             self.span = tracer.start_span(f"{semconv.OP_INVOKE_WORKFLOW} {self.name}", context=parent,
                                           attributes=attributes)
             self._span_context = self.span.get_span_context()
-            ctx = trace.set_span_in_context(self.span, parent)
+            self._io = RunIO()
+            ctx = otel_context.set_value(RUN_IO_KEY, self._io, trace.set_span_in_context(self.span, parent))
             if self._inherited:
                 ctx = otel_context.set_value(RUN_ATTRIBUTES_KEY, self._inherited, ctx)
             self._token = otel_context.attach(ctx)
@@ -86,6 +92,7 @@ class Run:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         span, self.span = self.span, None
         if span is not None:
+            self._record_io(span)
             end_span(span, exc)
         if self._token is not None:
             otel_context.detach(self._token)
@@ -97,9 +104,19 @@ class Run:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    def _record_io(self, span: Span) -> None:
+        """Give the root the input and output its agents saw, where the program gave none."""
+        if not capture_enabled():
+            return
+        try:
+            span.set_attributes(self._io.root_attributes(has_input=self._has_input, has_output=self._has_output))
+        except Exception:
+            log_once("run.io", "tracemill: could not record a run's input and output")
+
     def set_output(self, value: Any) -> None:
-        """Record the run's final result."""
+        """Record the run's final result (else the run takes its last agent's output, see :func:`run`)."""
         if self.span is not None and capture_enabled():
+            self._has_output = True
             self.span.set_attribute(semconv.OUTPUT, capture(semconv.OUTPUT, value))
 
     @property
@@ -141,6 +158,10 @@ def run(
     ``metadata`` values land under ``tracemill.metadata.*``. Inside another span the run nests
     under it unless ``new_trace=True``. ``attributes`` are set as given on the run's span only (e.g.
     ``{"deployment.environment": "staging"}``), like the decorators' ``attributes=``.
+
+    ``input`` and :meth:`Run.set_output` record the run's input and result on the root. Without
+    them the root takes the input of the run's first agent and the output of its last agent to end
+    (else the answer of its last LLM call), so trace lists show what each run did.
     """
     return Run(name, task_id=task_id, conversation_id=conversation_id, user_id=user_id, metadata=metadata,
                input=input, new_trace=new_trace, attributes=attributes)

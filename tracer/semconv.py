@@ -65,6 +65,8 @@ DECISION_OPTIONS: Final = "tracemill.decision.options"
 DECISION_CHOICE: Final = "tracemill.decision.choice"
 DECISION_REASON: Final = "tracemill.decision.reason"
 CLOSED_EARLY: Final = "tracemill.closed_early"
+TOOL_PARAMETERS: Final = "tracemill.tool.parameters"
+"""On ``execute_tool`` spans: the tool's parameter schema (JSON Schema as JSON text), when known."""
 
 # More GenAI request names and general OTel names, recorded by the integrations.
 REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"

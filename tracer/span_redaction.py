@@ -23,10 +23,12 @@ SCOPE_NAME = "tracemill"
 CAPTURED_ATTRIBUTES = frozenset({
     semconv.INPUT, semconv.OUTPUT, semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES, semconv.SYSTEM_INSTRUCTIONS,
     semconv.TOOL_DEFINITIONS, semconv.TOOL_CALL_ARGUMENTS, semconv.TOOL_CALL_RESULT, semconv.DECISION_OPTIONS,
-    semconv.DECISION_CHOICE, semconv.DECISION_REASON,
+    semconv.DECISION_CHOICE, semconv.DECISION_REASON, semconv.TOOL_PARAMETERS,
 })
 """Attributes tracemill's own spans fill through capture (already redacted, with the user's callback
-applied): not scanned twice. Spans of other instrumentation are scanned whole."""
+applied): not scanned twice. Spans of other instrumentation are scanned whole. A tool's parameter
+schema is captured when it comes from an LLM call's definitions; read from a signature it holds names
+and types, never values (defaults are left out), and a free-text scan would break its JSON."""
 
 
 def _redact_attributes(

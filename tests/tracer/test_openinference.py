@@ -37,6 +37,10 @@ def openinference_keys(attributes) -> set[str]:
     return {k for k in attributes if not k.startswith(_OWN_NAMESPACES)}
 
 
+CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "description": "a city"}},
+               "required": ["city"]}
+
+
 def _agent_run(exporter_spans):
     @tracemill.tool(description="Look up the weather.")
     def weather(city: str) -> dict:
@@ -53,7 +57,7 @@ def _agent_run(exporter_spans):
             provider="openai", model="gpt-4o-mini", temperature=0.2,
             system_instructions="You are terse.",
             input_messages=[{"role": "user", "content": question}],
-            tool_definitions=[{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+            tool_definitions=[{"type": "function", "function": {"name": "weather", "parameters": CITY_SCHEMA}}],
         ) as call:
             call.record_output(tool_calls=[{"id": "call_1", "name": "weather", "arguments": {"city": "Rome"}}],
                                response_model="gpt-4o-mini-2024-07-18", input_tokens=30, output_tokens=12)
@@ -88,7 +92,8 @@ def test_every_span_of_an_agent_run_gets_its_kind_and_input_output(spans):
     assert tool["openinference.span.kind"] == "TOOL"
     assert (tool["tool.name"], tool["tool.description"], tool["tool.id"]) == ("weather", "Look up the weather.",
                                                                               "call_1")
-    assert json.loads(tool["tool.parameters"]) == json.loads(tool["input.value"]) == {"city": "Rome"}
+    assert json.loads(tool["input.value"]) == {"city": "Rome"}  # the call's arguments
+    assert json.loads(tool["tool.parameters"]) == CITY_SCHEMA  # the schema the model was given, not the arguments
     assert json.loads(tool["output.value"]) == {"city": "Rome", "temp_c": 21}
 
 
@@ -112,7 +117,32 @@ def test_llm_span_gets_model_messages_tool_calls_tools_and_token_counts(spans):
     )
     assert json.loads(llm["llm.tools.0.tool.json_schema"])["function"]["name"] == "weather"
     assert json.loads(llm["llm.invocation_parameters"]) == {"temperature": 0.2}
-    assert llm["input.mime_type"] == "application/json" and json.loads(llm["input.value"])[0]["role"] == "user"
+    assert llm["input.mime_type"] == llm["output.mime_type"] == "application/json"
+    assert json.loads(llm["input.value"]) == {"model": "gpt-4o-mini", "messages": [
+        {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Weather in Rome?"}]}
+    assert json.loads(llm["output.value"]) == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Rome"}'}}]}
+    # the GenAI attributes keep their own structure
+    assert json.loads(llm["gen_ai.input.messages"]) == [{"role": "user", "parts": [
+        {"type": "text", "content": "Weather in Rome?"}]}]
+    assert json.loads(llm["gen_ai.output.messages"])[0]["parts"][0]["type"] == "tool_call"
+
+
+def test_llm_values_are_openai_messages_with_tool_results_and_several_choices(spans):
+    spans.reinit(openinference=True)
+    with tracemill.llm_call(provider="openai", model="m", input_messages=[
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]) as call:
+        call.record_output([{"role": "assistant", "content": "Sunny."}, {"role": "assistant", "content": "Warm."}])
+    llm = spans.named("chat m").attributes
+    messages = json.loads(llm["input.value"])["messages"]
+    assert messages[1]["tool_calls"][0]["function"] == {"name": "w", "arguments": "{}"}
+    assert messages[2] == {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+    assert json.loads(llm["output.value"]) == [{"role": "assistant", "content": "Sunny."},
+                                               {"role": "assistant", "content": "Warm."}]
 
 
 def test_every_name_written_is_an_openinference_convention_name(spans):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tracemill import config
-from tracemill.cli.output import cli_errors, console
+from tracemill.cli.output import cli_errors, console, err_console
 
 __all__ = ["register"]
 
@@ -34,4 +34,4 @@ def demo(
     from tracemill.demo.loop import run_demo
 
     run_demo(directory=Path(directory) if directory else None, store=store, runs=runs, skip_train=skip_train,
-             seed=seed, as_json=as_json, console=console)
+             seed=seed, as_json=as_json, console=console, err_console=err_console)

@@ -53,12 +53,15 @@ def _require() -> None:
 
 
 def run_demo(*, directory: Path | None, store: str | None, runs: int, skip_train: bool, seed: int, as_json: bool,
-             console: Console) -> dict[str, Any]:
-    """Run the whole loop and print the report (tables, or one JSON object with ``as_json``)."""
+             console: Console, err_console: Console) -> dict[str, Any]:
+    """Run the whole loop and print the report (tables, or one JSON object with ``as_json``).
+
+    With ``as_json`` the progress goes to ``err_console``, so stdout holds the JSON object alone.
+    """
     _require()
     paths = DemoPaths.under(directory or default_demo_dir(), store)
     paths.directory.mkdir(parents=True, exist_ok=True)
-    progress_console = Console(stderr=True) if as_json else console
+    progress_console = err_console if as_json else console
     stages: list[Stage] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=progress_console, transient=as_json) as progress:

@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tracemill.tracer import semconv
+from tracemill.tracer.openinference.openai_messages import to_openai_messages
 
 SPAN_KIND: Final = "openinference.span.kind"
 INPUT_VALUE: Final = "input.value"
@@ -65,7 +66,7 @@ KIND_BY_OPERATION: Final[Mapping[str, str]] = {
 """``gen_ai.operation.name`` → ``openinference.span.kind``; a ``@tracemill.step`` (or a framework chain) is CHAIN."""
 
 _IO_SOURCES: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "LLM": ((semconv.INPUT_MESSAGES,), (semconv.OUTPUT_MESSAGES,)),
+    "LLM": ((semconv.INPUT_MESSAGES,), (semconv.OUTPUT_MESSAGES,)),  # when the messages do not parse
     "TOOL": ((semconv.TOOL_CALL_ARGUMENTS,), (semconv.TOOL_CALL_RESULT,)),
 }
 _DEFAULT_IO: Final = ((semconv.INPUT,), (semconv.OUTPUT, semconv.DECISION_CHOICE))
@@ -93,6 +94,8 @@ def openinference_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     inputs, outputs = _IO_SOURCES.get(kind, _DEFAULT_IO)
     _value(out, INPUT_VALUE, INPUT_MIME_TYPE, attributes, inputs)
     _value(out, OUTPUT_VALUE, OUTPUT_MIME_TYPE, attributes, outputs)
+    if kind == "LLM":
+        _llm_io(out, attributes)
     if kind in ("LLM", "EMBEDDING"):
         _llm(out, attributes)
     elif kind == "TOOL":
@@ -119,6 +122,24 @@ def _value(out: dict[str, Any], key: str, mime_key: str, attributes: Mapping[str
             else:
                 out[key], out[mime_key] = raw, JSON_MIME
             return
+
+
+def _llm_io(out: dict[str, Any], attributes: Mapping[str, Any]) -> None:
+    """An LLM span's input and output values as OpenInference instrumentations write them: the request
+    with OpenAI-style ``messages``, and the response message (a list when there are several)."""
+    system = _loads(attributes.get(semconv.SYSTEM_INSTRUCTIONS))
+    inputs = _loads(attributes.get(semconv.INPUT_MESSAGES))
+    if isinstance(inputs, list):
+        request: dict[str, Any] = {}
+        if isinstance(attributes.get(semconv.REQUEST_MODEL), str):
+            request["model"] = attributes[semconv.REQUEST_MODEL]
+        request["messages"] = to_openai_messages(inputs, system if isinstance(system, list) else None)
+        out[INPUT_VALUE], out[INPUT_MIME_TYPE] = json.dumps(request), JSON_MIME
+    outputs = _loads(attributes.get(semconv.OUTPUT_MESSAGES))
+    if isinstance(outputs, list) and outputs:
+        messages = to_openai_messages(outputs)
+        out[OUTPUT_VALUE] = json.dumps(messages[0] if len(messages) == 1 else messages)
+        out[OUTPUT_MIME_TYPE] = JSON_MIME
 
 
 def _llm(out: dict[str, Any], attributes: Mapping[str, Any]) -> None:
@@ -165,9 +186,9 @@ def _tool(out: dict[str, Any], attributes: Mapping[str, Any]) -> None:
                            (semconv.TOOL_CALL_ID, TOOL_ID)):
         if isinstance(attributes.get(source), str):
             out[target] = attributes[source]
-    arguments = attributes.get(semconv.TOOL_CALL_ARGUMENTS)
-    if isinstance(arguments, str):
-        out[TOOL_PARAMETERS] = arguments  # the call's arguments, as OpenInference's own instrumentations record
+    schema = attributes.get(semconv.TOOL_PARAMETERS)
+    if isinstance(schema, str):  # the parameter schema; the call's arguments are input.value
+        out[TOOL_PARAMETERS] = schema
 
 
 def _messages(out: dict[str, Any], prefix: str, messages: Sequence[Any]) -> None:
