@@ -56,7 +56,7 @@ TRACE_SCORES_TABLE = "tracemill_trace_scores"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 
-FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome")
+FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome", "decisive")
 """The kinds of feedback the trainer knows; the feedback table refuses others."""
 
 DEDUP_WINDOW = 10_000
@@ -353,6 +353,17 @@ def _agent_version(o: SchemaOptions) -> list[str]:
     ]
 
 
+# -- migration 14: decisive-step marks ----------------------------------------------------------
+
+
+def _decisive_kind(o: SchemaOptions) -> list[str]:
+    # The feedback table's kind check, rebuilt so that it accepts decisive-step marks.
+    kinds = ", ".join(f"'{k}'" for k in FEEDBACK_KINDS)
+    table = f"{_table(o, FEEDBACK_TABLE)}{_on_cluster(o)}"
+    return [f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS kind_known",
+            f"ALTER TABLE {table} ADD CONSTRAINT kind_known CHECK Kind IN ({kinds})"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -362,6 +373,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
+    Migration(14, "decisive-step marks in the feedback kinds", _decisive_kind),
 )
 
 
