@@ -91,6 +91,13 @@ def mine_store(
     clock.done("taxonomy")
 
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
+    from tracemill.miner.decisive_mine import predict_decisive
+
+    decisive = predict_decisive(store, threshold=config.outcome_threshold, folds=config.cv_folds,
+                                run_id=result.run_id, miner_version=result.miner_version)
+    result.flags += decisive.flags
+    result.decisive = decisive.to_dict()
+    result.summarize()
     result.top_steps = _top_steps(store, result.run_id)
     clock.done("write")
 
