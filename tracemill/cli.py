@@ -272,6 +272,10 @@ from tracemill.cli_train import register as _register_train  # noqa: E402  (comm
 
 _register_train(app)
 
+from tracemill.cli_judge import register as _register_judge  # noqa: E402 - registers on the app defined above
+
+_register_judge(app, cli_errors=cli_errors, console=console)
+
 
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
