@@ -40,9 +40,11 @@ def cross_validate(
         # Judge marks may help training, never on a held-out run's own task.
         training = [run for run in runs if run.trace_id in marks and run.trace_id not in held_out]
         ranker = train([marked[i] for i in train_index] + [r for r in training if marks[r.trace_id].weight < 1.0],
-                       marks, kinds)
+                       marks, kinds, rules)
         for i in test_index:
-            predicted[marked[i].trace_id] = [j for j, _ in ranker.rank(marked[i], kinds.get(marked[i].trace_id, ""))]
+            run = marked[i]
+            predicted[run.trace_id] = [j for j, _ in ranker.rank(run, kinds.get(run.trace_id, ""),
+                                                                 rules.get(run.trace_id, ()))]
     pickers: dict[str, Picker] = {
         "model": lambda run: predicted[run.trace_id],
         "first_step": lambda run: _steps(run),

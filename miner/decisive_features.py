@@ -6,8 +6,8 @@ result) that later steps then repeat, drops a term of the request that earlier s
 constraint), calls a tool with an argument nobody asked for, or quotes a value from a result row
 other than the one it names. Each candidate gets those flow signals, its position (index, share of the
 run, first/last of its agent), its kind, agent, name and tool, error and retry signals, hashed tokens
-of what it wrote and the run's failure kind, as a ``{name: value}`` dict a feature hasher turns into a
-vector.
+of what it wrote, the run's failure kind and whether a rule detector flagged it, as a ``{name: value}``
+dict a feature hasher turns into a vector.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tracemill.miner.decisive_spans import Candidate, Run
@@ -74,8 +74,9 @@ def _rows(text: str) -> list[set[str]]:
     return out
 
 
-def run_features(run: Run, failure_kind: str = "") -> list[dict[str, float]]:
-    """One feature dict per candidate step of ``run``, in order.
+def run_features(run: Run, failure_kind: str = "", rule_spans: Sequence[str] = ()) -> list[dict[str, float]]:
+    """One feature dict per candidate step of ``run``, in order (``rule_spans``: the spans the rule detectors
+    flagged in this run, most confident first).
 
     Information flows through the model calls and tool calls; an agent or step span contains them and
     returns what they produced, so it gets no flow signals of its own and adds nothing to what was seen.
@@ -93,6 +94,9 @@ def run_features(run: Run, failure_kind: str = "") -> list[dict[str, float]]:
     out = []
     for i, step in enumerate(steps):
         features = _position(i, len(steps), agents) | _identity(step, failure_kind) | _errors(i, step, calls)
+        if step.span_id in rule_spans:  # a rule's decisive span: where the rules alone would point
+            features["rule_span"] = 1.0
+            features["rule_top"] = float(step.span_id == rule_spans[0])
         if leaf[i]:
             later = [j for j in range(i + 1, len(steps)) if leaf[j]]
             later_outs = set().union(*(outs[j] for j in later)) if later else set()

@@ -57,19 +57,19 @@ def predict_decisive(store: Store, *, threshold: float = 0.5, folds: int = 5, ru
     failed = failed_runs(store, threshold)
     runs = load_runs(store, set(failed) | set(marks))
     marked_runs = [runs[t] for t in marks if t in runs]
+    rules = rule_spans(store, list(runs))
     try:
-        cv = cross_validate(marked_runs, marks, failed, rule_spans(store, [r.trace_id for r in marked_runs]),
-                            folds=folds)
+        cv = cross_validate(marked_runs, marks, failed, rules, folds=folds)
     except ValueError as exc:
         return DecisiveReport(f"decisive steps: {exc}", len(human))
     best = max(cv[name]["top1"] for name in ("first_step", "last_step", "rules"))
     if cv["model"]["top1"] <= best:
         return DecisiveReport(f"decisive steps: the ranker's top-1 accuracy {cv['model']['top1']:.0%} does not beat "
                               f"the best baseline ({best:.0%}); no predictions written", len(human), cv)
-    ranker = train(marked_runs, marks, failed)
+    ranker = train(marked_runs, marks, failed, rules)
     targets = [runs[t] for t in sorted(failed) if t in runs and runs[t].steps
                and (t not in marks or marks[t].weight < 1.0)]
-    flags = [_flag(run, ranker.rank(run, failed[run.trace_id]), cv) for run in targets]
+    flags = [_flag(run, ranker.rank(run, failed[run.trace_id], rules.get(run.trace_id, ())), cv) for run in targets]
     _write(store, flags, run_id, miner_version)
     note = (f"decisive steps: ranker trained on {len(human)} marked runs (grouped CV top-1 {cv['model']['top1']:.0%}, "
             f"top-3 {cv['model']['top3']:.0%}, agent {cv['model']['agent']:.0%}; best baseline {best:.0%}); "

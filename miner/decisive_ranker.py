@@ -46,11 +46,11 @@ class Ranker:
 
     model: Any
 
-    def rank(self, run: Run, failure_kind: str = "") -> list[tuple[int, float]]:
+    def rank(self, run: Run, failure_kind: str = "", rule_spans: Sequence[str] = ()) -> list[tuple[int, float]]:
         """``[(candidate index, probability)]``, most likely first; empty for a run without candidates."""
         if not run.steps:
             return []
-        scores = self.model.decision_function(_hasher().transform(run_features(run, failure_kind)))
+        scores = self.model.decision_function(_hasher().transform(run_features(run, failure_kind, rule_spans)))
         scores = np.atleast_1d(scores)
         weights = np.exp(scores - scores.max())
         probabilities = weights / weights.sum()
@@ -58,11 +58,12 @@ class Ranker:
         return [(i, float(probabilities[i])) for i in order]
 
 
-def train(runs: Sequence[Run], marks: Mapping[str, Mark], kinds: Mapping[str, str] | None = None) -> Ranker:
+def train(runs: Sequence[Run], marks: Mapping[str, Mark], kinds: Mapping[str, str] | None = None,
+          rules: Mapping[str, Sequence[str]] | None = None) -> Ranker:
     """Fit on the marked runs among ``runs`` (a mark on a span that is not a candidate is skipped)."""
     from sklearn.linear_model import LogisticRegression
 
-    kinds = kinds or {}
+    kinds, rules = kinds or {}, rules or {}
     rows: list[dict[str, float]] = []
     labels: list[int] = []
     weights: list[float] = []
@@ -71,7 +72,7 @@ def train(runs: Sequence[Run], marks: Mapping[str, Mark], kinds: Mapping[str, st
         target = run.index_of(mark.span_id) if mark else None
         if mark is None or target is None:
             continue
-        features = run_features(run, kinds.get(run.trace_id, ""))
+        features = run_features(run, kinds.get(run.trace_id, ""), rules.get(run.trace_id, ()))
         rows.extend(features)
         labels.extend(int(i == target) for i in range(len(features)))
         # Each run counts as much as any other, however many steps it has: its marked step as much as the rest.

@@ -89,7 +89,7 @@ def test_verdicts_are_stored_as_judge_feedback_and_invalid_answers_refused(store
     for w in unmarked[:2]:
         server.reply(_answer(w.decisive))
     before = len(server.requests)
-    again = judge(store, ChatClient("m1", base_url=server.base_url), concurrency=2)
+    again = judge(store, ChatClient("m1", base_url=server.base_url), concurrency=1)
     assert (again.asked, again.cached, again.refused) == (2, 3, [])
     assert len(server.requests) == before + 2
     assert set(_judged(store)) == {w.trace_id for w in unmarked}
@@ -122,6 +122,20 @@ def test_evaluate_reports_agreement_and_a_disagreement_is_a_conflict(store, serv
     (conflict,) = feedback.conflicts(trace_id=ordered[2].trace_id, store=store)
     assert {row["author"] for row in conflict["feedback"]} == {"reviewer", "judge:m3"}
     assert load_marks(store)[ordered[2].trace_id].span_id == ordered[2].decisive  # the person's mark wins
+
+
+def test_outcomes_judged_concurrently_and_their_agreement_with_people(store, server, runs):
+    server.default = openai_server.Reply(text=json.dumps({"success": True, "reason": "it answered"}))
+    try:
+        report = judge(store, ChatClient("m6", base_url=server.base_url), task="outcome", concurrency=4,
+                       evaluate=True)
+    finally:
+        server.default = openai_server.Reply()
+    assert (report.asked, report.stored, report.calls) == (10, 10, 10)
+    outcomes = [f for f in list_feedback(store, author="judge:m6", kind="outcome", limit=100)]
+    assert len(outcomes) == 10 and all(f["value"] == {"success": True} for f in outcomes)
+    # People recorded 2 successes and 8 failures: the judge that calls every run a success agrees on 2.
+    assert report.evaluation == {"runs": 10, "outcome": 0.2}
 
 
 @pytest.mark.parametrize("strategy", ["step-by-step", "binary"])
