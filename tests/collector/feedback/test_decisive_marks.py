@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 import tracemill.feedback as feedback
+from tests.servers import make_request, run_cli, span_ids, start_server
 from tracemill.collector.feedback.feedback import list_feedback, record_feedback
 from tracemill.collector.ingest.rows import request_to_rows
 from tracemill.errors import ConfigError, SpanNotFoundError
-
-from .conftest import make_request, run_cli, span_ids, start_server
 
 
 @pytest.fixture
