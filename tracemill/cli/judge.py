@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from tracemill import config
 from tracemill.cli.options import store_option
 from tracemill.cli.output import cli_errors, console
 
@@ -25,8 +26,8 @@ def register(app: typer.Typer) -> None:
 
 
 def judge(
-    model: str = typer.Option(None, "--model", envvar="OPENAI_MODEL",
-                              help="The model to ask (default: $OPENAI_MODEL, else gpt-4o-mini)."),
+    model: str = typer.Option(config.JUDGE_MODEL.default, "--model", envvar=config.JUDGE_MODEL.name,
+                              help=f"The model to ask (default: ${config.JUDGE_MODEL.name}, else gpt-4o-mini)."),
     base_url: str = typer.Option(None, "--base-url", help="An OpenAI-compatible API (default: $OPENAI_BASE_URL, "
                                                           "else OpenAI's); the key is $OPENAI_API_KEY."),
     strategy: str = typer.Option("all-at-once", "--strategy",
