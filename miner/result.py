@@ -34,6 +34,8 @@ class MineResult:
             "example_message"}]``, largest first.
         regressions: ``{"versions": [...], "by_day": [...], "comparison": {...} | None}`` (see
             :mod:`tracemill.miner.regressions`).
+        decisive: the decisive-step ranker's stage: ``note``, ``marked_runs``, ``cv`` (grouped cross-validation:
+            ``model``, ``first_step``, ``last_step``, ``rules``, each ``top1``/``top3``/``agent``), ``predicted``.
         timings: seconds per stage; duration_s: the whole run.
     """
 
@@ -50,6 +52,7 @@ class MineResult:
     scorer: dict[str, Any] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] = field(default_factory=list)
     regressions: dict[str, Any] = field(default_factory=dict)
+    decisive: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -81,6 +84,7 @@ class MineResult:
             "scorer": self.scorer,
             "taxonomy": self.taxonomy,
             "regressions": self.regressions,
+            "decisive": self.decisive,
             "timings": self.timings,
             "duration_s": self.duration_s,
         }

@@ -72,6 +72,7 @@ def mine_store(
     scored = _flag_and_score(store, frame, config, result, clock, full=where == "1")
 
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
+    _predict_decisive(store, config, result)
     result.top_steps = _top_steps(store, result.run_id)
     clock.done("write")
 
@@ -106,6 +107,17 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
     clock.done("taxonomy")
 
     return scored
+
+
+def _predict_decisive(store: Store, config: MinerConfig, result: MineResult) -> None:
+    """The learned ranker's decisive_model flags on unmarked failed runs (written by it), added to the result."""
+    from tracemill.miner.decisive.mine import predict_decisive
+
+    decisive = predict_decisive(store, threshold=config.outcome_threshold, folds=config.cv_folds,
+                                run_id=result.run_id, miner_version=result.miner_version)
+    result.flags += decisive.flags
+    result.decisive = decisive.to_dict()
+    result.summarize()
 
 
 def _regressions_of_run(store: Store, frame: Frame, flags: list[Flag], *, full: bool) -> Any:

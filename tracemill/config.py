@@ -180,6 +180,12 @@ LOG_LEVEL = Setting(
     "log level of `tracemill serve`: debug, info, warning or error; default info", ("server",),
     choices=("debug", "info", "warning", "error"))
 
+# -- the judge model ------------------------------------------------------------------------------------------
+JUDGE_MODEL = Setting(
+    "TRACEMILL_JUDGE_MODEL", "judge_model", "str", "gpt-4o-mini",
+    "model name `tracemill judge` asks an OpenAI-compatible server (OPENAI_BASE_URL) for; default gpt-4o-mini",
+    ("cli",))
+
 # -- the demo ------------------------------------------------------------------------------------------------
 DEMO_MODEL = Setting(
     "TRACEMILL_DEMO_MODEL", "demo_model", "str", "gpt-4o-mini",

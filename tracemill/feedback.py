@@ -1,4 +1,4 @@
-"""Give feedback from Python: ``tracemill.feedback.correct / score / label / prefer / outcome / delete``,
+"""Give feedback from Python: ``tracemill.feedback.correct / score / label / prefer / outcome / decisive / delete``,
 and read it back with ``list`` and ``conflicts``.
 
 Each function writes through the one checked write path (:func:`tracemill.collector.feedback.feedback.record_feedback`):
@@ -23,7 +23,7 @@ from tracemill.errors import ConfigError
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["conflicts", "correct", "delete", "label", "list", "outcome", "prefer", "record", "score"]
+__all__ = ["conflicts", "correct", "decisive", "delete", "label", "list", "outcome", "prefer", "record", "score"]
 
 AUTHOR_ENV = config.AUTHOR
 """Who gives feedback when no author is named (declared in :mod:`tracemill.config`)."""
@@ -123,6 +123,22 @@ def outcome(
     value = {"success": success} if success is not None else {"reward": reward}
     return _one(dict(trace_id=trace_id, span_id="", name="outcome", author=default_author(author), kind="outcome",
                      value=value, comment=comment), store, endpoint)
+
+
+def decisive(
+    trace_id: str,
+    span_id: str,
+    *,
+    author: str | None = None,
+    reason: str = "",
+    store: Store | str | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Mark ``span_id`` (any span of the trace) as the step where the failed run went wrong. An author
+    holds one mark per trace: a new mark replaces the earlier one. The stepwise export and the learned
+    decisive-step ranker (``tracemill mine``) learn from these marks."""
+    return _one(dict(trace_id=trace_id, span_id=span_id, name="decisive", author=default_author(author),
+                     kind="decisive", comment=reason), store, endpoint)
 
 
 def delete(

@@ -215,10 +215,12 @@ def _stepwise(store: Store, feedback: Sequence[Mapping[str, Any]], options: Buil
     outcomes = _outcomes(feedback, options)
     spans = load_llm_spans(store, traces_sql=_FEEDBACK_TRACES)
     by_trace = spans_by_trace(spans)
-    decisive: dict[tuple[str, str], str] = {}  # (trace, decisive LLM span) -> source
     dropped: Counter[str] = Counter()
+    # A reviewer's decisive mark says where the run went wrong: it wins over what flags and contrasts suggest.
+    decisive = _marked_steps(store, feedback, spans, by_trace, dropped)
+    marked = {trace_id for trace_id, _ in decisive}
     reviews = [row for row in feedback if row["kind"] == "label" and row["name"] == "flag_review"
-               and row["label"] == "confirmed"]
+               and row["label"] == "confirmed" and row["trace_id"] not in marked]
     starts = _span_starts(store, [row for row in reviews if (row["trace_id"], row["span_id"]) not in spans])
     for row in reviews:
         span = spans.get((row["trace_id"], row["span_id"])) or _last_llm_before(
@@ -228,13 +230,13 @@ def _stepwise(store: Store, feedback: Sequence[Mapping[str, Any]], options: Buil
             continue
         decisive.setdefault((span.trace_id, span.span_id), "flag_review")
     for row in feedback:
-        if row["kind"] == "correction" and (row["trace_id"], row["span_id"]) in spans:
+        if row["kind"] == "correction" and (row["trace_id"], row["span_id"]) in spans and row["trace_id"] not in marked:
             decisive.setdefault((row["trace_id"], row["span_id"]), "correction")
     for runs in _runs_by_task(spans, outcomes)[1].values():
         for good in runs[True]:
             for bad in runs[False]:
                 found = builders.first_divergence(good, bad)
-                if found is not None:
+                if found is not None and found[1].trace_id not in marked:
                     decisive.setdefault((found[1].trace_id, found[1].span_id), "outcome_contrast")
     rows = []
     for (trace_id, span_id), source in decisive.items():
@@ -242,6 +244,37 @@ def _stepwise(store: Store, feedback: Sequence[Mapping[str, Any]], options: Buil
         index = next(i for i, step in enumerate(steps) if step.span_id == span_id)
         rows.append(_row(builders.stepwise_from_steps(steps, index, source), steps[index]))
     return rows, dropped
+
+
+def _marked_steps(
+    store: Store, feedback: Sequence[Mapping[str, Any]], spans: Mapping[tuple[str, str], LLMSpan],
+    by_trace: Mapping[str, Sequence[LLMSpan]], dropped: Counter[str],
+) -> dict[tuple[str, str], str]:
+    """The LLM step of each decisive mark: the marked span itself, or for a tool, agent or step span the last
+    model call that started before it ended (the call that asked for the tool, the agent's last answer).
+    Marks of several authors that settle on different steps give one row each, like other sources."""
+    marks = [row for row in feedback if row["kind"] == "decisive"]
+    ends = _span_ends(store, [row for row in marks if (row["trace_id"], row["span_id"]) not in spans])
+    out: dict[tuple[str, str], str] = {}
+    for row in marks:
+        span = spans.get((row["trace_id"], row["span_id"])) or _last_llm_before(
+            by_trace.get(row["trace_id"], []), ends.get((row["trace_id"], row["span_id"])))
+        if span is None:
+            dropped["mark_before_any_llm_step"] += 1
+            continue
+        out.setdefault((span.trace_id, span.span_id), "decisive_mark")
+    return out
+
+
+def _span_ends(store: Store, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    if not rows:
+        return {}
+    found = store.query(
+        f"SELECT TraceId, SpanId, toUnixTimestamp64Nano(Timestamp) + Duration FROM {SPANS_TABLE} "
+        "WHERE TraceId IN {traces:Array(String)} AND SpanId IN {spans:Array(String)}",
+        {"traces": sorted({row["trace_id"] for row in rows}), "spans": sorted({row["span_id"] for row in rows})},
+    ).result_rows
+    return {(trace_id, span_id): int(end) for trace_id, span_id, end in found}
 
 
 def _span_starts(store: Store, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], int]:

@@ -10,7 +10,8 @@ exist, so the HTTP API, the CLI, the Python façade and the review UI refuse the
 - a preference names two LLM spans (``{"better": span, "worse": span}``, optionally
   ``"worse_trace"`` when the worse answer is in another trace) that saw the same input;
 - an outcome is ``{"success": bool}`` or ``{"reward": number}`` on the whole trace;
-- a review of a miner flag (``flag_review``) is ``confirmed`` or ``false_positive``.
+- a review of a miner flag (``flag_review``) is ``confirmed`` or ``false_positive``;
+- a decisive-step mark (``decisive``) names a span of the trace (see :mod:`.decisive`).
 
 Items are normalized in place (tool-call arguments given as JSON text become JSON values; an
 outcome's label and score follow its value), so readers see one shape.
@@ -24,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.feedback.decisive import DECISIVE, check_decisive
 from tracemill.collector.feedback.json_schema import schema_errors
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError
@@ -96,6 +98,8 @@ def _check_shape(store: Store, item: dict[str, Any]) -> None:
         item["value"] = _preference_value(store, item, value)
     elif kind == "outcome":
         _outcome(item, value)
+    elif kind == DECISIVE:
+        check_decisive(item)
     elif kind == "label" and item["name"] == "flag_review":
         if item["label"] not in FLAG_REVIEW_LABELS:
             raise ConfigError(f"a flag_review label is one of {', '.join(FLAG_REVIEW_LABELS)} (got {item['label']!r})")

@@ -3,9 +3,10 @@
 Feedback is keyed by author, so two reviewers never overwrite each other; this module finds where
 they disagree and, for export, settles it only when asked. A *subject* is what feedback judges:
 the correction of one span, a named label or score of one span (or trace), the outcome of a trace,
-the order of two spans in a preference, the review of one flag. Disagreement means different
+the order of two spans in a preference, the review of one flag, the decisive step of a trace.
+Disagreement means different
 corrections, opposite labels (``good``/``bad`` and their synonyms), scores or outcomes more than
-:data:`SCORE_CONFLICT_GAP` apart, or preferences in both directions.
+:data:`SCORE_CONFLICT_GAP` apart, preferences in both directions, or decisive marks on different spans.
 
 Policies (``--resolve``): ``latest`` keeps the newest row, ``majority`` the opinion most authors
 hold (a tie settles nothing), ``author:NAME[,NAME...]`` the first listed author who judged the
@@ -120,8 +121,8 @@ def subject(row: Mapping[str, Any]) -> tuple[Any, ...]:
         return ("preference", *pair[0], *pair[1])
     if kind == "correction":
         return ("correction", trace_id, span_id)
-    if kind == "outcome":
-        return ("outcome", trace_id)
+    if kind in ("outcome", "decisive"):
+        return (kind, trace_id)
     if kind == "label" and row["name"] == "flag_review":
         return ("flag_review", trace_id, span_id, (row["value"] or {}).get("detector", ""))
     return (kind, trace_id, span_id, row["name"])
@@ -139,6 +140,8 @@ def opinion(row: Mapping[str, Any]) -> Any:
         return row["score"] is not None and row["score"] >= 0.5
     if kind == "preference":
         return (row["trace_id"], (row["value"] or {}).get("better", row["span_id"]))
+    if kind == "decisive":
+        return row["span_id"]
     return json.dumps([row["value"], row["label"], row["score"]], sort_keys=True)
 
 
@@ -213,7 +216,7 @@ def _describe_subject(key: tuple[Any, ...]) -> dict[str, Any]:
     if kind == "preference":
         return {"kind": kind, "spans": [{"trace_id": key[1], "span_id": key[2]}, {"trace_id": key[3],
                                                                                   "span_id": key[4]}]}
-    if kind == "outcome":
+    if kind in ("outcome", "decisive"):
         return {"kind": kind, "trace_id": key[1], "span_id": ""}
     if kind == "correction":
         return {"kind": kind, "trace_id": key[1], "span_id": key[2]}

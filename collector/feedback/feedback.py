@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.feedback.checks import check_feedback_content
+from tracemill.collector.feedback.decisive import check_one_per_author, superseded
 from tracemill.collector.store.query import Filter, iso
 from tracemill.collector.store.reads import resolve_trace_id
 from tracemill.collector.store.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
@@ -71,9 +72,11 @@ def record_feedback(
             raise type(exc)(f"item {index}: {exc}") from None
     _check_ids_exist(store, checked)
     check_feedback_content(store, checked)
+    check_one_per_author(checked)
     existing = _current_rows(store, {item["trace_id"] for item in checked})
     now = datetime.now(timezone.utc)
-    rows = []
+    rows = [[*key, existing[key]["kind"], "", None, "", "", existing[key]["created_at"], now, 1]
+            for key in superseded(checked, existing)]  # an author's earlier decisive mark on that trace
     seen: dict[tuple[str, str, str, str], int] = {}
     for index, item in enumerate(checked):
         key = (item["trace_id"], item["span_id"], item["name"], item["author"])

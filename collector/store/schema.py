@@ -29,6 +29,7 @@ __all__ = [
     "FEEDBACK_KINDS",
     "FEEDBACK_TABLE",
     "FLAGS_TABLE",
+    "JUDGE_CACHE_TABLE",
     "MIGRATIONS",
     "SCHEMA_TABLE",
     "SPANS_TABLE",
@@ -52,8 +53,9 @@ FLAGS_TABLE = "tracemill_flags"
 TRACE_SCORES_TABLE = "tracemill_trace_scores"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
+JUDGE_CACHE_TABLE = "tracemill_judge_cache"
 
-FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome")
+FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome", "decisive")
 """The kinds of feedback the trainer knows; the feedback table refuses others."""
 
 DEDUP_WINDOW = 10_000
@@ -355,6 +357,37 @@ def _agent_version(o: SchemaOptions) -> list[str]:
     ]
 
 
+# -- migration 14: decisive-step marks ----------------------------------------------------------
+
+
+def _decisive_kind(o: SchemaOptions) -> list[str]:
+    # The feedback table's kind check, rebuilt so that it accepts decisive-step marks.
+    kinds = ", ".join(f"'{k}'" for k in FEEDBACK_KINDS)
+    table = f"{_table(o, FEEDBACK_TABLE)}{_on_cluster(o)}"
+    return [f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS kind_known",
+            f"ALTER TABLE {table} ADD CONSTRAINT kind_known CHECK Kind IN ({kinds})"]
+
+
+# -- migration 15: the judge model's answers ------------------------------------------------------
+
+
+def _judge_cache(o: SchemaOptions) -> list[str]:
+    # One answer per (trace, model, prompt version, task, strategy): asking again reuses it.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, JUDGE_CACHE_TABLE)}{_on_cluster(o)} (
+    TraceId String CODEC(ZSTD(1)),
+    Model LowCardinality(String) CODEC(ZSTD(1)),
+    PromptVersion LowCardinality(String) CODEC(ZSTD(1)),
+    Task LowCardinality(String) CODEC(ZSTD(1)),
+    Strategy LowCardinality(String) CODEC(ZSTD(1)),
+    Verdict String CODEC(ZSTD(1)),
+    Tokens UInt64,
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY (TraceId, Model, PromptVersion, Task, Strategy)"""
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -364,6 +397,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
+    Migration(14, "decisive-step marks in the feedback kinds", _decisive_kind),
+    Migration(15, "judge model answer cache", _judge_cache),
 )
 
 

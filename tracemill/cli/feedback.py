@@ -170,6 +170,20 @@ def outcome_command(
     _write_one(item, server, store, token, as_json)
 
 
+@feedback_app.command("decisive")
+@cli_errors
+def decisive_command(
+    trace_id: str = _TRACE,
+    span_id: str = typer.Argument(..., help="The span where the run went wrong (any span of the trace)."),
+    reason: str = typer.Option("", "--reason", help="Why this step decided the failure."),
+    author: str = _AUTHOR, server: str = _SERVER, store: str = _STORE, token: str = _TOKEN, as_json: bool = _JSON,
+) -> None:
+    """Mark the decisive step of a run: the span where it went wrong (replaces your earlier mark there)."""
+    item = {"trace_id": trace_id, "span_id": span_id, "name": "decisive", "author": _author(author),
+            "kind": "decisive", "comment": reason}
+    _write_one(item, server, store, token, as_json)
+
+
 @feedback_app.command("delete")
 @cli_errors
 def delete_command(
@@ -292,6 +306,8 @@ def _says(row: dict[str, Any]) -> str:
         return f"{row['score']:.2f}"
     if row["kind"] == "label":
         return row["label"]
+    if row["kind"] == "decisive":
+        return f"decisive step {row['span_id']}"
     return json.dumps(row["value"], ensure_ascii=False)[:80]
 
 

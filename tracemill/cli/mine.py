@@ -163,6 +163,8 @@ def render_summary(console: Console, result: dict[str, Any]) -> None:
                 q = scorer[name]
                 quality.add_row(label, str(q["auroc"]), str(q["precision"]), str(q["recall"]), str(q["brier"]))
             console.print(quality)
+    if result.get("decisive"):
+        console.print(result["decisive"]["note"], highlight=False)
     comparison = result["regressions"].get("comparison")
     if comparison:
         c = comparison["failure"]

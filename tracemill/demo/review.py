@@ -3,7 +3,9 @@
 For each flagged run it reads the run's model decisions from the store, finds the decision that
 went wrong (the flagged span when it is a decision that departs from the manual, else the first
 one that does), and corrects it with the tool call the manual prescribes. It confirms or rejects
-each flag, and records every run's outcome from the desk's ground truth. Everything is written
+each flag, marks the corrected decision as the run's decisive step on every other corrected run
+(a reviewer marks some runs; the decisive-step ranker predicts the rest), and records every run's
+outcome from the desk's ground truth. Everything is written
 through the public feedback API, so the trainer sees exactly what a person's review would give it.
 """
 
@@ -45,6 +47,7 @@ class ReviewResult:
     confirmed: int = 0
     false_positives: int = 0
     outcomes: int = 0
+    decisive_marks: int = 0
     corrected_spans: list[tuple[str, str]] = field(default_factory=list)
     """(trace id, span id) of each corrected decision."""
 
@@ -107,6 +110,10 @@ def review(store: Store, flags: Sequence[Mapping[str, Any]], records: Iterable[R
                              comment="the desk's manual prescribes this action here")
             result.corrections += 1
             result.corrected_spans.append((trace_id, decision.span_id))
+            if result.corrections % 2:
+                items.append({"trace_id": trace_id, "span_id": decision.span_id, "name": "decisive",
+                              "author": AUTHOR, "kind": "decisive", "comment": "the first departure from the manual"})
+                result.decisive_marks += 1
         went_wrong = target is not None or not by_trace[trace_id].result.succeeded
         reviewed: set[str] = set()
         for flag in trace_flags:

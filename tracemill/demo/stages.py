@@ -67,11 +67,17 @@ def review_stage(store: Store, mined: Stage, records: Sequence[RunRecord]) -> St
     except ImportError as exc:
         return _unavailable("review", "the feedback API (tracemill.feedback)", exc)
     result: ReviewResult = review(store, mined.data["flags"], records)
+    from tracemill.miner.decisive.mine import predict_decisive
+
+    predicted = predict_decisive(store)  # the ranker learns from the marked runs and predicts the rest
     return Stage("review", "done",
                  f"{result.corrections} decisions corrected, {result.confirmed} flags confirmed, "
-                 f"{result.false_positives} rejected, {result.outcomes} outcomes recorded",
+                 f"{result.false_positives} rejected, {result.outcomes} outcomes recorded, "
+                 f"{result.decisive_marks} decisive steps marked; {predicted.note}",
                  {"corrections": result.corrections, "confirmed": result.confirmed,
-                  "false_positives": result.false_positives, "outcomes": result.outcomes})
+                  "false_positives": result.false_positives, "outcomes": result.outcomes,
+                  "decisive_marks": result.decisive_marks, "decisive_predicted": len(predicted.flags),
+                  "decisive_cv": predicted.cv})
 
 
 EVAL_FRACTION = 0.35

@@ -144,8 +144,11 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
         "span_count": len(spans), "error_count": sum(1 for s in spans if s["error"]), "truncated": outline["truncated"],
     }  # fmt: skip
     by_span = _by_span(feedback)
+    marks = [item for item in feedback if item["kind"] == "decisive"]
     return {
         **_HELPERS,
+        "marks": marks,
+        "marked": {item["span_id"] for item in marks},
         "trace": trace,
         "spans": spans,
         "views": {k: v for k, v in views.items() if k in (decisive, edit_target)},

@@ -90,11 +90,14 @@
       showSaved(where, "saved");
       where.dataset.saved = "1";
       if (next) openNext();
+      return true;
     }, function (error) {
       showError(where, "Not saved: " + error.message);
-    }).then(function () {
+      return false;
+    }).then(function (ok) {
       where.classList.remove("busy");
       buttons.forEach(function (b) { b.disabled = false; });
+      return ok;
     });
   }
 
@@ -119,18 +122,49 @@
     return item;
   }
 
+  function decisiveItem(spanId) {
+    return { trace_id: page().dataset.traceId, span_id: spanId, name: "decisive", author: author(), kind: "decisive" };
+  }
+
+  // A flag's button may carry a decisive mark too: confirming a predicted decisive step marks it, and
+  // rejecting a flag's span can name the step where the problem is instead (both in one write).
+  function feedbackItems(button) {
+    var items = [feedbackItem(button)];
+    if (button.dataset.decisiveSpan) items.push(decisiveItem(button.dataset.decisiveSpan));
+    if (button.dataset.decisivePick) {
+      var choice = group(button).querySelector("select[name=decisive-span]");
+      if (!choice || !choice.value) throw new Error("choose the step where the problem is first");
+      items.push(decisiveItem(choice.value));
+    }
+    return items;
+  }
+
   function onFeedbackClick(event) {
     var button = event.target.closest("button[data-kind]");
     if (!button) return;
     var where = group(button);
-    var item;
+    var items;
     try {
-      item = feedbackItem(button);
+      items = feedbackItems(button);
     } catch (error) {
       showError(where, error.message);
       return;
     }
-    save(where, [item], button.dataset.next === "1");
+    save(where, items, button.dataset.next === "1");
+  }
+
+  // d: the selected span (else the decisive one) is where the run went wrong.
+  function markDecisive() {
+    var span = currentSpan();
+    var where = document.getElementById("decisive-group");
+    if (!span || !where) return false;
+    save(where, [decisiveItem(span.dataset.spanId)], false).then(function (ok) {
+      if (!ok) return;
+      document.querySelectorAll("li.span.marked-now").forEach(function (s) { s.classList.remove("marked-now"); });
+      span.classList.add("marked-now");
+      showSaved(where, "saved: span " + span.dataset.spanId + " is the decisive step");
+    });
+    return true;
   }
 
   // -- the correction editor ------------------------------------------------------------------------
@@ -392,6 +426,8 @@
     else if (event.key === "s") {
       var form = visibleEditor();
       if (form) { event.preventDefault(); submitCorrection(form); }
+    } else if (event.key === "d") {
+      if (markDecisive()) event.preventDefault();
     } else if (event.key === "f") {
       var button = document.querySelector('#current-flag button[data-label="false_positive"]');
       if (button) button.click();

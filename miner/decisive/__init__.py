@@ -1,0 +1,1 @@
+"""The decisive step of failed runs: candidate spans, their features, the learned ranker, reviewers' marks."""

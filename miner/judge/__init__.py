@@ -1,0 +1,1 @@
+"""A judge model over an OpenAI-compatible API: prompts, the client, verdicts stored as judge feedback."""
