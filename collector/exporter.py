@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracemill.collector.dsn import parse_dsn
-from tracemill.collector.rows import sdk_spans_to_rows
+from tracemill.collector.rows import request_to_rows, sdk_spans_to_request
 from tracemill.collector.store import Store
+from tracemill.collector.versions import VersionRecorder, stamp_request_safely
 
 __all__ = ["StoreSpanExporter"]
 
@@ -38,6 +39,7 @@ class StoreSpanExporter(SpanExporter):
         self._shutdown = False
         self._failing = False
         self._database = database
+        self._versions = VersionRecorder(interval_s=1.0)
         if isinstance(store, Store):
             if database is not None:
                 raise ValueError("database applies to a DSN; an open Store already has its database")
@@ -64,7 +66,10 @@ class StoreSpanExporter(SpanExporter):
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             store = self._open_store()
-            store.insert_spans(sdk_spans_to_rows(spans))
+            request = sdk_spans_to_request(spans)
+            stamp_request_safely(request)  # spans of plain OTel instrumentation in this process
+            store.insert_spans(request_to_rows(request))
+            self._versions.after_insert(store)
         except Exception as exc:  # an exporter never raises into the traced program
             self._report_failure(exc, len(spans))
             return SpanExportResult.FAILURE

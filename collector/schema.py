@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tracemill.collector.schema_versions import config_versions_ddl, rollouts_ddl
 from tracemill.errors import ConfigError, SchemaError, StoreError
 
 if TYPE_CHECKING:
@@ -362,6 +363,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
+    Migration(18, "configuration versions table", config_versions_ddl),
+    Migration(19, "rollout state table", rollouts_ddl),
 )
 
 
