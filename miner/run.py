@@ -66,6 +66,7 @@ def mine_store(
     clock.done("features")
     if not len(frame):
         result.regressions = _regressions(store)
+        _versions_and_rollouts(store, result)
         result.duration_s = round(time.perf_counter() - started, 3)
         return result
 
@@ -105,6 +106,7 @@ def mine_store(
         )
     else:
         result.regressions = _regressions(store)
+    _versions_and_rollouts(store, result)
     clock.done("regressions")
     result.duration_s = round(time.perf_counter() - started, 3)
     return result
@@ -215,6 +217,15 @@ def _top_steps(store: Store, run_id: str, limit: int = 10) -> list[dict[str, Any
         {"run": run_id, "limit": limit},
     ).result_rows
     return [{"span_name": name, "count": n, "detectors": sorted(detectors)} for name, n, detectors in rows]
+
+
+def _versions_and_rollouts(store: Store, result: MineResult) -> None:
+    """Failure rates per configuration version (with what changed), and one look at every running rollout."""
+    from tracemill.miner.rollouts import check_rollouts
+    from tracemill.miner.versions import versions_report
+
+    result.regressions["config_versions"] = versions_report(store)["versions"]
+    result.rollouts = check_rollouts(store)
 
 
 def _regressions(store: Store) -> dict[str, Any]:

@@ -32,6 +32,7 @@ MAX_API_BODY_BYTES = 8 << 20
 
 
 def api_routes(server: CollectorServer) -> list[Route]:
+    from tracemill.api_versions import version_routes
     from tracemill.collector import api, feedback
 
     async def health(request: Request) -> JSONResponse:
@@ -153,6 +154,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
         Route("/api/flags", flags, methods=["GET"]),
         Route("/api/exports/{kind}", exports, methods=["GET"]),
         Route("/api/mine", mine, methods=["POST"]),
+        *version_routes(server),
     ]
 
 

@@ -272,6 +272,12 @@ from tracemill.cli_train import register as _register_train  # noqa: E402  (comm
 
 _register_train(app)
 
+from tracemill.cli_rollout import register as _register_rollout  # noqa: E402
+from tracemill.cli_versions import register as _register_versions  # noqa: E402
+
+_register_versions(app, cli_errors=cli_errors, console=console)
+_register_rollout(app, cli_errors=cli_errors, console=console)
+
 
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""

@@ -2,7 +2,7 @@
 
 The arm is sticky per key (a hash of the rollout's name and the key against ``share``) and random
 without a key. The rollout's state (``running``, ``halted``, ``promoted``) comes from the server
-(``GET /api/rollouts/NAME``) or, when none answers, from the state file that the process halting
+(``GET /api/rollouts/NAME/state``) or, when none answers, from the state file that the process halting
 it writes next to the store (``$TRACEMILL_DATA_DIR/rollouts/NAME.json``), and is cached for at most
 :data:`STATE_TTL_S` seconds. A halted rollout gives ``control`` to every key; a promoted one
 ``candidate``. Nothing here raises into the caller: on any trouble the answer is ``control``.
@@ -66,7 +66,7 @@ def _server_url(env: Mapping[str, str]) -> str:
 
 
 def _from_server(name: str, env: Mapping[str, str]) -> RolloutState | None:
-    url = f"{_server_url(env)}/api/rollouts/{urllib.parse.quote(name)}"
+    url = f"{_server_url(env)}/api/rollouts/{urllib.parse.quote(name)}/state"
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     token = env.get("TRACEMILL_TOKEN")
     if token:
