@@ -78,6 +78,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
            "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, "
            "[::1] on a loopback or wildcard bind)"),
+    EnvVar("TRACEMILL_ROLLOUT_CHECK_S", "rollout_check_s",
+           "seconds between the server's looks at running rollouts (halting a significantly worse candidate); "
+           "0 turns them off; default 60"),
     EnvVar("TRACEMILL_LOG_LEVEL", "log_level",
            "log level of `tracemill serve`: debug, info, warning or error; default info"),
 )
@@ -117,6 +120,7 @@ class ServerSettings:
     cluster: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     openinference: bool = False
+    rollout_check_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
@@ -160,6 +164,8 @@ class ServerSettings:
             raise ConfigError(f"writer_processes must be 0 or a positive whole number (got {self.writer_processes!r})")
         if not self.flush_interval_s > 0:
             raise ConfigError(f"flush_interval_s must be a positive number of seconds (got {self.flush_interval_s!r})")
+        if not self.rollout_check_s >= 0:
+            raise ConfigError(f"rollout_check_s must be 0 (off) or a number of seconds (got {self.rollout_check_s!r})")
         if self.spool_sync not in ("full", "normal"):
             raise ConfigError(f"spool_sync must be 'full' or 'normal' (got {self.spool_sync!r})")
         if self.token is not None and not self.token.strip():
@@ -184,7 +190,7 @@ _INT_FIELDS = {
     "port", "spool_max_bytes", "max_request_bytes", "batch_spans", "batch_bytes", "max_inflight_bytes",
     "writer_processes",
 }
-_FLOAT_FIELDS = {"flush_interval_s"}
+_FLOAT_FIELDS = {"flush_interval_s", "rollout_check_s"}
 
 
 def _parse(name: str, field: str, raw: str, default: Any) -> Any:
@@ -282,6 +288,9 @@ class CollectorServer:
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
         self.outbox = _outbox_watcher(self, settings)
+        from tracemill.rollout_watch import RolloutWatcher
+
+        self.rollouts = RolloutWatcher(self.link.get, interval_s=settings.rollout_check_s)
         self.started_at = time.time()
         self._stopped = False
         self.on_stopped: Callable[[CollectorServer], None] | None = None
@@ -297,6 +306,8 @@ class CollectorServer:
             self.forwarder.start()
         if self.outbox is not None:
             self.outbox.start()
+        if self.settings.rollout_check_s > 0:
+            self.rollouts.start()
 
     def stop(self, *, drain_timeout_s: float = 10.0) -> None:
         if self._stopped:
@@ -304,6 +315,7 @@ class CollectorServer:
         self._stopped = True
         if self.outbox is not None:
             self.outbox.stop()
+        self.rollouts.stop()
         self.writer.stop(drain_timeout_s=drain_timeout_s)
         if self.forwarder is not None:
             self.forwarder.stop()

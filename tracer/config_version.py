@@ -32,6 +32,7 @@ __all__ = [
     "RUN_CONFIG_VERSION",
     "attributes_content",
     "cached_version",
+    "candidate_version",
     "config_content",
     "current_prompt",
     "prompt",
@@ -237,3 +238,18 @@ def prompt(name: str, version: str | int | None = None) -> Iterator[None]:
 def current_prompt() -> tuple[str, str | None] | None:
     """The prompt named by the innermost :func:`prompt` block, if any."""
     return _PROMPT.get()
+
+
+def candidate_version(
+    *, provider: str, model: str, system_instructions: Any = None, tools: Sequence[Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> str:
+    """The configuration version a candidate (a model, prompt and tools under evaluation) will record.
+
+    ``params`` uses the GenAI keys (``gen_ai.request.temperature``...) or their short names
+    (``temperature``). An eval run records this as its candidate's version; traced calls made with the
+    same configuration carry the same value in ``tracemill.config.version``.
+    """
+    full = {k if k.startswith("gen_ai.") else f"gen_ai.request.{k}": v for k, v in (params or {}).items()}
+    return version_of(config_content(provider=provider, model=model,
+                                     system=system_texts(system_instructions, None), tools=tools, params=full))

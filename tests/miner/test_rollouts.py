@@ -96,6 +96,10 @@ def test_equal_candidate_keeps_running_and_people_halt_resume_promote(store, rol
             assert [s["state"] for s in mine(store).rollouts] == ["running"]
     finally:
         tracemill.shutdown()
+    from tracemill.rollout_watch import RolloutWatcher
+
+    watcher = RolloutWatcher(lambda: store, interval_s=60)  # what `tracemill serve` runs on its schedule
+    assert [s["state"] for s in watcher.look()] == ["running"] and watcher.looks == 1
     from tracemill.cli import app
 
     dsn = f"chdb://{store.location}?database={store.database}"

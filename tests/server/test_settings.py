@@ -99,3 +99,12 @@ def test_allowed_hosts_and_openinference_are_read_from_the_environment():
 def test_openinference_that_is_not_a_boolean_is_refused_naming_the_variable():
     with pytest.raises(ConfigError, match=r"TRACEMILL_OPENINFERENCE='maybe' is not true or false"):
         ServerSettings.from_env({"TRACEMILL_OPENINFERENCE": "maybe"})
+
+
+def test_rollout_check_interval_is_read_and_a_negative_one_refused():
+    from tracemill.errors import ConfigError
+    from tracemill.server import ServerSettings
+
+    assert ServerSettings.from_env({"TRACEMILL_ROLLOUT_CHECK_S": "0"}).rollout_check_s == 0
+    with pytest.raises(ConfigError, match="rollout_check_s must be 0"):
+        ServerSettings.from_env({"TRACEMILL_ROLLOUT_CHECK_S": "-5"})
