@@ -74,3 +74,13 @@ def test_run_version_combines_decisions_and_agent_version():
     assert run_version(["b", "a", "a"], "1.0") == run_version(["a", "b"], "1.0")
     assert run_version(["a", "b"], "1.0") != run_version(["a", "b"], "1.1")
     assert run_version(["a"], "1.0") != run_version(["a", "c"], "1.0")
+
+
+def test_candidate_version_is_what_traced_calls_of_that_candidate_record(spans):
+    from tracemill.tracer.config_version import candidate_version
+
+    recorded = _version(spans)
+    assert candidate_version(provider="openai", model="gpt-4o", system_instructions="Be brief.", tools=[WEATHER],
+                             params={"temperature": 0.2}) == recorded
+    assert candidate_version(provider="openai", model="my-adapter", system_instructions="Be brief.",
+                             tools=[WEATHER], params={"temperature": 0.2}) != recorded
