@@ -102,3 +102,19 @@ def test_cli_versions_json_and_diff(store, two_prompts, monkeypatch):
     assert shown.exit_code == 0 and "system prompt changed" in shown.output and "Offer a refund first." in shown.output
     missing = runner.invoke(app, ["versions", "diff", "ffffffff", versions[1]["version"], "--store", store_dsn])
     assert missing.exit_code == 1 and "no configuration version 'ffffffff'" in missing.output
+
+
+def test_overview_chart_names_the_change_next_to_the_significant_shift(store, two_prompts):
+    from tracemill.ui.version_chart import config_version_chart
+
+    chart = config_version_chart(store)
+    assert [r["value"] for r in chart["rects"]] == ["10%", "67%"]
+    assert chart["rects"][1]["label"].startswith("▲ support-agent")
+    (note,) = chart["notes"]
+    assert "failure rate up to 67% from 10% after system prompt changed" in note
+
+
+def test_mine_reports_configuration_versions_with_the_change(store, two_prompts):
+    result = tracemill.mine(store).to_dict()
+    versions = result["regressions"]["config_versions"]
+    assert [(v["runs"], v["changes"]) for v in versions] == [(40, []), (30, ["system prompt changed"])]
