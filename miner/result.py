@@ -33,7 +33,9 @@ class MineResult:
         taxonomy: failure groups: ``[{"name", "count", "templates", "tools", "detectors", "examples",
             "example_message"}]``, largest first.
         regressions: ``{"versions": [...], "by_day": [...], "comparison": {...} | None}`` (see
-            :mod:`tracemill.miner.regressions`).
+            :mod:`tracemill.miner.regressions`), with ``config_versions`` per configuration version.
+        rollouts: each rollout's arms, sequential test and state after this look (see
+            :mod:`tracemill.miner.versions.rollouts`).
         timings: seconds per stage; duration_s: the whole run.
     """
 
@@ -50,6 +52,7 @@ class MineResult:
     scorer: dict[str, Any] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] = field(default_factory=list)
     regressions: dict[str, Any] = field(default_factory=dict)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -81,6 +84,7 @@ class MineResult:
             "scorer": self.scorer,
             "taxonomy": self.taxonomy,
             "regressions": self.regressions,
+            "rollouts": self.rollouts,
             "timings": self.timings,
             "duration_s": self.duration_s,
         }
