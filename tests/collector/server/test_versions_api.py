@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tracemill.cli.app import app
 from tracemill.collector.ingest.rows import sdk_spans_to_request
 
-from .conftest import clean_env, start_server
+from tests.servers import clean_env, start_server
 
 PROMPTS = ("You answer billing questions.", "You answer billing questions. Never promise refunds.")
 
