@@ -14,10 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
 
+from tests.servers import clean_env, start_server
 from tracemill.cli.app import app
 from tracemill.collector.ingest.rows import sdk_spans_to_request
-
-from tests.servers import clean_env, start_server
 
 PROMPTS = ("You answer billing questions.", "You answer billing questions. Never promise refunds.")
 
