@@ -31,6 +31,7 @@ from tracemill.tracer.logs import log_once
 from tracemill.tracer.manual import LLMCall
 from tracemill.tracer.messages import Message
 from tracemill.tracer.spans import active_tracer, end_span, start_span
+from tracemill.tracer.versions.config_version import CONFIG_VERSION
 
 _SLOT_KEY = otel_context.create_key("tracemill.llm_slot")
 _claim_lock = threading.Lock()
@@ -99,6 +100,7 @@ class FrameworkLLMSpan:
             attributes = self._call().start_attributes()
             # The operation is set at the end, once it is known that this span is the call of record.
             attributes.pop(semconv.OPERATION_NAME, None)
+            attributes.pop(CONFIG_VERSION, None)  # hashed at the end, with the inputs
             name = f"{self.operation} {self.model}" if self.model else self.operation
             self.span = start_span(tracer, name, kind=SpanKind.CLIENT, attributes=attributes, parent=self._parent)
             context = trace.set_span_in_context(self.span, self._parent)

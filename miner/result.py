@@ -36,6 +36,9 @@ class MineResult:
             :mod:`tracemill.miner.regressions`).
         decisive: the decisive-step ranker's stage: ``note``, ``marked_runs``, ``cv`` (grouped cross-validation:
             ``model``, ``first_step``, ``last_step``, ``rules``, each ``top1``/``top3``/``agent``), ``predicted``.
+            :mod:`tracemill.miner.regressions`), with ``config_versions`` per configuration version.
+        rollouts: each rollout's arms, sequential test and state after this look (see
+            :mod:`tracemill.miner.versions.rollouts`).
         timings: seconds per stage; duration_s: the whole run.
     """
 
@@ -53,6 +56,7 @@ class MineResult:
     taxonomy: list[dict[str, Any]] = field(default_factory=list)
     regressions: dict[str, Any] = field(default_factory=dict)
     decisive: dict[str, Any] = field(default_factory=dict)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -85,6 +89,7 @@ class MineResult:
             "taxonomy": self.taxonomy,
             "regressions": self.regressions,
             "decisive": self.decisive,
+            "rollouts": self.rollouts,
             "timings": self.timings,
             "duration_s": self.duration_s,
         }

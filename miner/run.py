@@ -66,6 +66,7 @@ def mine_store(
     clock.done("features")
     if not len(frame):
         result.regressions = _regressions(store)
+        _versions_and_rollouts(store, result)
         result.duration_s = round(time.perf_counter() - started, 3)
         return result
 
@@ -77,6 +78,7 @@ def mine_store(
     clock.done("write")
 
     result.regressions = _regressions_of_run(store, frame, result.flags, full=where == "1")
+    _versions_and_rollouts(store, result)
     clock.done("regressions")
     result.duration_s = round(time.perf_counter() - started, 3)
     return result
@@ -239,6 +241,15 @@ def _top_steps(store: Store, run_id: str, limit: int = 10) -> list[dict[str, Any
         {"run": run_id, "limit": limit},
     ).result_rows
     return [{"span_name": name, "count": n, "detectors": sorted(detectors)} for name, n, detectors in rows]
+
+
+def _versions_and_rollouts(store: Store, result: MineResult) -> None:
+    """Failure rates per configuration version (with what changed), and one look at every running rollout."""
+    from tracemill.miner.versions.report import versions_report
+    from tracemill.miner.versions.rollouts import check_rollouts
+
+    result.regressions["config_versions"] = versions_report(store)["versions"]
+    result.rollouts = check_rollouts(store)
 
 
 def _regressions(store: Store) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from tracemill.tracer import (
     agent,
     force_flush,
     llm_call,
+    prompt,
+    rollout,
     run,
     set_attributes,
     set_decision,
@@ -96,6 +98,7 @@ __all__ = [
     "PayloadTooLargeError", "Run", "SchemaError", "ServerError", "SpanNotFoundError",
     "SpoolError", "SpoolFullError", "SpoolLockedError", "Store", "StoreError",
     "StoreLockedError", "StoreUnavailableError", "ToolCall", "TraceNotFoundError", "TracemillError",
-    "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "mine", "run",
-    "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "train", "uninstrument",
+    "UnsupportedMediaTypeError", "__version__", "agent", "force_flush", "init", "instrument", "llm_call", "mine",
+    "prompt", "rollout", "run", "set_attributes", "set_decision", "shutdown", "step", "tool", "tool_call", "train",
+    "uninstrument",
 ]

@@ -6,7 +6,8 @@ when none answers it opens the store itself; and when the store is locked by ano
 and no server answers, the error says exactly that and how to fix it (:func:`connect`). The Python
 API (:mod:`tracemill.feedback`) picks its backend from its ``store=``/``endpoint=`` arguments.
 
-Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining, exports) with the
+Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining, exports,
+configuration versions and rollouts) with the
 same JSON-ready values; nothing outside this module asks which one it holds. The HTTP side uses only the
 standard library, so the CLI needs nothing beyond the core install to talk to a server.
 """
@@ -55,6 +56,10 @@ class Backend(Protocol):
     def flags(self, **filters: Any) -> list[dict[str, Any]]: ...
     def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]: ...
     def export(self, kind: str, **options: Any) -> Dataset: ...
+    def versions(self, *, agent: str | None = None) -> dict[str, Any]: ...
+    def version_diff(self, a: str, b: str) -> dict[str, Any]: ...
+    def rollout(self, name: str) -> dict[str, Any]: ...
+    def rollout_action(self, name: str, action: str, *, reason: str, author: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Backend: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -143,6 +148,19 @@ class ServerBackend:
         answer = self.get(f"/api/exports/{kind}", options, timeout_s=600)
         return answer["train"], answer["eval"], answer["manifest"]
 
+    def versions(self, *, agent: str | None = None) -> dict[str, Any]:
+        return self.get("/api/versions", {"agent": agent})
+
+    def version_diff(self, a: str, b: str) -> dict[str, Any]:
+        return self.get("/api/versions/diff", {"a": a, "b": b})
+
+    def rollout(self, name: str) -> dict[str, Any]:
+        return self.get("/api/rollouts/" + urllib.parse.quote(name, safe=""))
+
+    def rollout_action(self, name: str, action: str, *, reason: str, author: str) -> dict[str, Any]:
+        path = f"/api/rollouts/{urllib.parse.quote(name, safe='')}/{urllib.parse.quote(action, safe='')}"
+        return self.post(path, {"reason": reason, "author": author})
+
     def close(self) -> None:
         pass
 
@@ -229,6 +247,28 @@ class StoreBackend:
         from tracemill.trainer.export import build
 
         return build(kind, store=self._store, options=BuildOptions(include_unlabelled=include_unlabelled), **options)
+
+    def versions(self, *, agent: str | None = None) -> dict[str, Any]:
+        from tracemill.miner.versions.report import versions_report
+
+        return versions_report(self._store, agent=agent)
+
+    def version_diff(self, a: str, b: str) -> dict[str, Any]:
+        from tracemill.miner.versions.report import diff_versions
+
+        return diff_versions(self._store, a, b)
+
+    def rollout(self, name: str) -> dict[str, Any]:
+        from tracemill.miner.versions.rollouts import rollout_status
+
+        return rollout_status(self._store, name)
+
+    def rollout_action(self, name: str, action: str, *, reason: str, author: str) -> dict[str, Any]:
+        from tracemill.miner.versions.rollouts import ACTIONS, set_rollout_state
+
+        if action not in ACTIONS:
+            raise ConfigError(f"action must be one of {', '.join(ACTIONS)} (got {action!r})")
+        return set_rollout_state(self._store, name, ACTIONS[action], reason=reason, author=author)
 
     def close(self) -> None:
         if self._owned:

@@ -175,6 +175,10 @@ ALLOWED_HOSTS = Setting(
     "comma-separated host names the server also answers to (Host header), e.g. tracemill.internal or "
     "*.example.com; '*' turns the check off; default: only its bound address (and localhost, 127.0.0.1, [::1] "
     "on a loopback or wildcard bind)", ("server",))
+ROLLOUT_CHECK_S = Setting(
+    "TRACEMILL_ROLLOUT_CHECK_S", "rollout_check_s", "float", 60.0,
+    "seconds between the server's looks at running rollouts (halting a significantly worse candidate); "
+    "0 turns them off; default 60", ("server",))
 LOG_LEVEL = Setting(
     "TRACEMILL_LOG_LEVEL", "log_level", "str", "info",
     "log level of `tracemill serve`: debug, info, warning or error; default info", ("server",),

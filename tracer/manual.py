@@ -22,6 +22,13 @@ from tracemill.tracer.messages import Message, output_message, parse_arguments, 
 from tracemill.tracer.run_io import RunIO, current_run_io
 from tracemill.tracer.spans import active_tracer, capture, capture_enabled, end_span, record_error, start_span
 from tracemill.tracer.tool_schema import definition_parameters
+from tracemill.tracer.versions.config_version import (
+    CONFIG_VERSION,
+    PROMPT_NAME,
+    PROMPT_VERSION,
+    cached_version,
+    current_prompt,
+)
 
 
 class _ManualSpan:
@@ -116,8 +123,11 @@ class LLMCall(_ManualSpan):
         conversation_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         parent: otel_context.Context | None = None,
+        prompt_name: str | None = None,
+        prompt_version: str | int | None = None,
     ) -> None:
         self.provider, self.model, self.operation = provider, model, operation
+        self._prompt = (prompt_name, None if prompt_version is None else str(prompt_version))
         self._input = (input_messages, system_instructions, tool_definitions)
         self._request = {
             semconv.REQUEST_TEMPERATURE: temperature, semconv.REQUEST_TOP_P: top_p,
@@ -159,7 +169,24 @@ class LLMCall(_ManualSpan):
             if tools:
                 attributes[semconv.TOOL_DEFINITIONS] = capture(semconv.TOOL_DEFINITIONS, list(tools))
         attributes.update(self._extra)
+        self._add_version(attributes)
         return attributes
+
+    def _add_version(self, attributes: dict[str, Any]) -> None:
+        """The configuration version (hashed once per distinct configuration) and the prompt's name."""
+        try:
+            messages, system, tools = self._input
+            attributes[CONFIG_VERSION] = cached_version(
+                provider=self.provider, model=self.model, system_instructions=system, messages=messages,
+                tools=tools, params=attributes,
+            )
+            name, version = self._prompt if self._prompt[0] else (current_prompt() or (None, None))
+            if name:
+                attributes[PROMPT_NAME] = name
+                if version is not None:
+                    attributes[PROMPT_VERSION] = version
+        except Exception:
+            log_once("llm.config_version", "tracemill: could not compute an LLM call's configuration version")
 
     def record_output(
         self,
@@ -287,13 +314,21 @@ def llm_call(
     conversation_id: str | None = None,
     attributes: Mapping[str, Any] | None = None,
     parent: otel_context.Context | None = None,
+    prompt_name: str | None = None,
+    prompt_version: str | int | None = None,
 ) -> LLMCall:
-    """Record one LLM request; see :class:`LLMCall` for the arguments."""
+    """Record one LLM request; see :class:`LLMCall` for the arguments.
+
+    ``prompt_name``/``prompt_version`` name the prompt (``gen_ai.prompt.*``); without them the
+    innermost ``tracemill.prompt(name, version)`` block names it. Every call records
+    ``tracemill.config.version``, a content hash of its system text, tools, model and parameters.
+    """
     return LLMCall(
         provider=provider, model=model, operation=operation, input_messages=input_messages,
         system_instructions=system_instructions, tool_definitions=tool_definitions, temperature=temperature,
         top_p=top_p, max_tokens=max_tokens, seed=seed, stop_sequences=stop_sequences,
-        conversation_id=conversation_id, attributes=attributes, parent=parent,
+        conversation_id=conversation_id, attributes=attributes, parent=parent, prompt_name=prompt_name,
+        prompt_version=prompt_version,
     )
 
 

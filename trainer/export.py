@@ -28,6 +28,7 @@ from tracemill.collector.feedback.conflicts import current_feedback, parse_polic
 from tracemill.collector.store.store import using_store
 from tracemill.errors import ConfigError
 from tracemill.trainer.assemble import BuildOptions, assemble
+from tracemill.trainer.config_versions import row_versions, version_counts
 from tracemill.trainer.rows import COLUMNS, Row, clean, encode_row, length_bias, split
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def _build_rows(
             feedback = current_feedback(opened, since_ns=since_ns)
             kept, settled, conflicted = settle(feedback, policy)
             rows, dropped = assemble(kind, opened, kept, options)
+            versions = row_versions(opened, rows)
             schema_version = max(_applied(opened), default=0)
             location = opened.location
         rows, hygiene = clean(kind, rows)
@@ -85,6 +87,7 @@ def _build_rows(
         train, held_out = split(rows, eval_fraction=eval_fraction, seed=seed)
         manifest = _manifest(kind, rows, train, held_out, dropped, settled, policy, since, eval_fraction, seed,
                              schema_version, location)
+        manifest["config_versions"] = version_counts(rows, versions)
     return train, held_out, manifest
 
 

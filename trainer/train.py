@@ -79,6 +79,8 @@ def run(config: TrainConfig, data_dir: str | Path, *, model: str, output: str | 
         plot_history(history.entries, out / "training.png",
                      title=f"{config.kind.upper()} on {export.directory.name}: {source.name}")
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        # The saved model names the data it learned from (and through it, the configuration versions).
+        (out / "dataset_manifest.json").write_text(json.dumps(export.manifest, indent=2) + "\n", encoding="utf-8")
     return report
 
 
@@ -229,7 +231,8 @@ def _report(config: TrainConfig, export: Export, source: ModelSource, trainer: A
         "data": {"directory": str(export.directory), "manifest_sha256": export.manifest_sha256,
                  "content_hash": export.manifest.get("content_hash"), "splits": export.manifest.get("splits"),
                  "counts": export.manifest.get("counts"), "train_rows": export.train_rows,
-                 "eval_rows": export.eval_rows},
+                 "eval_rows": export.eval_rows, "config_versions": export.manifest.get("config_versions"),
+                 "manifest": export.manifest},
         "model": {"name": source.name, "source": "hub" if source.on_hub else "local",
                   "saved": "lora_adapter" if config.lora else "model"},
         "options": {**config.options(), "trl": trl_options},

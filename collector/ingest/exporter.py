@@ -16,7 +16,8 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tracemill.collector.ingest.rows import sdk_spans_to_rows
+from tracemill.collector.ingest.rows import request_to_rows, sdk_spans_to_request
+from tracemill.collector.ingest.versions import VersionRecorder, stamp_request_safely
 from tracemill.collector.store.dsn import parse_dsn
 from tracemill.collector.store.store import Store
 
@@ -38,6 +39,7 @@ class StoreSpanExporter(SpanExporter):
         self._shutdown = False
         self._failing = False
         self._database = database
+        self._versions = VersionRecorder(interval_s=1.0)
         if isinstance(store, Store):
             if database is not None:
                 raise ValueError("database applies to a DSN; an open Store already has its database")
@@ -64,7 +66,10 @@ class StoreSpanExporter(SpanExporter):
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             store = self._open_store()
-            store.insert_spans(sdk_spans_to_rows(spans))
+            request = sdk_spans_to_request(spans)
+            stamp_request_safely(request)  # spans of plain OTel instrumentation in this process
+            store.insert_spans(request_to_rows(request))
+            self._versions.after_insert(store)
         except Exception as exc:  # an exporter never raises into the traced program
             self._report_failure(exc, len(spans))
             return SpanExportResult.FAILURE

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from tracemill.collector.ingest.nesting import CUT_ATTRIBUTE, cut_deep_json, cut_deep_values, is_depth_error
+from tracemill.collector.ingest.versions import stamp_request_safely
 from tracemill.errors import PayloadError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
@@ -325,8 +326,9 @@ def decode_request(
     if cut:  # OTLP allows a message with no rejected spans: a warning
         note = f"attribute values nested deeper than the decoder reads were cut (see {CUT_ATTRIBUTE} on the spans)"
         message = f"{message}; {note}" if message else note
+    stamped = stamp_request_safely(request)  # configuration versions for spans from other SDKs
     # Binary protobuf that needed no changes is spooled as received: no re-encoding on the hot path.
-    payload = data if kind == PROTOBUF and not rejected and not cut else request.SerializeToString()
+    payload = data if kind == PROTOBUF and not rejected and not cut and not stamped else request.SerializeToString()
     return DecodedRequest(
         payload=payload, accepted_spans=accepted, rejected_spans=rejected, rejection_message=message
     )

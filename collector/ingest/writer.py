@@ -44,6 +44,7 @@ from tracemill.collector.ingest.deadletter import DeadSpan, dead_span, insert_de
 from tracemill.collector.ingest.encoder_pool import BlockEncoder, BrokenProcessPool
 from tracemill.collector.ingest.rows_sql import NeedsReferenceConversion, insert_requests, supports_sql_conversion
 from tracemill.collector.ingest.spool import Group, Spool
+from tracemill.collector.ingest.versions import VersionRecorder
 from tracemill.collector.store.connection import StoreLink
 from tracemill.errors import StoreError
 
@@ -109,6 +110,7 @@ class SpoolWriter:
         self._convert_in_store = convert_in_store
         self._in_store: bool | None = None  # decided once the store is open
         self._idle = threading.Condition()
+        self._versions = VersionRecorder()
         # What status reports.
         self.inserted_spans = 0
         self.inserted_groups = 0
@@ -377,6 +379,7 @@ class SpoolWriter:
         head = self._inflight[0]
         self._spool.confirm(head.group)
         self._succeeded(head.group, rows, elapsed_s)
+        self._versions.after_insert(store)
         self._inflight.popleft()
         self._fill(store, draining=draining)
         return True

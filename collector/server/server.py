@@ -84,6 +84,9 @@ class CollectorServer:
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
         self.outbox = _outbox_watcher(self, settings)
+        from tracemill.collector.server.rollout_watch import RolloutWatcher
+
+        self.rollouts = RolloutWatcher(self.link.get, interval_s=settings.rollout_check_s)
         self.started_at = time.time()
         self._stopped = False
         self.on_stopped: Callable[[CollectorServer], None] | None = None
@@ -99,6 +102,8 @@ class CollectorServer:
             self.forwarder.start()
         if self.outbox is not None:
             self.outbox.start()
+        if self.settings.rollout_check_s > 0:
+            self.rollouts.start()
 
     def stop(self, *, drain_timeout_s: float = 10.0) -> None:
         if self._stopped:
@@ -106,6 +111,7 @@ class CollectorServer:
         self._stopped = True
         if self.outbox is not None:
             self.outbox.stop()
+        self.rollouts.stop()
         self.writer.stop(drain_timeout_s=drain_timeout_s)
         if self.forwarder is not None:
             self.forwarder.stop()
@@ -176,6 +182,7 @@ def build_app(server: CollectorServer) -> Any:
     from starlette.routing import Route
 
     from tracemill.collector.server.api_routes import api_routes
+    from tracemill.collector.server.api_versions import version_routes
     from tracemill.collector.server.auth import BearerTokenMiddleware
     from tracemill.collector.server.request_guard import RequestGuardMiddleware
     from tracemill.ui.routes import ui_routes
@@ -197,7 +204,8 @@ def build_app(server: CollectorServer) -> Any:
     middleware.append(Middleware(UiGuardMiddleware, token=server.settings.token))
     if server.settings.token:
         middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
-    routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server), *ui_routes(server)]
+    routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server),
+              *version_routes(server), *ui_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

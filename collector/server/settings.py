@@ -59,6 +59,7 @@ class ServerSettings:
     cluster: str | None = config.CLUSTER.default
     allowed_hosts: tuple[str, ...] = config.ALLOWED_HOSTS.default
     openinference: bool = config.FORWARD_OPENINFERENCE.default
+    rollout_check_s: float = config.ROLLOUT_CHECK_S.default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> ServerSettings:
@@ -95,6 +96,8 @@ class ServerSettings:
             raise ConfigError(f"writer_processes must be 0 or a positive whole number (got {self.writer_processes!r})")
         if not self.flush_interval_s > 0:
             raise ConfigError(f"flush_interval_s must be a positive number of seconds (got {self.flush_interval_s!r})")
+        if not self.rollout_check_s >= 0:
+            raise ConfigError(f"rollout_check_s must be 0 (off) or a number of seconds (got {self.rollout_check_s!r})")
         if self.spool_sync not in ("full", "normal"):
             raise ConfigError(f"spool_sync must be 'full' or 'normal' (got {self.spool_sync!r})")
         self._validate_exposure()

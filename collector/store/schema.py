@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tracemill.collector.store import schema_versions
 from tracemill.errors import ConfigError, SchemaError, StoreError
 
 __all__ = [
@@ -388,6 +389,21 @@ ORDER BY (TraceId, Model, PromptVersion, Task, Strategy)"""
     ]
 
 
+# -- migrations 18 and 19: configuration versions and rollouts -----------------------------------
+
+
+def _config_versions(o: SchemaOptions) -> list[str]:
+    # One row per configuration version (see tracemill.collector.store.schema_versions).
+    table = _table(o, schema_versions.CONFIG_VERSIONS_TABLE)
+    return schema_versions.config_versions_ddl(table, _on_cluster(o), _engine(o, "ReplacingMergeTree", "RecordedAt"))
+
+
+def _rollouts(o: SchemaOptions) -> list[str]:
+    # Each rollout's state, newest row wins.
+    table = _table(o, schema_versions.ROLLOUTS_TABLE)
+    return schema_versions.rollouts_ddl(table, _on_cluster(o), _engine(o, "ReplacingMergeTree", "UpdatedAt"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -399,6 +415,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "agent version column for the review UI", _agent_version),
     Migration(14, "decisive-step marks in the feedback kinds", _decisive_kind),
     Migration(15, "judge model answer cache", _judge_cache),
+    Migration(18, "configuration versions table", _config_versions),
+    Migration(19, "rollout state table", _rollouts),
 )
 
 

@@ -87,6 +87,26 @@ def test_chat_completion_records_request_response_and_usage(traced, client, open
         {"role": "assistant", "parts": [{"type": "text", "content": "3"}], "finish_reason": "stop"}]
 
 
+def test_chat_completion_records_the_configuration_version_and_named_prompt(traced, client, openai_server):
+    from tracemill.tracer.versions.config_version import attributes_content, candidate_version, version_of
+
+    for question, system in (("What is 1+2?", "Be brief."), ("What is 2+2?", "Be brief."), ("2+5?", "Be loud.")):
+        openai_server.reply("ok")
+        with tracemill.prompt("calculator", 4):
+            client.chat.completions.create(model="gpt-test", messages=[
+                {"role": "system", "content": system}, {"role": "user", "content": question}], temperature=0.2,
+                tools=TOOLS)
+    first, second, third = (s.attributes for s in traced.finished if s.name == "chat gpt-test")
+    assert first["tracemill.config.version"] == second["tracemill.config.version"] != third["tracemill.config.version"]
+    assert (first["gen_ai.prompt.name"], first["gen_ai.prompt.version"]) == ("calculator", "4")
+    # The span's content hashes to the same version at ingest, and an eval's candidate_version agrees.
+    assert version_of(attributes_content(dict(first))) == first["tracemill.config.version"]
+    flat = [{"type": "function", "name": "add", "description": "Add two numbers.",
+             "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}]
+    assert candidate_version(provider="openai", model="gpt-test", system_instructions="Be brief.", tools=flat,
+                             params={"temperature": 0.2}) == first["tracemill.config.version"]
+
+
 def test_chat_completion_tool_calls_become_output_parts_with_ids(traced, client, openai_server):
     openai_server.reply(None, tool_calls=[("add", {"a": 1, "b": 2}), ("add", {"a": 3, "b": 4})])
 

@@ -56,6 +56,10 @@ def test_correction_becomes_a_dpo_row_holding_exactly_what_the_model_saw(agent, 
     manifest = export("dpo", store=store, output=tmp_path / "dpo", eval_fraction=0)
     (row,) = _all_rows(tmp_path / "dpo")
     assert manifest["counts"] == {"correction": 1} and manifest["splits"] == {"train": 1, "eval": 0}
+    # The row comes from the corrected span's configuration version.
+    (version,) = store.query("SELECT SpanAttributes['tracemill.config.version'] FROM otel_traces "
+                             "WHERE SpanId = {s:String}", {"s": wrong["span_id"]}).result_rows[0]
+    assert len(version) == 12 and manifest["config_versions"] == {version: 1}
     assert (row["source"], row["trace_id"], row["span_id"]) == ("correction", trace_id, wrong["span_id"])
 
     # The prompt is the span's input: system instructions, the question, the earlier tool call and its result.

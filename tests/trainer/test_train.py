@@ -69,6 +69,8 @@ def test_dpo_from_the_cli_makes_held_out_chosen_answers_more_likely(tiny_model, 
     assert report["device"] == "cpu" and report["train"]["steps"] == 24
     assert report["options"]["trl"]["learning_rate"] == 5e-3
     assert report["data"]["content_hash"] == manifest["content_hash"] and len(report["data"]["manifest_sha256"]) == 64
+    assert report["data"]["manifest"] == manifest and report["data"]["config_versions"] == manifest["config_versions"]
+    assert json.loads((out / "dataset_manifest.json").read_text()) == manifest
     assert {"torch", "trl", "transformers"} <= set(report["versions"])
     assert report["history"] and "rewards/margins" in report["history"][-1]
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"

@@ -27,6 +27,8 @@ def test_queue_lists_flagged_runs_worst_first_and_opens_one_with_its_decisive_sp
     assert rows.nth(1).get_attribute("data-trace-id") == seeded["hostile"]  # an error in a tool result (0.85)
     expect(page.locator("#left-count")).to_have_text(str(len(seeded["flagged"])))
     assert page.locator(".overview svg rect").count() >= 3  # flags per day, failure rate, taxonomy groups
+    expect(page.locator(".overview figcaption").nth(2)).to_have_text("Failure rate per configuration version")
+    assert page.locator(".overview figure").nth(2).locator("rect.bar").count() >= 1  # the seeded agent's versions
     page.screenshot(path=str(artifacts / "queue.png"))
 
     page.keyboard.press("j")

@@ -165,6 +165,7 @@ def render_summary(console: Console, result: dict[str, Any]) -> None:
             console.print(quality)
     if result.get("decisive"):
         console.print(result["decisive"]["note"], highlight=False)
+    _render_versions_and_rollouts(console, result)
     comparison = result["regressions"].get("comparison")
     if comparison:
         c = comparison["failure"]
@@ -172,3 +173,17 @@ def render_summary(console: Console, result: dict[str, Any]) -> None:
         console.print(f"version {comparison['candidate']} vs {comparison['baseline']}: failure rate "
                       f"{c['candidate_rate']:.1%} vs {c['baseline_rate']:.1%} (Fisher p {c['p_value_fisher']:.3g}), "
                       f"{verdict}", highlight=False)
+
+
+def _render_versions_and_rollouts(console: Console, result: dict[str, Any]) -> None:
+    """Configuration versions whose failure rate shifted significantly, with the change; each rollout's state."""
+    for v in result["regressions"].get("config_versions", []):
+        if v["significant_shift"]:
+            shift = v["shift"]
+            console.print(f"configuration {v['agent']} {v['version']}: failure rate {shift['candidate_rate']:.1%} "
+                          f"vs {shift['baseline_rate']:.1%} before ([bold]{'; '.join(v['changes']) or 'no change'}"
+                          f"[/]), Fisher p {shift['p_value_fisher']:.3g}", highlight=False)
+    for r in result.get("rollouts", []):
+        style = {"halted": "red", "promoted": "cyan"}.get(r["state"], "green")
+        console.print(f"rollout {r['name']}: [{style}]{r['state']}[/]" + (f" ({r['reason']})" if r["reason"] else ""),
+                      highlight=False)

@@ -14,6 +14,7 @@ from tracemill.ui import charts
 from tracemill.ui.content import outline_rows, span_view
 from tracemill.ui.queries import SEVERITY_RANK, QueueFilters, neighbour, overview, queue, queue_choices, sort_key
 from tracemill.ui.trace_data import span_details, trace_outline
+from tracemill.ui.version_chart import config_version_chart
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
@@ -43,6 +44,7 @@ def queue_context(store: Store, query: Any) -> dict[str, Any]:
             [(f"{v['agent']} v{v['version']}" if v["version"] else v["agent"], v["failed"] / v["runs"],
               f"{v['failed']} of {v['runs']} runs failed") for v in numbers["versions"] if v["runs"]],
             percent=True),
+        "config_chart": config_version_chart(store),
         "group_chart": charts.bars(
             [(g["template"], g["flags"], f"{g['kind']}: {g['template']} ({g['flags']} flags on {g['runs']} runs)")
              for g in numbers["groups"]]),

@@ -104,3 +104,9 @@ def test_openinference_that_is_not_a_boolean_is_refused_naming_the_variable():
 def test_the_sdk_openinference_setting_does_not_turn_on_the_server_conversion():
     """One meaning per name: the SDK's variable is about the spans an agent records, not what the server forwards."""
     assert ServerSettings.from_env({"TRACEMILL_OPENINFERENCE": "1"}).openinference is False
+
+
+def test_rollout_check_interval_is_read_and_a_negative_one_refused():
+    assert ServerSettings.from_env({"TRACEMILL_ROLLOUT_CHECK_S": "0"}).rollout_check_s == 0
+    with pytest.raises(ConfigError, match="rollout_check_s must be 0"):
+        ServerSettings.from_env({"TRACEMILL_ROLLOUT_CHECK_S": "-5"})

@@ -1,0 +1,1 @@
+"""Configuration versions in the miner: failure rate per version, what changed, sequential tests, rollouts."""
