@@ -20,6 +20,7 @@ from tracemill.collector.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TA
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.features import Frame, candidate_condition, load_features
+from tracemill.miner.final_action import add_final_actions
 from tracemill.miner.peers import PeerStats
 from tracemill.miner.result import MineResult
 from tracemill.miner.sql import span_columns
@@ -62,6 +63,7 @@ def mine_store(
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats)
+    add_final_actions(frame)
     result.traces = len(frame)
     clock.done("features")
     if not len(frame):

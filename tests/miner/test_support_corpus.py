@@ -39,6 +39,6 @@ def test_three_ways_of_tracing_store_the_same_conversations(support: Any, store:
         "SELECT ServiceName, count() FROM otel_traces "
         "WHERE mapContains(SpanAttributes, 'llm.input_messages.0.message.role') "
         "OR mapContains(SpanAttributes, 'gen_ai.input.messages') GROUP BY ServiceName").result_rows)
-    assert set(rows) == {"retail-support", "retail-support-oi"}
+    assert {"retail-support", "retail-support-oi"} <= set(rows)
     tasks = store.query("SELECT uniqExact(TaskId) FROM otel_traces WHERE TaskId != ''").result_rows[0][0]
     assert tasks == 8  # only tracemill's tracer records the task
