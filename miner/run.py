@@ -21,6 +21,7 @@ from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.features import Frame, candidate_condition, load_features
 from tracemill.miner.final_action import add_final_actions
+from tracemill.miner.model_scope import model_changed
 from tracemill.miner.peers import PeerStats
 from tracemill.miner.result import MineResult
 from tracemill.miner.sql import span_columns
@@ -83,6 +84,9 @@ def mine_store(
     from tracemill.miner.scorer import score_traces
 
     scored = score_traces(frame, config, flags)
+    if where != "1" and model_changed(store, scored.model_version):
+        # Another model wrote the stored scores: re-score (and re-flag) every trace with this one.
+        return mine_store(store, config=config, remine=True, progress=progress)
     flags += scored.flags
     result.scorer = scored.report
     clock.done("score")

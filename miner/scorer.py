@@ -9,7 +9,6 @@ back to an IsolationForest anomaly score, and says so.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from tracemill.deps import require
-from tracemill.miner.config import MinerConfig
+from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import DETECTORS, Flag, outcome_failed
 from tracemill.miner.features import Frame
+from tracemill.miner.model_scope import version_digest
 
 __all__ = ["NUMERIC_FEATURES", "ScoreResult", "score_traces"]
 
@@ -149,7 +149,7 @@ def _supervised(
 
     model = _pipeline().fit(x, y)
     probabilities = model.predict_proba(design)[:, 1]
-    digest = hashlib.sha256("\n".join(sorted(frame["trace_id"][i] for i in labelled)).encode()).hexdigest()[:10]
+    digest = version_digest([MINER_VERSION, repr(config), *(f"{frame['trace_id'][i]} {labels[i]}" for i in labelled)])
     version = f"logreg-1-{digest}"
     unit = DETECTORS["outcome_model"]
     flags = []

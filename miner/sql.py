@@ -224,5 +224,6 @@ LEFT JOIN (
     WHERE IsDeleted = 0
     GROUP BY TraceId
 ) AS fb ON fb.TraceId = t.TraceId
+ORDER BY trace_id
 SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
 """
