@@ -353,6 +353,14 @@ def _agent_version(o: SchemaOptions) -> list[str]:
     ]
 
 
+# -- migration 11: muted flags (the miner's calibration) --------------------------------------------
+
+
+def _muted_flags(o: SchemaOptions) -> list[str]:
+    # 1 = the flag's detector does not beat the base failure rate on this store's labelled runs.
+    return [f"ALTER TABLE {_table(o, FLAGS_TABLE)}{_on_cluster(o)} ADD COLUMN IF NOT EXISTS Muted UInt8 DEFAULT 0"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -362,6 +370,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
+    Migration(11, "muted column of flags", _muted_flags),
 )
 
 

@@ -41,6 +41,8 @@ class Flag:
     severity: Severity
     confidence: float
     evidence: str
+    muted: bool = False
+    """Its detector does not beat the base failure rate on this store's labelled runs (see calibration)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

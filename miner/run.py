@@ -38,7 +38,7 @@ Progress = Callable[[str, int, int], None]
 STAGES = ("select", "features", "detect", "localize", "score", "taxonomy", "write", "regressions")
 
 _FLAG_COLUMNS = ("RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Kind",
-                 "Severity", "Confidence", "Evidence", "CreatedAt")  # fmt: skip
+                 "Severity", "Confidence", "Evidence", "CreatedAt", "Muted")  # fmt: skip
 _SCORE_COLUMNS = ("TraceId", "ModelVersion", "FailureProbability", "CreatedAt", "PeerGroup", "Steps", "Tokens",
                   "DurationS")  # fmt: skip
 
@@ -81,9 +81,14 @@ def mine_store(
     flags = _localize_excess(store, frame, flags, peers)
     clock.done("localize")
 
+    from tracemill.miner.calibration import calibrate_flags
     from tracemill.miner.scorer import score_traces
 
-    scored = score_traces(frame, config, flags)
+    calibrated = calibrate_flags(frame, flags, config)
+    flags = calibrated.flags
+    result.detectors = [row.to_dict() for row in calibrated.table.values()]
+    result.grouping = calibrated.grouping
+    scored = score_traces(frame, config, flags, calibrated.groups)
     if where != "1" and model_changed(store, scored.model_version):
         # Another model wrote the stored scores: re-score (and re-flag) every trace with this one.
         return mine_store(store, config=config, remine=True, progress=progress)
@@ -103,8 +108,8 @@ def mine_store(
     if where == "1":  # every trace was mined now: the frame and the flags hold all the report needs
         from tracemill.miner.regressions import report_from_traces
 
-        failed = {f.trace_id for f in flags if f.category == "failure"}
-        near = {f.trace_id for f in flags if f.category == "near_miss"}
+        failed = {f.trace_id for f in flags if f.category == "failure" and not f.muted}
+        near = {f.trace_id for f in flags if f.category == "near_miss" and not f.muted}
         result.regressions = report_from_traces(
             (v or "(none)", s, t in failed, t in near)
             for t, v, s in zip(frame["trace_id"], frame["version"], frame["start_s"], strict=True)
@@ -171,7 +176,7 @@ def _messages(frame: Frame, flags: list[Flag]) -> list[Message]:
     index = {trace: i for i, trace in enumerate(frame["trace_id"])}
     first: dict[str, Flag] = {}
     for flag in flags:
-        if flag.category == "failure":
+        if flag.category == "failure" and not flag.muted:
             first.setdefault(flag.trace_id, flag)
     out = []
     for trace, flag in first.items():
@@ -199,6 +204,7 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
             [f.span_id for f in flags], [f.detector for f in flags], [f.detector_version for f in flags],
             [f.category for f in flags], [f.kind for f in flags], [f.severity for f in flags],
             [float(f.confidence) for f in flags], [f.evidence for f in flags], [now] * len(flags),
+            [int(f.muted) for f in flags],
         ]  # fmt: skip
         store.insert(FLAGS_TABLE, columns, _FLAG_COLUMNS, column_oriented=True)
     n = len(frame)

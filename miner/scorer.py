@@ -95,12 +95,15 @@ def _design(frame: Frame) -> np.ndarray:
     return design
 
 
-def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag]) -> ScoreResult:
-    """Train (or fall back), evaluate, and score every trace of ``frame``."""
+def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
+                 group_keys: Sequence[str] | None = None) -> ScoreResult:
+    """Train (or fall back), evaluate, and score every trace of ``frame``; cross-validation is grouped by
+    ``group_keys`` (see :mod:`tracemill.miner.grouping`; by default the peer groups)."""
     require("sklearn", extra="miner", feature="The miner's scorer")
     labels = labels_of(frame, config)
     labelled = np.flatnonzero(labels >= 0)
-    groups = np.asarray([frame.peer_group(i) for i in range(len(frame))], dtype=object)
+    keys = group_keys if group_keys is not None else [frame.peer_group(i) for i in range(len(frame))]
+    groups = np.asarray(list(keys), dtype=object)
     positives = int(labels[labelled].sum()) if labelled.size else 0
     negatives = int(labelled.size - positives)
     group_count = len(set(groups[labelled])) if labelled.size else 0
@@ -142,7 +145,7 @@ def _supervised(
     index = {trace: i for i, trace in enumerate(frame["trace_id"])}
     rule_score = np.zeros(len(frame))
     for flag in rule_flags:
-        if flag.category == "failure" and flag.detector not in _LABEL_DETECTORS:
+        if flag.category == "failure" and flag.detector not in _LABEL_DETECTORS and not flag.muted:
             i = index[flag.trace_id]
             rule_score[i] = max(rule_score[i], flag.confidence)
     rules = _quality(y, rule_score[labelled], 1e-9)

@@ -43,6 +43,11 @@ def _q(pattern: str) -> str:
     return "'" + pattern.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _oi_user(i: int) -> str:
+    """The condition and value of a multiIf: OpenInference input message ``i`` when it is the user's."""
+    return f"{A}['llm.input_messages.{i}.message.role'] = 'user', {A}['llm.input_messages.{i}.message.content']"
+
+
 def span_columns(bad_args_check: str) -> str:
     """The per-span derived columns the aggregate reads (``bad_args_check`` is the tool-schema check)."""
     oi_kind = f"{A}['openinference.span.kind']"
@@ -92,6 +97,11 @@ def span_columns(bad_args_check: str) -> str:
            multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'], {A}['output.value'] != '',
                    {A}['output.value'], {A}['gen_ai.output.messages']), '') AS run_output,
         if(is_llm, {A}['llm.output_messages.0.message.content'], '') AS oi_text,
+        if(ConversationId != '', ConversationId, {A}['session.id']) AS conversation,
+        if(is_root, multiIf({A}['tracemill.input'] != '', {A}['tracemill.input'], {A}['input.value']), '')
+            AS root_input,
+        if(is_llm, substring({A}['gen_ai.input.messages'], 1, 3000), '') AS genai_input,
+        if(is_llm, multiIf({_oi_user(0)}, {_oi_user(1)}, {_oi_user(2)}, ''), '') AS oi_first_user,
         if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.name'], '') AS oi_tool,
         if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments'], '') AS oi_args,
         TaskId AS task_id,
@@ -119,6 +129,7 @@ WITH
 SELECT
     t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
     bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
+    conversation_id, root_input, first_llm_input, first_oi_user,
     service, version, start_s,
     first_error_span, first_error_text,
     first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
@@ -168,6 +179,10 @@ FROM (
         argMinIf(run_output, start_ns, NOT is_root AND op = 'invoke_agent' AND run_output != '') AS agent_output,
         anyIf(task_id, task_id != '') AS task_id,
         anyIf(agent_name, agent_name != '') AS agent_name,
+        anyIf(conversation, conversation != '') AS conversation_id,
+        substring(argMinIf(root_input, start_ns, is_root), 1, 2000) AS root_input,
+        argMinIf(genai_input, start_ns, is_llm AND genai_input != '') AS first_llm_input,
+        substring(argMinIf(oi_first_user, start_ns, is_llm AND oi_first_user != ''), 1, 2000) AS first_oi_user,
         argMin(ServiceName, start_ns) AS service,
         anyIf(version, version != '') AS version,
         argMinIf(SpanId, end_ns, span_error) AS first_error_span,

@@ -55,7 +55,9 @@ def test_grouped_cross_validated_scorer_beats_the_rules_where_no_rule_sees_the_c
     _, _, result = scored
     report = result.scorer
     assert report["mode"] == "supervised"
-    assert (report["labelled"], report["groups"], report["model"]["folds"]) == (140, 10, 5)
+    # These plain-SDK runs carry no task, conversation or user input: each run is its own group.
+    assert (report["labelled"], report["groups"], report["model"]["folds"]) == (140, 140, 5)
+    assert result.grouping == "trace (140 runs)"
     model, rules = report["model"], report["rules"]
     assert model["auroc"] >= 0.9
     assert rules["auroc"] < 0.75

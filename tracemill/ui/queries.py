@@ -67,7 +67,7 @@ class QueueFilters:
 
 def _flag_rows_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str | None = None) -> str:
     """Every current flag matching the filters, with its review label ('' when unreviewed)."""
-    conditions = ["1"]
+    conditions = ["f.Muted = 0"]  # a muted detector's flags stay out of the queue (see miner.calibration)
     if filters.kind:
         conditions.append(f"{_F_KIND} = {{kind:String}}")
         params["kind"] = filters.kind
@@ -263,7 +263,8 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
             GROUP BY Day, K ORDER BY Day DESC, K LIMIT 2000""",
     ).result_rows
     recent_days = sorted({row[0] for row in per_day})[-days:]
-    near = " AND ".join(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)
+    kept = ["Muted = 0", "Category != 'signal'"]  # muted flags and hand-off signals are not failures
+    near = " AND ".join([*kept, *(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)])
     # An agent run is an invoke_agent span (a sub-agent's run counts for its own name and version);
     # it failed when its trace has a flag that is not a near miss. Runs of the last ``days`` only.
     versions = store.query(
@@ -281,7 +282,7 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
         f"""SELECT replaceRegexpAll(replaceRegexpAll(replaceRegexpAll(lower(Evidence), {{ids:String}}, '<id>'),
                                                     {{numbers:String}}, '<n>'), {{quoted:String}}, '<s>') AS Template,
                    topK(1)({_KIND})[1], count() AS n, uniqExact(TraceId)
-            FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure'
+            FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' AND Muted = 0
             GROUP BY Template ORDER BY n DESC, Template LIMIT 8""",
         {"ids": r"\b[0-9a-f]{16,}\b", "numbers": r"\d+(\.\d+)?", "quoted": r"'[^']*'|\"[^\"]*\""},
     ).result_rows
