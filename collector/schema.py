@@ -33,6 +33,7 @@ __all__ = [
     "FEEDBACK_TABLE",
     "FLAGS_TABLE",
     "MIGRATIONS",
+    "MINER_RUNS_TABLE",
     "SCHEMA_TABLE",
     "SPANS_TABLE",
     "TRACE_ID_TS_TABLE",
@@ -53,6 +54,7 @@ TRACE_ID_TS_VIEW = "otel_traces_trace_id_ts_mv"
 FEEDBACK_TABLE = "tracemill_feedback"
 FLAGS_TABLE = "tracemill_flags"
 TRACE_SCORES_TABLE = "tracemill_trace_scores"
+MINER_RUNS_TABLE = "tracemill_miner_runs"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 
@@ -361,6 +363,33 @@ def _muted_flags(o: SchemaOptions) -> list[str]:
     return [f"ALTER TABLE {_table(o, FLAGS_TABLE)}{_on_cluster(o)} ADD COLUMN IF NOT EXISTS Muted UInt8 DEFAULT 0"]
 
 
+# -- migration 12: the miner's quality, one row per labelled run --------------------------------------
+
+
+def _miner_runs(o: SchemaOptions) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, MINER_RUNS_TABLE)}{_on_cluster(o)} (
+    RunId String CODEC(ZSTD(1)),
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    MinerVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ModelVersion LowCardinality(String) CODEC(ZSTD(1)),
+    Mode LowCardinality(String) CODEC(ZSTD(1)),
+    Grouping String CODEC(ZSTD(1)),
+    Labelled UInt32,
+    Auroc Nullable(Float64),
+    Precision Nullable(Float64),
+    Recall Nullable(Float64),
+    RulesAuroc Nullable(Float64),
+    RulesPrecision Nullable(Float64),
+    RulesRecall Nullable(Float64),
+    Threshold Nullable(Float64),
+    Detectors String CODEC(ZSTD(1)),
+    Scorer String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY RunId"""
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -371,6 +400,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
     Migration(11, "muted column of flags", _muted_flags),
+    Migration(12, "miner runs table", _miner_runs),
 )
 
 

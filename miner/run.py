@@ -21,6 +21,7 @@ from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.features import Frame, candidate_condition, load_features
 from tracemill.miner.final_action import add_final_actions
+from tracemill.miner.miner_runs import record_run
 from tracemill.miner.model_scope import model_changed
 from tracemill.miner.peers import PeerStats
 from tracemill.miner.result import MineResult
@@ -103,6 +104,7 @@ def mine_store(
 
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
     result.top_steps = _top_steps(store, result.run_id)
+    record_run(store, result)
     clock.done("write")
 
     if where == "1":  # every trace was mined now: the frame and the flags hold all the report needs

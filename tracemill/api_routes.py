@@ -118,6 +118,11 @@ def api_routes(server: CollectorServer) -> list[Route]:
         keys = ("trace_id", "detector", "category", "severity", "kind")
         return await listing(request, "flags", feedback.list_flags, keys)
 
+    async def miner_latest(request: Request) -> JSONResponse:
+        from tracemill.miner.miner_runs import latest_run
+
+        return await _answer(lambda: {"run": latest_run(server.link.get())})
+
     async def mine(request: Request) -> JSONResponse:
         """Run the miner in the server (which owns the store): ``{"since": ..., "remine": false}``."""
         options, refused = await _json_body(request, advice="send only since and remine", empty=b"{}")
@@ -153,6 +158,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
         Route("/api/flags", flags, methods=["GET"]),
         Route("/api/exports/{kind}", exports, methods=["GET"]),
         Route("/api/mine", mine, methods=["POST"]),
+        Route("/api/miner/latest", miner_latest, methods=["GET"]),
     ]
 
 

@@ -67,10 +67,30 @@ def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Conso
         store: str = store_option(_STORE_HELP),
         token: str = token_option(),
         as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
+        detectors: bool = typer.Option(False, "--detectors", help="Show the detectors' calibration on this store's "
+                                       "labelled runs (precision, recall, lift, muted) instead of flags."),
     ) -> None:
         """List the miner's flags, newest first, with filters."""
         from tracemill.client import connect
         from tracemill.errors import ConfigError
+
+        if detectors:
+            from tracemill.cli_detectors import detectors_table, latest_detectors
+
+            backend = connect(server=server, store=store, token=token)
+            try:
+                found_detectors = latest_detectors(backend)
+            finally:
+                backend.close()
+            if as_json:
+                console.print_json(data=found_detectors)
+            else:
+                run = found_detectors["run"]
+                console.print(f"from mining run {run['run_id']} at {run['created_at']}; grouping: {run['grouping']}"
+                              if run else "no labelled mining run yet: every detector has its defaults",
+                              highlight=False)
+                console.print(detectors_table(found_detectors["detectors"]))
+            return
 
         if category not in (None, "failure", "near_miss"):
             raise ConfigError(f"--category must be failure or near_miss (got {category!r})")
@@ -96,7 +116,7 @@ def register(app: typer.Typer, *, cli_errors: Callable[..., Any], console: Conso
         table.add_column("sev", no_wrap=True)
         table.add_column("evidence", min_width=20)
         for f in found:
-            style = "red" if f["category"] == "failure" else "yellow"
+            style = "dim" if f.get("muted") else "red" if f["category"] == "failure" else "yellow"
             table.add_row(f["trace_id"][:12], f["span_id"], f"[{style}]{f.get('kind') or f['detector']}[/]",
                           f["severity"], f["evidence"])
         console.print(table)
@@ -163,6 +183,11 @@ def render_summary(console: Console, result: dict[str, Any]) -> None:
         for g in result["taxonomy"][:10]:
             groups.add_row(g["name"], str(g["count"]), g["examples"][0] if g["examples"] else "")
         console.print(groups)
+    if any(d["base_rate"] is not None for d in result.get("detectors", [])):
+        from tracemill.cli_detectors import detectors_table
+
+        title = f"Detectors on labelled runs (grouping: {result['grouping']})"
+        console.print(detectors_table(result["detectors"], title))
     scorer = result["scorer"]
     if scorer:
         console.print(f"scorer: {scorer['mode']} ({scorer['model_version']}); {scorer['note']}", highlight=False)
