@@ -42,6 +42,9 @@ class MinerConfig:
     """...with at least this many failures and this many successes, in at least 3 task groups."""
     min_model_auroc: float = 0.7
     """The scorer flags traces (``outcome_model``) only when its cross-validated AUROC reaches this."""
+    flag_precision: float = 0.7
+    """The ``outcome_model`` threshold is the lowest whose cross-validated precision reaches this; when none
+    does, the scorer flags nothing."""
     cv_folds: int = 5
     """Folds of the grouped cross-validation (fewer when there are fewer groups)."""
     calibration_min_runs: int = 5

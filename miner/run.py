@@ -89,7 +89,7 @@ def mine_store(
     flags = calibrated.flags
     result.detectors = [row.to_dict() for row in calibrated.table.values()]
     result.grouping = calibrated.grouping
-    scored = score_traces(frame, config, flags, calibrated.groups)
+    scored = score_traces(frame, config, flags, calibrated.groups, store)
     if where != "1" and model_changed(store, scored.model_version):
         # Another model wrote the stored scores: re-score (and re-flag) every trace with this one.
         return mine_store(store, config=config, remine=True, progress=progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -22,7 +23,8 @@ def _state(store: Any, traced: list[Any]) -> tuple[list[tuple[str, float]], list
 @pytest.fixture(scope="module")
 def both_orders(new_database: Any, drop_database: Any, support: Any) -> Any:
     conversations = support.build(seed=5, tasks=24, trials=4)
-    half = {c.task.task_id for c in conversations if int(c.task.task_id[-3:]) % 2 == 0}
+    tasks = sorted({c.task.task_id for c in conversations})
+    half = set(random.Random(3).sample(tasks, len(tasks) // 2))
     label_first, mine_first = new_database("label_first"), new_database("mine_first")
     try:
         a = support.write_tracemill(label_first, conversations)

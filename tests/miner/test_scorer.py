@@ -100,3 +100,40 @@ def test_failure_rates_per_version_show_a_significant_regression(new_database: A
     assert comparison["failure"]["worse"] and comparison["failure"]["p_value_fisher"] < 0.001
     assert not comparison["near_miss"]["significant"]
     assert from_store == report
+
+
+@pytest.fixture(scope="module")
+def half_labelled(new_database: Any, drop_database: Any, support: Any) -> Any:
+    """The customer-service corpus in the GenAI conventions (no task ids), half of its tasks labelled."""
+    store = new_database("half_labelled")
+    conversations = support.build(seed=11, tasks=40, trials=5)
+    traced = support.write_genai(store, conversations)
+    tasks = sorted({c.task.task_id for c in conversations})
+    labelled = set(random.Random(3).sample(tasks, len(tasks) // 2))
+    support.record_outcomes(store, traced, tasks=labelled)
+    result = miner.mine(store)
+    yield store, traced, labelled, result
+    drop_database(store)
+
+
+def test_scorer_learns_from_the_conversation_where_no_error_is_raised(half_labelled: Any):
+    from sklearn.metrics import roc_auc_score
+
+    store, traced, labelled, result = half_labelled
+    report = result.scorer
+    assert report["mode"] == "supervised" and report["labelled"] == 100
+    assert result.grouping == "conversation id (100 runs)"  # no task ids: the closest key
+    assert set(report["candidates"]) == {"logreg", "hgb"} and report["model_name"] in report["candidates"]
+    model, rules = report["model"], report["rules"]
+    assert model["auroc"] >= 0.8 and model["auroc"] >= rules["auroc"] + 0.2
+    assert model["precision"] >= 0.7  # the threshold is chosen for precision on the cross-validated predictions
+    scores = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
+    unlabelled = [t for t in traced if t.conversation.task.task_id not in labelled]
+    auroc = roc_auc_score([not t.conversation.success for t in unlabelled], [scores[t.trace_id] for t in unlabelled])
+    assert auroc >= 0.8, auroc
+    flagged = {f.trace_id for f in result.flags if f.detector == "outcome_model"}
+    failed = {t.trace_id for t in unlabelled if not t.conversation.success}
+    assert flagged and len(flagged & failed) / len(flagged) >= 0.6
+    assert len(flagged & failed) / len(failed) >= 0.4
+    row = store.query("SELECT Auroc, RulesAuroc, Grouping FROM tracemill_miner_runs").result_rows
+    assert row == [(model["auroc"], rules["auroc"], "conversation id (100 runs)")]
