@@ -62,7 +62,7 @@ def calibrate(flags: Sequence[Flag], trace_ids: Sequence[str], labels: np.ndarra
               config: MinerConfig) -> dict[str, DetectorStats]:
     """The calibration table: every detector but those that read the outcome, measured on labelled runs."""
     check_pins(config)
-    labelled = np.flatnonzero(labels >= 0)
+    labelled = [int(i) for i in np.flatnonzero(labels >= 0)]
     sizes: dict[str, int] = defaultdict(int)
     for i in labelled:
         sizes[groups[i]] += 1
