@@ -36,6 +36,7 @@ __all__ = [
     "MINER_RUNS_TABLE",
     "SCHEMA_TABLE",
     "SPANS_TABLE",
+    "TAXONOMY_TABLE",
     "TRACE_ID_TS_TABLE",
     "TRACE_ID_TS_VIEW",
     "TRACE_SCORES_TABLE",
@@ -55,6 +56,7 @@ FEEDBACK_TABLE = "tracemill_feedback"
 FLAGS_TABLE = "tracemill_flags"
 TRACE_SCORES_TABLE = "tracemill_trace_scores"
 MINER_RUNS_TABLE = "tracemill_miner_runs"
+TAXONOMY_TABLE = "tracemill_taxonomy"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 
@@ -390,6 +392,28 @@ ORDER BY RunId"""
     ]
 
 
+# -- migration 13: the failure taxonomy ------------------------------------------------------------
+
+
+def _taxonomy(o: SchemaOptions) -> list[str]:
+    # The groups of the latest mining run that found failures (one row per group; read the latest RunId).
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, TAXONOMY_TABLE)}{_on_cluster(o)} (
+    RunId String CODEC(ZSTD(1)),
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    Rank UInt32,
+    Name String CODEC(ZSTD(1)),
+    Traces UInt64,
+    Templates Array(String) CODEC(ZSTD(1)),
+    Tools Map(String, UInt64),
+    Detectors Map(String, UInt64),
+    Examples Array(String) CODEC(ZSTD(1)),
+    ExampleMessage String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY (RunId, Rank)"""
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -401,6 +425,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "agent version column for the review UI", _agent_version),
     Migration(11, "muted column of flags", _muted_flags),
     Migration(12, "miner runs table", _miner_runs),
+    Migration(13, "failure taxonomy table", _taxonomy),
 )
 
 

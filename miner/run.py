@@ -27,6 +27,7 @@ from tracemill.miner.peers import PeerStats
 from tracemill.miner.result import MineResult
 from tracemill.miner.sql import span_columns
 from tracemill.miner.taxonomy import Message, build_taxonomy
+from tracemill.miner.taxonomy_store import store_taxonomy
 
 if TYPE_CHECKING:
     from tracemill.collector.store import Store
@@ -105,6 +106,7 @@ def mine_store(
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
     result.top_steps = _top_steps(store, result.run_id)
     record_run(store, result)
+    store_taxonomy(store, result.run_id, result.taxonomy)
     clock.done("write")
 
     if where == "1":  # every trace was mined now: the frame and the flags hold all the report needs

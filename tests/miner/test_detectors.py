@@ -182,3 +182,9 @@ def test_feedback_after_mining_is_mined_next_time_and_a_withdrawn_verdict_drops_
     third = miner.mine(store)
     assert third.traces == 1 and third.flags == []
     assert store.query("SELECT count() FROM tracemill_flags FINAL").result_rows == [(0,)]
+
+
+def test_the_taxonomy_is_stored_as_the_miner_computed_it(mined: Mined):
+    from tracemill.miner.taxonomy_store import latest_taxonomy
+
+    assert mined.result.taxonomy and latest_taxonomy(mined.store) == mined.result.taxonomy

@@ -286,12 +286,22 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
             GROUP BY Template ORDER BY n DESC, Template LIMIT 8""",
         {"ids": r"\b[0-9a-f]{16,}\b", "numbers": r"\d+(\.\d+)?", "quoted": r"'[^']*'|\"[^\"]*\""},
     ).result_rows
+    stored = _stored_groups(store)
     return {
         "per_day": [{"day": day.isoformat(), "kind": kind, "flags": int(n)} for day, kind, n in per_day
                     if day in recent_days],
         "versions": [{"agent": a, "version": v, "runs": int(r), "failed": int(f)} for a, v, r, f in versions],
-        "groups": [{"template": g, "kind": k, "flags": int(n), "runs": int(t)} for g, k, n, t in groups],
+        "groups": stored or [{"template": g, "kind": k, "flags": int(n), "runs": int(t)} for g, k, n, t in groups],
     }
+
+
+def _stored_groups(store: Store) -> list[dict[str, Any]]:
+    """The miner's stored failure taxonomy (``tracemill_taxonomy``), in the overview's shape; empty before the
+    first mining run that found failures, when the overview groups flag evidence itself."""
+    from tracemill.miner.taxonomy_store import latest_taxonomy
+
+    return [{"template": g["name"], "kind": next(iter(g["detectors"]), ""), "flags": g["count"], "runs": g["count"]}
+            for g in latest_taxonomy(store)[:8]]
 
 
 def _iso(moment: datetime) -> str:
