@@ -180,3 +180,20 @@ def test_muted_flags_stay_out_of_the_queue_and_the_failure_counts(flagged):
     booker = next(v for v in overview(flagged)["versions"] if v["agent"] == "booker")
     assert booker["failed"] == 0
     assert any(f["muted"] for f in list_flags(flagged, trace_id=tid(5)))
+
+
+def test_the_queue_page_context_carries_the_latest_miner_run(flagged):
+    import json
+
+    from tracemill.ui.pages import queue_context
+
+    assert queue_context(flagged, {})["miner"] is None
+    detectors = [{"detector": "give_up", "muted": True}, {"detector": "loop", "muted": False}]
+    flagged.insert("tracemill_miner_runs", [["run1", NOW, "1", "logreg-2-x", "supervised", "task id (40 runs)", 40,
+                                             0.9, 0.8, 0.5, 0.6, 0.7, 0.2, 0.4, json.dumps(detectors), "{}"]],
+                   ["RunId", "CreatedAt", "MinerVersion", "ModelVersion", "Mode", "Grouping", "Labelled", "Auroc",
+                    "Precision", "Recall", "RulesAuroc", "RulesPrecision", "RulesRecall", "Threshold", "Detectors",
+                    "Scorer"])
+    miner = queue_context(flagged, {})["miner"]
+    assert (miner["auroc"], miner["rules_auroc"], miner["grouping"]) == (0.9, 0.6, "task id (40 runs)")
+    assert miner["detectors"] == detectors
