@@ -73,12 +73,13 @@ def test_scorer_flags_unlabelled_runs_above_the_threshold_and_scores_every_trace
     flagged = {f.trace_id for f in result.flags if f.detector == "outcome_model"}
     bad = {w.trace_id for w in written if w.script.outcome is None and w.script.steps[0].tool == "refund"}
     good = {w.trace_id for w in written if w.script.outcome is None and w.script.steps[0].tool == "lookup_order"}
-    assert flagged == bad and not flagged & good
+    # The threshold is the lowest whose cross-validated precision reaches 0.7: every bad run, few good ones.
+    assert bad <= flagged and len(flagged & bad) / len(flagged) >= 0.7
     rows = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
     assert len(rows) == len(written)
     assert min(rows[t] for t in bad) > max(rows[t] for t in good)
     versions = set(store.query("SELECT DISTINCT ModelVersion FROM tracemill_trace_scores FINAL").result_rows)
-    assert versions == {(report_version := result.scorer["model_version"],)} and report_version.startswith("logreg-")
+    assert versions == {(report_version := result.scorer["model_version"],)} and report_version.startswith(result.scorer["model_name"] + "-")
 
 
 def test_failure_rates_per_version_show_a_significant_regression(new_database: Any, drop_database: Any, corpus: Any):
