@@ -79,7 +79,8 @@ def test_scorer_flags_unlabelled_runs_above_the_threshold_and_scores_every_trace
     assert len(rows) == len(written)
     assert min(rows[t] for t in bad) > max(rows[t] for t in good)
     versions = set(store.query("SELECT DISTINCT ModelVersion FROM tracemill_trace_scores FINAL").result_rows)
-    assert versions == {(report_version := result.scorer["model_version"],)} and report_version.startswith(result.scorer["model_name"] + "-")
+    report_version = result.scorer["model_version"]
+    assert versions == {(report_version,)} and report_version.startswith(result.scorer["model_name"] + "-")
 
 
 def test_failure_rates_per_version_show_a_significant_regression(new_database: Any, drop_database: Any, corpus: Any):
