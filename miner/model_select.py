@@ -3,7 +3,7 @@
 Candidates are well-known scikit-learn models over the same features: an L2-regularised logistic regression
 (numeric features scaled, hashed tokens sparse) and gradient-boosted trees (``HistGradientBoostingClassifier``
 over the numeric features and a small dense hashing of the tokens). Each is cross-validated with folds grouped
-by task; the better AUROC wins (the linear model on a tie). Its probabilities are calibrated by Platt scaling
+by task; the trees win only when their AUROC is at least 0.03 higher. Its probabilities are calibrated by Platt scaling
 fitted on its out-of-fold predictions (what ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does,
 without fitting every fold again), and the ``outcome_model`` flag threshold is the lowest one whose
 cross-validated precision reaches the target, so a failure flag is one a reviewer can trust. Fits run on one
@@ -74,7 +74,8 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int,
             predictions[name] = cross_val_predict(make_model(name, n_numeric), x, y, groups=groups,
                                                   cv=GroupKFold(n_splits=folds), method="predict_proba")[:, 1]
             scores[name] = round(float(roc_auc_score(y, predictions[name])), 4)
-    best = max(CANDIDATES, key=lambda name: (scores[name], name == "logreg"))
+    # The trees must beat the linear model clearly: on a few hundred runs, small AUROC differences are noise.
+    best = "hgb" if scores["hgb"] >= scores["logreg"] + 0.03 else "logreg"
     return best, scores, predictions[best]
 
 
