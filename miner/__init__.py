@@ -2,7 +2,7 @@
 
 ``tracemill.mine(store=...)`` runs it (see :func:`mine`); ``tracemill mine`` is the command line.
 Detectors live in :mod:`tracemill.miner.detectors` (``DETECTORS``), per-trace features in
-:mod:`tracemill.miner.sql`, the learned scorer in :mod:`tracemill.miner.scorer`.
+:mod:`tracemill.miner.sql`, the learned scorer in :mod:`tracemill.miner.scoring.scorer`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from tracemill.errors import ConfigError
 
@@ -41,8 +42,18 @@ class MinerConfig:
     """...with at least this many failures and this many successes, in at least 3 task groups."""
     min_model_auroc: float = 0.7
     """The scorer flags traces (``outcome_model``) only when its cross-validated AUROC reaches this."""
+    flag_precision: float = 0.7
+    """The ``outcome_model`` threshold is the lowest whose cross-validated precision reaches this; when none
+    does, the scorer flags nothing."""
     cv_folds: int = 5
     """Folds of the grouped cross-validation (fewer when there are fewer groups)."""
+    calibration_min_runs: int = 5
+    """A detector is measured (its confidence becomes its precision, and it may be muted) once it fires on this
+    many labelled runs."""
+    handoff_failure_lift: float = 1.25
+    """Hand-offs count as failures in a store where runs that hand off fail this many times the base rate."""
+    pinned: Mapping[str, bool] = field(default_factory=dict)
+    """Detectors pinned on (True: never muted) or off (False: always muted), by name, whatever the labels say."""
 
     def __post_init__(self) -> None:
         if self.loop_min_repeats < 2:
@@ -51,5 +62,7 @@ class MinerConfig:
             raise ConfigError(f"min_peers must be 3 or more (got {self.min_peers})")
         if not 0.0 < self.outcome_threshold < 1.0:
             raise ConfigError(f"outcome_threshold must be between 0 and 1 (got {self.outcome_threshold})")
+        if self.calibration_min_runs < 1:
+            raise ConfigError(f"calibration_min_runs must be 1 or more (got {self.calibration_min_runs})")
         if self.cv_folds < 2:
             raise ConfigError(f"cv_folds must be 2 or more (got {self.cv_folds})")

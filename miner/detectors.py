@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DETECTORS", "Detector", "Flag", "detect", "detector", "outcome_failed"]
 
-Category = Literal["failure", "near_miss"]
+Category = Literal["failure", "near_miss", "signal"]
 Severity = Literal["high", "medium", "low"]
 
 
@@ -41,6 +41,8 @@ class Flag:
     severity: Severity
     confidence: float
     evidence: str
+    muted: bool = False
+    """Its detector does not beat the base failure rate on this store's labelled runs (see calibration)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -94,7 +96,7 @@ def detect(ctx: Context, names: list[str] | None = None) -> list[Flag]:
         raise ConfigError(f"unknown detector(s) {', '.join(unknown)}; the detectors are {', '.join(DETECTORS)}")
     chosen = [DETECTORS[n] for n in names] if names else list(DETECTORS.values())
     flags: list[Flag] = []
-    for category in ("failure", "near_miss"):
+    for category in ("failure", "near_miss", "signal"):
         for unit in chosen:
             if unit.category != category or unit.name == "outcome_model":
                 continue
@@ -211,9 +213,10 @@ def _loop(ctx: Context, unit: Detector) -> Iterator[Any]:
 
 @detector("give_up", version="1", category="failure", kind="give_up")
 def _give_up(ctx: Context, unit: Detector) -> Iterator[Any]:
-    """The run gave up: its final answer refuses or says it cannot help, it hit an iteration limit, handed the
-    user off to a human, or the last LLM output was cut off (finish reason length or content_filter). Points
-    at the LLM decision that produced that ending."""
+    """The run gave up: its final answer refuses or says it cannot help, it hit an iteration limit, or the last
+    LLM output was cut off (finish reason length or content_filter). A hand-off is not giving up (see
+    ``handoff``). The final answer is the root's output, else the outermost agent's, else the last LLM
+    message's text. Points at the LLM decision that produced that ending."""
     f = ctx.frame
     for i in range(len(f)):
         raw = f["last_finish_reasons"][i]
@@ -267,8 +270,9 @@ def _latency_outlier(ctx: Context, unit: Detector) -> Iterator[Any]:
 
 @detector("empty_output", version="1", category="failure", kind="empty_output")
 def _empty_output(ctx: Context, unit: Detector) -> Iterator[Any]:
-    """A run with LLM calls ended without a final output (no text in the last LLM output and no recorded run
-    output), while not ending in an error (that is unhandled_error's). Points at the last LLM decision."""
+    """A run with LLM calls ended without a final output (no run or agent output, no text in the last LLM
+    output) and without a final tool call (a run that ends by calling a tool ended with that action), while
+    not ending in an error (that is unhandled_error's). Points at the last LLM decision."""
     f = ctx.frame
     for i in _rows(f, "final_empty"):
         if f["llm_calls"][i] and not f["root_error"][i]:
@@ -380,3 +384,21 @@ def _outcome_model(ctx: Context, unit: Detector) -> Iterator[Any]:
     cross-validated predictions (only when outcome feedback trained it). Points at the first error, else the
     last LLM decision. Its flags are made by the scorer, not in the detector pass."""
     return iter(())
+
+
+# -- signals ---------------------------------------------------------------------------------------
+
+
+@detector("handoff", version="1", category="signal", kind="handoff")
+def _handoff(ctx: Context, unit: Detector) -> Iterator[Any]:
+    """The run ended by handing the user over to a human or another agent: its final action calls a hand-off
+    tool (transfer_to_human_agents, escalate, handoff...) or its final answer says it transfers the user. Often
+    the correct ending (in customer service), so a signal, not a failure, unless this store's outcomes say
+    hand-offs fail here (calibration). Points at the LLM decision that handed off."""
+    f = ctx.frame
+    for i in _rows(f, "final_handoff"):
+        if f["root_error"][i]:
+            continue
+        how = (f"called {f['final_tool'][i]}({_short(f['final_arguments'][i], 150)})" if f["final_kind"][i] ==
+               "tool_call" else f"said: {_short(f['final_output'][i])}")
+        yield i, f["last_llm_span"][i], "", "low", 0.8, f"the run ended with a hand-off: {how}"

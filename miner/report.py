@@ -43,6 +43,7 @@ def render_html(result: dict[str, Any]) -> str:
     parts.append("<h2>Top decisive steps</h2>")
     parts.append(_table(["span name", "flags", "detectors"],
                         [[s["span_name"], s["count"], ", ".join(s["detectors"])] for s in result["top_steps"]]))
+    parts.append(_detectors_section(result))
     parts.append(_scorer_section(result["scorer"]))
     parts.append("<h2>Failure taxonomy</h2>")
     taxonomy = result["taxonomy"]
@@ -58,6 +59,23 @@ def render_html(result: dict[str, Any]) -> str:
                           f["confidence"], f["evidence"]] for f in result["flags"][:300]]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _detectors_section(result: dict[str, Any]) -> str:
+    """The calibration table: each detector's precision, recall and lift on labelled runs, muted or not."""
+    rows = result.get("detectors") or []
+    out = ["<h2>Detectors on labelled runs</h2>",
+           f"<p class='note'>runs grouped by {escape(result.get('grouping') or 'nothing')}; a muted detector's "
+           "flags are kept but left out of the review queue and the failure counts</p>"]
+    out.append(_table(["detector", "category", "runs", "failed", "precision", "recall", "lift", "state", "evidence"],
+                      [[r["detector"], r["category"], r["runs"], r["failed"], _dash(r["precision"]),
+                        _dash(r["recall"]), _dash(r["lift"]), "muted" if r["muted"] else "on", r["evidence"]]
+                       for r in rows]))  # fmt: skip
+    return "\n".join(out)
+
+
+def _dash(value: Any) -> Any:
+    return "-" if value is None else value
 
 
 def _scorer_section(scorer: dict[str, Any]) -> str:

@@ -40,6 +40,13 @@ class MineResult:
         rollouts: each rollout's arms, sequential test and state after this look (see
             :mod:`tracemill.miner.versions.rollouts`).
         timings: seconds per stage; duration_s: the whole run.
+        detectors: the calibration table, one row per detector: ``detector``, ``category``, ``runs`` and
+            ``failed`` (labelled runs it fired on, and how many failed), ``groups``, ``precision``, ``recall``,
+            ``lift``, ``base_rate`` (None without labels), ``muted``, ``pinned`` ("on", "off", ""), ``evidence``.
+        grouping: how runs were grouped into tasks, e.g. "task id (200 runs)" (see
+            :mod:`tracemill.miner.grouping`).
+
+    A muted flag (``flag.muted``) is kept and listed but not counted as a failure or near miss.
     """
 
     run_id: str
@@ -59,6 +66,8 @@ class MineResult:
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
+    detectors: list[dict[str, Any]] = field(default_factory=list)
+    grouping: str = ""
 
     def summarize(self) -> None:
         """Fill the counts from the flags."""
@@ -66,8 +75,8 @@ class MineResult:
         self.by_detector = dict(Counter(f.detector for f in self.flags).most_common())
         self.kinds = [{"category": c, "kind": k, "flags": n}
                       for (c, k), n in Counter((f.category, f.kind) for f in self.flags).most_common()]
-        failed = {f.trace_id for f in self.flags if f.category == "failure"}
-        near = {f.trace_id for f in self.flags if f.category == "near_miss"} - failed
+        failed = {f.trace_id for f in self.flags if f.category == "failure" and not f.muted}
+        near = {f.trace_id for f in self.flags if f.category == "near_miss" and not f.muted} - failed
         self.counts = {"failure": len(failed), "near_miss": len(near), "clean": self.traces - len(failed) - len(near)}
 
     def to_dict(self, *, max_flags: int | None = 1000) -> dict[str, Any]:
@@ -92,4 +101,6 @@ class MineResult:
             "rollouts": self.rollouts,
             "timings": self.timings,
             "duration_s": self.duration_s,
+            "detectors": self.detectors,
+            "grouping": self.grouping,
         }

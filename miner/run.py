@@ -20,8 +20,12 @@ from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCO
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.features import Frame, candidate_condition, load_features
+from tracemill.miner.final_action import add_final_actions
 from tracemill.miner.peers import PeerStats
+from tracemill.miner.quality.miner_runs import record_run
+from tracemill.miner.quality.taxonomy_store import store_taxonomy
 from tracemill.miner.result import MineResult
+from tracemill.miner.scoring.model_scope import model_changed
 from tracemill.miner.sql import span_columns
 from tracemill.miner.taxonomy import Message, build_taxonomy
 
@@ -36,7 +40,7 @@ Progress = Callable[[str, int, int], None]
 STAGES = ("select", "features", "detect", "localize", "score", "taxonomy", "write", "regressions")
 
 _FLAG_COLUMNS = ("RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Kind",
-                 "Severity", "Confidence", "Evidence", "CreatedAt")  # fmt: skip
+                 "Severity", "Confidence", "Evidence", "CreatedAt", "Muted")  # fmt: skip
 _SCORE_COLUMNS = ("TraceId", "ModelVersion", "FailureProbability", "CreatedAt", "PeerGroup", "Steps", "Tokens",
                   "DurationS")  # fmt: skip
 
@@ -62,6 +66,7 @@ def mine_store(
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats)
+    add_final_actions(frame)
     result.traces = len(frame)
     clock.done("features")
     if not len(frame):
@@ -71,10 +76,14 @@ def mine_store(
         return result
 
     scored = _flag_and_score(store, frame, config, result, clock, full=where == "1")
+    if scored is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
+        return mine_store(store, config=config, remine=True, progress=progress)
 
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
     _predict_decisive(store, config, result)
     result.top_steps = _top_steps(store, result.run_id)
+    record_run(store, result)
+    store_taxonomy(store, result.run_id, result.taxonomy)
     clock.done("write")
 
     result.regressions = _regressions_of_run(store, frame, result.flags, full=where == "1")
@@ -86,7 +95,8 @@ def mine_store(
 
 def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: MineResult, clock: _Clock, *,
                     full: bool) -> Any:
-    """Detect, localize, score and classify: fills ``result``'s flags, summary and taxonomy; the scorer's output."""
+    """Detect, localize, calibrate, score and classify: fills ``result``'s flags, summary and taxonomy; the
+    scorer's output, or None when the stored scores come from another model (then every trace is mined again)."""
     result.spans = int(sum(frame["spans"]))
     peers = _peers(store, frame, config, full=full)
     ctx = Context(frame=frame, config=config, peers=peers)
@@ -96,9 +106,16 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
     flags = _localize_excess(store, frame, flags, peers)
     clock.done("localize")
 
-    from tracemill.miner.scorer import score_traces
+    from tracemill.miner.quality.calibration import calibrate_flags
+    from tracemill.miner.scoring.scorer import score_traces
 
-    scored = score_traces(frame, config, flags)
+    calibrated = calibrate_flags(frame, flags, config)
+    flags = calibrated.flags
+    result.detectors = [row.to_dict() for row in calibrated.table.values()]
+    result.grouping = calibrated.grouping
+    scored = score_traces(frame, config, flags, calibrated.groups, store)
+    if not full and model_changed(store, scored.model_version):
+        return None
     flags += scored.flags
     result.scorer = scored.report
     clock.done("score")
@@ -127,8 +144,8 @@ def _regressions_of_run(store: Store, frame: Frame, flags: list[Flag], *, full: 
     if full:  # every trace was mined now: the frame and the flags hold all the report needs
         from tracemill.miner.regressions import report_from_traces
 
-        failed = {f.trace_id for f in flags if f.category == "failure"}
-        near = {f.trace_id for f in flags if f.category == "near_miss"}
+        failed = {f.trace_id for f in flags if f.category == "failure" and not f.muted}
+        near = {f.trace_id for f in flags if f.category == "near_miss" and not f.muted}
         return report_from_traces(
             (v or "(none)", s, t in failed, t in near)
             for t, v, s in zip(frame["trace_id"], frame["version"], frame["start_s"], strict=True)
@@ -191,7 +208,7 @@ def _messages(frame: Frame, flags: list[Flag]) -> list[Message]:
     index = {trace: i for i, trace in enumerate(frame["trace_id"])}
     first: dict[str, Flag] = {}
     for flag in flags:
-        if flag.category == "failure":
+        if flag.category == "failure" and not flag.muted:
             first.setdefault(flag.trace_id, flag)
     out = []
     for trace, flag in first.items():
@@ -219,6 +236,7 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
             [f.span_id for f in flags], [f.detector for f in flags], [f.detector_version for f in flags],
             [f.category for f in flags], [f.kind for f in flags], [f.severity for f in flags],
             [float(f.confidence) for f in flags], [f.evidence for f in flags], [now] * len(flags),
+            [int(f.muted) for f in flags],
         ]  # fmt: skip
         store.insert(FLAGS_TABLE, columns, _FLAG_COLUMNS, column_oriented=True)
     n = len(frame)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["GIVE_UP_PATTERN", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
+__all__ = ["RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
 
 A = "SpanAttributes"
 
@@ -33,17 +33,6 @@ Deep inside a long result (a fetched page, retrieved documents) they are content
 
 RESULT_ERROR_LEAD_CHARS = 120
 
-GIVE_UP_PATTERN = (
-    r"(?i)\bi (cannot|can't|can not|am unable to|'m unable to|am not able to|could not|couldn't|was unable to"
-    r"|wasn't able to) (help|assist|complete|do|find|finish|answer|fulfil|fulfill|process|provide|continue)"
-    r"|\bunable to (complete|help|assist|finish|continue)\b|\bgave up\b|\bgiving up\b"
-    r"|\bmax(imum)? (number of )?(iterations|steps|turns)\b|\biteration limit\b|\bstopped due to\b"
-    r"|\b(escalat\w*|hand(ing|ed)?[ -]?off|transfer(ring|red)?|forward(ing|ed)?)( this| you| it| the \w+)?"
-    r" to an? (human|person|live agent|support|operator)"
-    r"|\bhuman (agent|review|operator)\b"
-)
-"""A final answer that gives up: a refusal, "cannot help", an iteration limit, a hand-off to a human."""
-
 TIMEOUT_PATTERN = r"(?i)time[d]?[ _-]?out|deadline exceeded"
 
 _ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
@@ -52,6 +41,11 @@ _ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 def _q(pattern: str) -> str:
     """A ClickHouse string literal."""
     return "'" + pattern.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _oi_user(i: int) -> str:
+    """The condition and value of a multiIf: OpenInference input message ``i`` when it is the user's."""
+    return f"{A}['llm.input_messages.{i}.message.role'] = 'user', {A}['llm.input_messages.{i}.message.content']"
 
 
 def span_columns(bad_args_check: str) -> str:
@@ -99,13 +93,29 @@ def span_columns(bad_args_check: str) -> str:
         if(is_llm, if({A}['gen_ai.output.messages'] != '', {A}['gen_ai.output.messages'], {A}['output.value']), '')
             AS llm_output,
         if(is_llm, {A}['gen_ai.response.finish_reasons'], '') AS finish_reasons,
-        if(is_root, multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'],
-                            {A}['output.value'] != '', {A}['output.value'], ''), '') AS root_output,
+        {_conversation_columns()},
         TaskId AS task_id,
         AgentName AS agent_name,
         if(is_root OR op = 'invoke_agent',
            multiIf(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
                    {A}['gen_ai.agent.version']), '') AS version"""
+
+
+def _conversation_columns() -> str:
+    """The per-span columns of the conversation: the run's input and output, the first user turn, the last
+    answer and tool call (read by :mod:`tracemill.miner.final_action` and the scorer's text features)."""
+    return f"""
+        if(is_root OR op = 'invoke_agent',
+           multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'], {A}['output.value'] != '',
+                   {A}['output.value'], {A}['gen_ai.output.messages']), '') AS run_output,
+        if(is_llm, {A}['llm.output_messages.0.message.content'], '') AS oi_text,
+        if(ConversationId != '', ConversationId, {A}['session.id']) AS conversation,
+        if(is_root, multiIf({A}['tracemill.input'] != '', {A}['tracemill.input'], {A}['input.value']), '')
+            AS root_input,
+        if(is_llm, substring({A}['gen_ai.input.messages'], 1, 3000), '') AS genai_input,
+        if(is_llm, multiIf({_oi_user(0)}, {_oi_user(1)}, {_oi_user(2)}, ''), '') AS oi_first_user,
+        if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.name'], '') AS oi_tool,
+        if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments'], '') AS oi_args"""
 
 
 def _depth_expr(levels: int = 6) -> str:
@@ -134,6 +144,7 @@ FROM (
 LEFT JOIN (
 {_FEEDBACK_PER_TRACE}
 ) AS fb ON fb.TraceId = t.TraceId
+ORDER BY trace_id
 SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
 """
 
@@ -154,9 +165,14 @@ _SPAN_AGGREGATES = """        count() AS spans,
         if(countIf(is_root) > 0, argMinIf(SpanName, start_ns, is_root), argMin(SpanName, start_ns)) AS root_name,
         maxIf(span_error, is_root) AS root_error,
         argMinIf(error_text, start_ns, is_root) AS root_error_text,
-        argMinIf(root_output, start_ns, is_root) AS root_output,
+        argMinIf(run_output, start_ns, is_root) AS root_output,
+        argMinIf(run_output, start_ns, NOT is_root AND op = 'invoke_agent' AND run_output != '') AS agent_output,
         anyIf(task_id, task_id != '') AS task_id,
         anyIf(agent_name, agent_name != '') AS agent_name,
+        anyIf(conversation, conversation != '') AS conversation_id,
+        substring(argMinIf(root_input, start_ns, is_root), 1, 2000) AS root_input,
+        argMinIf(genai_input, start_ns, is_llm AND genai_input != '') AS first_llm_input,
+        substring(argMinIf(oi_first_user, start_ns, is_llm AND oi_first_user != ''), 1, 2000) AS first_oi_user,
         argMin(ServiceName, start_ns) AS service,
         anyIf(version, version != '') AS version,
         argMinIf(SpanId, end_ns, span_error) AS first_error_span,
@@ -181,6 +197,12 @@ _SPAN_AGGREGATES = """        count() AS spans,
         maxIf(end_ns, is_llm) AS last_llm_end,
         argMaxIf(llm_output, end_ns, is_llm) AS last_llm_output,
         argMaxIf(finish_reasons, end_ns, is_llm) AS last_finish_reasons,
+        argMaxIf(oi_text, end_ns, is_llm) AS last_oi_text,
+        argMaxIf(oi_tool, end_ns, is_llm) AS last_oi_tool,
+        argMaxIf(oi_args, end_ns, is_llm) AS last_oi_args,
+        argMaxIf(tool, end_ns, is_tool) AS last_tool,
+        argMaxIf(args, end_ns, is_tool) AS last_tool_args,
+        maxIf(end_ns, is_tool) AS last_tool_end,
         argMaxIf(SpanId, dur, is_llm OR is_tool) AS slowest_step,
         arraySort(groupArrayIf((start_ns, SpanId), is_llm)) AS llm_steps,
         arraySort(groupArrayIf((start_ns, SpanId, tool, cityHash64(tool, args), tool_failed), is_tool)) AS tool_steps,
@@ -209,10 +231,10 @@ _FEEDBACK_PER_TRACE = f"""    SELECT
 
 def _trace_features() -> str:
     """The feature columns computed from the aggregates, one per detector input."""
-    empty_final = "('', 'null', '\"\"', '[]', '{}')"
     return f"""
     t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
     bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
+    conversation_id, root_input, first_llm_input, first_oi_user,
     service, version, start_s,
     first_error_span, first_error_text,
     first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
@@ -224,17 +246,10 @@ def _trace_features() -> str:
     tool_errors > 0 AND arrayExists(x -> x.3 = first_tool_error_tool AND NOT x.5 AND x.1 > first_tool_error_start,
                                     tool_steps) AS tool_recovered,
     llm_errors > 0 AND last_llm_end > first_llm_error_end AND NOT last_llm_failed AS llm_recovered,
-    multiIf(trimBoth(root_output) NOT IN {empty_final}, root_output,
-            isValidJSON(last_llm_output) AND JSONType(last_llm_output) = 'Array',
-            arrayStringConcat(arrayMap(p -> JSONExtractString(p, 'content'),
-                arrayFilter(p -> JSONExtractString(p, 'type') = 'text',
-                    arrayFlatten(arrayMap(m -> JSONExtractArrayRaw(m, 'parts'),
-                                          JSONExtractArrayRaw(last_llm_output))))),
-                ' '),
-            last_llm_output) AS final_text,
-    substring(final_text, 1, 1000) AS final_output,
-    trimBoth(final_text) IN {empty_final} AS final_empty,
-    match(final_text, {_q(GIVE_UP_PATTERN)}) AS final_gives_up,
+    substring(root_output, 1, 4000) AS root_output, substring(agent_output, 1, 4000) AS agent_output,
+    substring(last_llm_output, 1, 8000) AS last_llm_output, substring(last_oi_text, 1, 4000) AS last_oi_text,
+    last_oi_tool, substring(last_oi_args, 1, 2000) AS last_oi_args, last_tool, substring(last_tool_args, 1, 2000)
+        AS last_tool_args, last_tool_end > last_llm_end AS ends_with_tool,
     arrayStringConcat(arrayMap(x -> x.3, tool_steps), ' ') AS tool_sequence,
     if(empty(occurrences), 0, arrayMax(occurrences)) AS max_repeats,
     arrayFirst((x, o) -> o = 2 AND countEqual(call_keys, x.4) >= {{loop_min:UInt32}}, tool_steps, occurrences).2

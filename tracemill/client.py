@@ -6,8 +6,8 @@ when none answers it opens the store itself; and when the store is locked by ano
 and no server answers, the error says exactly that and how to fix it (:func:`connect`). The Python
 API (:mod:`tracemill.feedback`) picks its backend from its ``store=``/``endpoint=`` arguments.
 
-Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining, exports,
-configuration versions and rollouts) with the
+Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining and its
+latest labelled run, exports, configuration versions and rollouts) with the
 same JSON-ready values; nothing outside this module asks which one it holds. The HTTP side uses only the
 standard library, so the CLI needs nothing beyond the core install to talk to a server.
 """
@@ -55,6 +55,7 @@ class Backend(Protocol):
     def conflicts(self, trace_id: str | None = None) -> list[dict[str, Any]]: ...
     def flags(self, **filters: Any) -> list[dict[str, Any]]: ...
     def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]: ...
+    def latest_miner_run(self) -> dict[str, Any] | None: ...
     def export(self, kind: str, **options: Any) -> Dataset: ...
     def versions(self, *, agent: str | None = None) -> dict[str, Any]: ...
     def version_diff(self, a: str, b: str) -> dict[str, Any]: ...
@@ -143,6 +144,9 @@ class ServerBackend:
     def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]:
         """Mine in the server (which owns the store); it answers when done, so ``progress`` hears nothing."""
         return self.post("/api/mine", {"since": since, "remine": remine}, timeout_s=3600)
+
+    def latest_miner_run(self) -> dict[str, Any] | None:
+        return self.get("/api/miner/latest")["run"]
 
     def export(self, kind: str, **options: Any) -> Dataset:
         answer = self.get(f"/api/exports/{kind}", options, timeout_s=600)
@@ -241,6 +245,11 @@ class StoreBackend:
         from tracemill.miner import mine
 
         return mine(self._store, since=since, remine=remine, progress=progress).to_dict()
+
+    def latest_miner_run(self) -> dict[str, Any] | None:
+        from tracemill.miner.quality.miner_runs import latest_run
+
+        return latest_run(self._store)
 
     def export(self, kind: str, *, include_unlabelled: bool = False, **options: Any) -> Dataset:
         from tracemill.trainer.assemble import BuildOptions

@@ -149,14 +149,14 @@ def list_flags(
     )
     rows = store.query(
         "SELECT TraceId, SpanId, Detector, DetectorVersion, Category, Severity, Confidence, Evidence, RunId, "
-        f"MinerVersion, CreatedAt, Kind FROM {FLAGS_TABLE} FINAL WHERE {where} "
+        f"MinerVersion, CreatedAt, Kind, Muted FROM {FLAGS_TABLE} FINAL WHERE {where} "
         "ORDER BY CreatedAt DESC, Confidence DESC, TraceId, Detector, SpanId "
         "LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     ).result_rows
     keys = ("trace_id", "span_id", "detector", "detector_version", "category", "severity", "confidence",
-            "evidence", "run_id", "miner_version", "created_at", "kind")  # fmt: skip
-    return [{**dict(zip(keys, row, strict=True)), "created_at": _iso(row[-2])} for row in rows]
+            "evidence", "run_id", "miner_version", "created_at", "kind", "muted")  # fmt: skip
+    return [{**dict(zip(keys, row, strict=True)), "created_at": _iso(row[-3]), "muted": bool(row[-1])} for row in rows]
 
 
 # -- checks --------------------------------------------------------------------------------------

@@ -139,6 +139,12 @@ def _work_routes(server: ServerHost) -> list[Route]:
 
         return await _answer(produce)
 
+    async def miner_latest(request: Request) -> JSONResponse:
+        """The latest labelled miner run: its quality next to the rules' and the detectors' calibration table."""
+        from tracemill.miner.quality.miner_runs import latest_run
+
+        return await _answer(lambda: {"run": latest_run(server.link.get())})
+
     async def mine(request: Request) -> JSONResponse:
         """Run the miner in the server (which owns the store): ``{"since": ..., "remine": false}``."""
         options, refused = await _json_body(request, advice="send only since and remine", empty=b"{}")
@@ -165,6 +171,7 @@ def _work_routes(server: ServerHost) -> list[Route]:
     return [
         Route("/api/exports/{kind}", exports, methods=["GET"]),
         Route("/api/mine", mine, methods=["POST"]),
+        Route("/api/miner/latest", miner_latest, methods=["GET"]),
     ]
 
 

@@ -32,8 +32,10 @@ __all__ = [
     "FLAGS_TABLE",
     "JUDGE_CACHE_TABLE",
     "MIGRATIONS",
+    "MINER_RUNS_TABLE",
     "SCHEMA_TABLE",
     "SPANS_TABLE",
+    "TAXONOMY_TABLE",
     "TRACE_ID_TS_TABLE",
     "TRACE_ID_TS_VIEW",
     "TRACE_SCORES_TABLE",
@@ -52,6 +54,8 @@ TRACE_ID_TS_VIEW = "otel_traces_trace_id_ts_mv"
 FEEDBACK_TABLE = "tracemill_feedback"
 FLAGS_TABLE = "tracemill_flags"
 TRACE_SCORES_TABLE = "tracemill_trace_scores"
+MINER_RUNS_TABLE = "tracemill_miner_runs"
+TAXONOMY_TABLE = "tracemill_taxonomy"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 JUDGE_CACHE_TABLE = "tracemill_judge_cache"
@@ -404,6 +408,63 @@ def _rollouts(o: SchemaOptions) -> list[str]:
     return schema_versions.rollouts_ddl(table, _on_cluster(o), _engine(o, "ReplacingMergeTree", "UpdatedAt"))
 
 
+# -- migration 11: muted flags (the miner's calibration) --------------------------------------------
+
+
+def _muted_flags(o: SchemaOptions) -> list[str]:
+    # 1 = the flag's detector does not beat the base failure rate on this store's labelled runs.
+    return [f"ALTER TABLE {_table(o, FLAGS_TABLE)}{_on_cluster(o)} ADD COLUMN IF NOT EXISTS Muted UInt8 DEFAULT 0"]
+
+
+# -- migration 12: the miner's quality, one row per labelled run --------------------------------------
+
+
+def _miner_runs(o: SchemaOptions) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, MINER_RUNS_TABLE)}{_on_cluster(o)} (
+    RunId String CODEC(ZSTD(1)),
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    MinerVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ModelVersion LowCardinality(String) CODEC(ZSTD(1)),
+    Mode LowCardinality(String) CODEC(ZSTD(1)),
+    Grouping String CODEC(ZSTD(1)),
+    Labelled UInt32,
+    Auroc Nullable(Float64),
+    Precision Nullable(Float64),
+    Recall Nullable(Float64),
+    RulesAuroc Nullable(Float64),
+    RulesPrecision Nullable(Float64),
+    RulesRecall Nullable(Float64),
+    Threshold Nullable(Float64),
+    Detectors String CODEC(ZSTD(1)),
+    Scorer String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY RunId"""
+    ]
+
+
+# -- migration 13: the failure taxonomy ------------------------------------------------------------
+
+
+def _taxonomy(o: SchemaOptions) -> list[str]:
+    # The groups of the latest mining run that found failures (one row per group; read the latest RunId).
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, TAXONOMY_TABLE)}{_on_cluster(o)} (
+    RunId String CODEC(ZSTD(1)),
+    CreatedAt DateTime64(6, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    Rank UInt32,
+    Name String CODEC(ZSTD(1)),
+    Traces UInt64,
+    Templates Array(String) CODEC(ZSTD(1)),
+    Tools Map(String, UInt64),
+    Detectors Map(String, UInt64),
+    Examples Array(String) CODEC(ZSTD(1)),
+    ExampleMessage String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY (RunId, Rank)"""
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -413,6 +474,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
+    Migration(11, "muted column of flags", _muted_flags),
+    Migration(12, "miner runs table", _miner_runs),
+    Migration(13, "failure taxonomy table", _taxonomy),
     Migration(14, "decisive-step marks in the feedback kinds", _decisive_kind),
     Migration(15, "judge model answer cache", _judge_cache),
     Migration(18, "configuration versions table", _config_versions),

@@ -20,3 +20,18 @@ def corpus():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def support():
+    """The customer-service corpus of ``support_corpus.py``."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).with_name("support_corpus.py")
+    spec = importlib.util.spec_from_file_location("tracemill_miner_support_corpus", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

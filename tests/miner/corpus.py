@@ -110,7 +110,7 @@ def script(mode: str, task: str, rng: random.Random) -> Script:
         steps = [s for n in range(1, 5) for s in _call("search_kb", query, n, ["Refunds take 5 days"])] + answer
         return Script(mode, task, steps, decisive=3, expected={"loop"})
     if mode == "give_up":
-        refusal = "I'm sorry, I cannot help with that request. Let me transfer you to a human agent."
+        refusal = "I'm sorry, I cannot help with that request."
         steps = [*_call("lookup_order", lookup, 1, shipped), Step("llm", text=refusal)]
         return Script(mode, task, steps, decisive=2, expected={"give_up"})
     if mode == "invalid_args":

@@ -65,3 +65,30 @@ def test_mine_with_a_bad_since_says_what_it_accepts(store):
     result = CliRunner().invoke(app, ["mine", "--store", _dsn(store), *NO_SERVER, "--since", "yesterday-ish"])
     assert result.exit_code == 1
     assert "time 'yesterday-ish' is not understood" in result.output
+
+
+def test_mine_prints_the_detector_table_and_flags_detectors_shows_the_latest_run(store, support, tmp_path: Path):
+    runner = CliRunner()
+    before = runner.invoke(app, ["flags", "--store", _dsn(store), *NO_SERVER, "--detectors", "--json"])
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout)["run"] is None
+    conversations = support.build(seed=9, tasks=16, trials=4)
+    traced = support.write_openinference(store, conversations)
+    support.record_outcomes(store, traced)
+    report = tmp_path / "report.html"
+    mined = runner.invoke(app, ["mine", "--store", _dsn(store), *NO_SERVER, "--report", str(report)])
+    assert mined.exit_code == 0, mined.output
+    assert "Detectors on labelled runs (grouping: conversation id (64 runs))" in mined.stdout
+    assert "Detectors on labelled runs" in report.read_text()
+    shown = runner.invoke(app, ["flags", "--store", _dsn(store), *NO_SERVER, "--detectors", "--json"])
+    latest = json.loads(shown.stdout)
+    assert latest["run"]["labelled"] == 64 and latest["run"]["grouping"] == "conversation id (64 runs)"
+    rows = {d["detector"]: d for d in latest["detectors"]}
+    failed = sum(not c.success for c in conversations)
+    assert rows["handoff"]["base_rate"] == round(failed / 64, 4)  # one run per conversation: plain rate
+    handoffs = [c for c in conversations if c.events[-1].tool == "transfer_to_human_agents"
+                or any(e.tool == "transfer_to_human_agents" for e in c.events[-3:])]
+    assert rows["handoff"]["runs"] >= len([c for c in handoffs if c.final_text is None])
+    table = runner.invoke(app, ["flags", "--store", _dsn(store), *NO_SERVER, "--detectors"])
+    assert "give_up" in table.stdout and "handoff" in table.stdout
+    assert store.query("SELECT count() FROM tracemill_miner_runs").result_rows[0][0] == 1

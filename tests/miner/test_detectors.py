@@ -83,10 +83,10 @@ def test_clean_runs_are_not_flagged(mined: Mined, path: str):
 
 
 def test_every_detector_is_a_documented_named_unit():
-    assert len(miner.DETECTORS) == 15
+    assert len(miner.DETECTORS) == 16
     for name, unit in miner.DETECTORS.items():
         assert unit.name == name and unit.version and unit.kind
-        assert unit.category in ("failure", "near_miss")
+        assert unit.category in ("failure", "near_miss", "signal")
         assert len(unit.doc) > 60, name
 
 
@@ -184,3 +184,9 @@ def test_feedback_after_mining_is_mined_next_time_and_a_withdrawn_verdict_drops_
     third = miner.mine(store)
     assert third.traces == 1 and third.flags == []
     assert store.query("SELECT count() FROM tracemill_flags FINAL").result_rows == [(0,)]
+
+
+def test_the_taxonomy_is_stored_as_the_miner_computed_it(mined: Mined):
+    from tracemill.miner.quality.taxonomy_store import latest_taxonomy
+
+    assert mined.result.taxonomy and latest_taxonomy(mined.store) == mined.result.taxonomy

@@ -169,3 +169,31 @@ def test_trace_outline_summarizes_each_span_without_its_content(flagged):
     assert [s["name"] for s in outline["spans"]] == ["invoke_agent planner", "chat m"]
     assert outline["spans"][1]["summary"] == "answer 1"
     assert "attributes" not in outline["spans"][1]
+
+
+def test_muted_flags_stay_out_of_the_queue_and_the_failure_counts(flagged):
+    add_run(flagged, 5, agent="booker", version="1")
+    flagged.insert("tracemill_flags", [["r1", "0", tid(5), sid(5, 2), "give_up", "1", "failure", "give_up", "high",
+                                        0.1, "gives up [muted: fires on 13 labelled runs, 1 failed; base rate 0.58]",
+                                        NOW, 1]], [*FLAG_COLUMNS, "Muted"])
+    assert tid(5) not in trace_ids(queue(flagged, QueueFilters()))
+    booker = next(v for v in overview(flagged)["versions"] if v["agent"] == "booker")
+    assert booker["failed"] == 0
+    assert any(f["muted"] for f in list_flags(flagged, trace_id=tid(5)))
+
+
+def test_the_queue_page_context_carries_the_latest_miner_run(flagged):
+    import json
+
+    from tracemill.ui.pages import queue_context
+
+    assert queue_context(flagged, {})["miner"] is None
+    detectors = [{"detector": "give_up", "muted": True}, {"detector": "loop", "muted": False}]
+    flagged.insert("tracemill_miner_runs", [["run1", NOW, "1", "logreg-2-x", "supervised", "task id (40 runs)", 40,
+                                             0.9, 0.8, 0.5, 0.6, 0.7, 0.2, 0.4, json.dumps(detectors), "{}"]],
+                   ["RunId", "CreatedAt", "MinerVersion", "ModelVersion", "Mode", "Grouping", "Labelled", "Auroc",
+                    "Precision", "Recall", "RulesAuroc", "RulesPrecision", "RulesRecall", "Threshold", "Detectors",
+                    "Scorer"])
+    miner = queue_context(flagged, {})["miner"]
+    assert (miner["auroc"], miner["rules_auroc"], miner["grouping"]) == (0.9, 0.6, "task id (40 runs)")
+    assert miner["detectors"] == detectors

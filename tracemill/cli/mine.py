@@ -1,7 +1,7 @@
 """``tracemill mine`` and ``tracemill flags``: run the miner and list its flags.
 
 Both go through a running ``tracemill serve`` when one owns the store (``POST /api/mine``,
-``GET /api/flags``), and open the store themselves otherwise (see :mod:`tracemill.client`).
+``GET /api/flags``, ``GET /api/miner/latest``), and open the store themselves otherwise (see :mod:`tracemill.client`).
 """
 
 from __future__ import annotations
@@ -67,11 +67,20 @@ def flags(
     store: str = store_option(_STORE_HELP),
     token: str = token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
+    detectors: bool = typer.Option(False, "--detectors", help="Show the detectors' calibration on this store's "
+                                   "labelled runs (precision, recall, lift, muted) instead of flags."),
 ) -> None:
-    """List the miner's flags, newest first, with filters."""
+    """List the miner's flags, newest first, with filters (muted detectors' flags dimmed); or, with
+    ``--detectors``, the detectors' calibration table."""
     from tracemill.client import connect
     from tracemill.errors import ConfigError
 
+    if detectors:
+        from tracemill.cli.detectors import show_detectors
+
+        with connect(server=server, store=store, token=token) as backend:
+            show_detectors(backend, as_json=as_json)
+        return
     if category not in (None, "failure", "near_miss"):
         raise ConfigError(f"--category must be failure or near_miss (got {category!r})")
     filters: dict[str, Any] = {"trace_id": trace_id, "detector": detector, "category": category, "kind": kind,
@@ -92,7 +101,7 @@ def render_flags(console: Console, found: list[dict[str, Any]]) -> None:
     table.add_column("sev", no_wrap=True)
     table.add_column("evidence", min_width=20)
     for f in found:
-        style = "red" if f["category"] == "failure" else "yellow"
+        style = "dim" if f.get("muted") else "red" if f["category"] == "failure" else "yellow"
         table.add_row(f["trace_id"][:12], f["span_id"], f"[{style}]{f.get('kind') or f['detector']}[/]",
                       f["severity"], f["evidence"])
     console.print(table)
@@ -152,6 +161,11 @@ def render_summary(console: Console, result: dict[str, Any]) -> None:
         for g in result["taxonomy"][:10]:
             groups.add_row(g["name"], str(g["count"]), g["examples"][0] if g["examples"] else "")
         console.print(groups)
+    if any(d["base_rate"] is not None for d in result.get("detectors", [])):
+        from tracemill.cli.detectors import detectors_table
+
+        title = f"Detectors on labelled runs (grouping: {result['grouping']})"
+        console.print(detectors_table(result["detectors"], title))
     scorer = result["scorer"]
     if scorer:
         console.print(f"scorer: {scorer['mode']} ({scorer['model_version']}); {scorer['note']}", highlight=False)

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from tracemill.collector.feedback.feedback import list_feedback, list_flags
 from tracemill.collector.store.reads import resolve_trace_id
 from tracemill.errors import ConfigError
+from tracemill.miner.quality.miner_runs import latest_run
 from tracemill.ui import charts
 from tracemill.ui.content import outline_rows, span_view
 from tracemill.ui.queries import SEVERITY_RANK, QueueFilters, neighbour, overview, queue, queue_choices, sort_key
@@ -45,6 +46,7 @@ def queue_context(store: Store, query: Any) -> dict[str, Any]:
               f"{v['failed']} of {v['runs']} runs failed") for v in numbers["versions"] if v["runs"]],
             percent=True),
         "config_chart": config_version_chart(store),
+        "miner": latest_run(store),
         "group_chart": charts.bars(
             [(g["template"], g["flags"], f"{g['kind']}: {g['template']} ({g['flags']} flags on {g['runs']} runs)")
              for g in numbers["groups"]]),

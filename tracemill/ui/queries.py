@@ -67,7 +67,7 @@ class QueueFilters:
 
 def _flag_rows_sql(filters: QueueFilters, params: dict[str, Any], *, trace_param: str | None = None) -> str:
     """Every current flag matching the filters, with its review label ('' when unreviewed)."""
-    conditions = ["1"]
+    conditions = ["f.Muted = 0"]  # a muted detector's flags stay out of the queue (see miner.calibration)
     if filters.kind:
         conditions.append(f"{_F_KIND} = {{kind:String}}")
         params["kind"] = filters.kind
@@ -263,7 +263,8 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
             GROUP BY Day, K ORDER BY Day DESC, K LIMIT 2000""",
     ).result_rows
     recent_days = sorted({row[0] for row in per_day})[-days:]
-    near = " AND ".join(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)
+    kept = ["Muted = 0", "Category != 'signal'"]  # muted flags and hand-off signals are not failures
+    near = " AND ".join([*kept, *(f"NOT startsWith(Category, '{p}')" for p in _NEAR_MISS_PREFIXES)])
     # An agent run is an invoke_agent span (a sub-agent's run counts for its own name and version);
     # it failed when its trace has a flag that is not a near miss. Runs of the last ``days`` only.
     versions = store.query(
@@ -281,16 +282,26 @@ def overview(store: Store, *, days: int = 30) -> dict[str, Any]:
         f"""SELECT replaceRegexpAll(replaceRegexpAll(replaceRegexpAll(lower(Evidence), {{ids:String}}, '<id>'),
                                                     {{numbers:String}}, '<n>'), {{quoted:String}}, '<s>') AS Template,
                    topK(1)({_KIND})[1], count() AS n, uniqExact(TraceId)
-            FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure'
+            FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' AND Muted = 0
             GROUP BY Template ORDER BY n DESC, Template LIMIT 8""",
         {"ids": r"\b[0-9a-f]{16,}\b", "numbers": r"\d+(\.\d+)?", "quoted": r"'[^']*'|\"[^\"]*\""},
     ).result_rows
+    stored = _stored_groups(store)
     return {
         "per_day": [{"day": day.isoformat(), "kind": kind, "flags": int(n)} for day, kind, n in per_day
                     if day in recent_days],
         "versions": [{"agent": a, "version": v, "runs": int(r), "failed": int(f)} for a, v, r, f in versions],
-        "groups": [{"template": g, "kind": k, "flags": int(n), "runs": int(t)} for g, k, n, t in groups],
+        "groups": stored or [{"template": g, "kind": k, "flags": int(n), "runs": int(t)} for g, k, n, t in groups],
     }
+
+
+def _stored_groups(store: Store) -> list[dict[str, Any]]:
+    """The miner's stored failure taxonomy (``tracemill_taxonomy``), in the overview's shape; empty before the
+    first mining run that found failures, when the overview groups flag evidence itself."""
+    from tracemill.miner.quality.taxonomy_store import latest_taxonomy
+
+    return [{"template": g["name"], "kind": next(iter(g["detectors"]), ""), "flags": g["count"], "runs": g["count"]}
+            for g in latest_taxonomy(store)[:8]]
 
 
 def _iso(moment: datetime) -> str:

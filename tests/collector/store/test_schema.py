@@ -39,7 +39,7 @@ EXPORTER_COLUMNS = [
 
 FLAG_COLUMNS = [
     "RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "DetectorVersion", "Category", "Kind", "Severity",
-    "Confidence", "Evidence", "CreatedAt",
+    "Confidence", "Evidence", "CreatedAt", "Muted",
 ]  # fmt: skip
 
 CONVENIENCE_COLUMNS = [
@@ -312,7 +312,7 @@ def test_feedback_with_unknown_kind_or_bad_json_is_refused(store, field, value):
 
 
 def test_flags_keep_one_row_per_trace_detector_span_from_the_latest_run(store):
-    names = FLAG_COLUMNS
+    names = FLAG_COLUMNS[:-1]  # Muted has a default
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     store.insert(
         "tracemill_flags",

@@ -1,25 +1,31 @@
-"""The learned scorer: failure probability from trace features, tool sequences and error text.
+"""The learned scorer: failure probability from trace features, the conversation, tool sequences and errors.
 
-With enough ``outcome`` feedback it trains a scikit-learn Pipeline (numeric features + hashed tool
-sequence bigrams + hashed error words → logistic regression), measures it with cross-validation
-grouped by task (no task in both train and test) next to the rule detectors alone, picks the flag
-threshold on the cross-validated predictions, and scores every trace. With too few labels it falls
-back to an IsolationForest anomaly score, and says so.
+With enough ``outcome`` feedback it builds one design row per trace (numeric trace features, the
+conversation's features from :mod:`tracemill.miner.scoring.text_features`: hashed tokens of user turns, final
+answer, tool arguments and results, write versus read calls, last actions, peer agreement), picks a model
+by cross-validation grouped by task (:mod:`tracemill.miner.scoring.model_select`), calibrates it, chooses the flag
+threshold for precision on the cross-validated predictions, reports its quality next to the rule detectors
+alone, and scores every trace. With too few labels it falls back to an IsolationForest anomaly score, and
+says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tracemill.deps import require
-from tracemill.miner.config import MinerConfig
+from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import DETECTORS, Flag, outcome_failed
 from tracemill.miner.features import Frame
+from tracemill.miner.scoring.model_scope import version_digest
+from tracemill.miner.scoring.text_features import TEXT_NUMERIC
+
+if TYPE_CHECKING:
+    from tracemill.collector.store.store import Store
 
 __all__ = ["NUMERIC_FEATURES", "ScoreResult", "score_traces"]
 
@@ -69,38 +75,32 @@ def _texts(frame: Frame) -> tuple[list[str], list[str]]:
     return sequences, errors
 
 
-def _pipeline() -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+def _design(frame: Frame, store: Store | None) -> np.ndarray:
+    """Numbers (trace features, then the conversation's), then the conversation document, the tool sequence
+    and the error text: one row per trace."""
+    from tracemill.miner.scoring.text_features import conversation_features, load_conversations, peer_keys
 
-    n = len(NUMERIC_FEATURES)
-    columns = ColumnTransformer([
-        ("numeric", Pipeline([("log", FunctionTransformer(_log1p)), ("scale", StandardScaler())]), list(range(n))),
-        ("tools", HashingVectorizer(n_features=2**12, token_pattern=r"[^ ]+", ngram_range=(1, 2), lowercase=False,
-                                    alternate_sign=False, norm="l2"), n),
-        ("errors", HashingVectorizer(n_features=2**12, ngram_range=(1, 1), alternate_sign=False, norm="l2"), n + 1),
-    ])  # fmt: skip
-    return Pipeline([("features", columns), ("model", LogisticRegression(C=1.0, max_iter=2000))])
-
-
-def _design(frame: Frame) -> np.ndarray:
+    conversations = load_conversations(store, list(frame["trace_id"])) if store is not None else {}
+    documents, numbers = conversation_features(frame, conversations, peer_keys(frame))
     sequences, errors = _texts(frame)
-    design = np.empty((len(frame), len(NUMERIC_FEATURES) + 2), dtype=object)
+    n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)
+    design = np.empty((len(frame), n + 3), dtype=object)
     design[:, : len(NUMERIC_FEATURES)] = _numeric(frame)
-    design[:, -2] = sequences
-    design[:, -1] = errors
+    design[:, len(NUMERIC_FEATURES) : n] = np.asarray(numbers, dtype=float).reshape(len(frame), len(TEXT_NUMERIC))
+    design[:, n], design[:, n + 1], design[:, n + 2] = documents, sequences, errors
     return design
 
 
-def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag]) -> ScoreResult:
-    """Train (or fall back), evaluate, and score every trace of ``frame``."""
+def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
+                 group_keys: Sequence[str] | None = None, store: Store | None = None) -> ScoreResult:
+    """Train (or fall back), evaluate, and score every trace of ``frame``; cross-validation is grouped by
+    ``group_keys`` (see :mod:`tracemill.miner.grouping`; by default the peer groups). With ``store``, the
+    supervised scorer also reads the conversations (:mod:`tracemill.miner.scoring.text_features`)."""
     require("sklearn", extra="miner", feature="The miner's scorer")
     labels = labels_of(frame, config)
     labelled = np.flatnonzero(labels >= 0)
-    groups = np.asarray([frame.peer_group(i) for i in range(len(frame))], dtype=object)
+    keys = group_keys if group_keys is not None else [frame.peer_group(i) for i in range(len(frame))]
+    groups = np.asarray(list(keys), dtype=object)
     positives = int(labels[labelled].sum()) if labelled.size else 0
     negatives = int(labelled.size - positives)
     group_count = len(set(groups[labelled])) if labelled.size else 0
@@ -118,62 +118,72 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag]) 
         )
         return _anomaly(frame, why)
     try:
-        return _supervised(frame, config, labels, labelled, groups, rule_flags)
+        return _supervised(frame, config, labels, labelled, groups, rule_flags, store)
     except ValueError as exc:  # e.g. a fold whose training tasks hold one class only
         return _anomaly(frame, f"the grouped cross-validation could not train: {exc}")
 
 
 def _supervised(
     frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray, groups: np.ndarray,
-    rule_flags: Sequence[Flag],
+    rule_flags: Sequence[Flag], store: Store | None,
 ) -> ScoreResult:
-    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from tracemill.miner.scoring.model_select import Platt, choose, fit_predict, precision_threshold
 
-    design = _design(frame)
+    n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)
+    design = _design(frame, store)
     x, y, g = design[labelled], labels[labelled], groups[labelled]
     folds = min(config.cv_folds, len(set(g)))
-    splits = GroupKFold(n_splits=folds)
-    cv_probs = cross_val_predict(_pipeline(), x, y, groups=g, cv=splits, method="predict_proba")[:, 1]
-    threshold = _best_threshold(y, cv_probs)
+    name, candidates, out_of_fold = choose(x, y, g, folds, n)
+    platt = Platt(out_of_fold, y)
+    cv_probs = platt(out_of_fold)
+    threshold, precise = precision_threshold(y, cv_probs, config.flag_precision)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
+    rules = _quality(y, _rule_scores(frame, rule_flags)[labelled], 1e-9)
+    probabilities = platt(fit_predict(name, n, x, y, design))
+    digest = version_digest([MINER_VERSION, repr(config), *(f"{frame['trace_id'][i]} {labels[i]}" for i in labelled)])
+    version = f"{name}-2-{digest}"
+    good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
+    flags = _model_flags(frame, labels, probabilities, threshold, version) if good_enough else []
+    why = ("" if good_enough else f"; it flags nothing: its AUROC is below {config.min_model_auroc}" if precise
+           else f"; it flags nothing: no threshold reaches precision {config.flag_precision} on the cross-validated "
+                "predictions")  # fmt: skip
+    report = {
+        "mode": "supervised", "model_version": version, "model_name": name, "candidates": candidates,
+        "note": f"{_NAMES[name]} chosen by {folds}-fold cross-validation grouped by task (AUROC "
+                + ", ".join(f"{_NAMES[k]} {v}" for k, v in candidates.items())
+                + f"), probabilities calibrated; threshold for precision {config.flag_precision}" + why,
+        "labelled": int(labelled.size), "failures": int(y.sum()), "groups": len(set(g)), "threshold": threshold,
+        "model": quality, "rules": rules,
+    }  # fmt: skip
+    return ScoreResult(probabilities, version, report, flags)
 
-    # The rule detectors alone, on the same traces: a trace's rule score is its strongest failure flag.
+
+_NAMES = {"logreg": "logistic regression", "hgb": "gradient-boosted trees"}
+
+
+def _rule_scores(frame: Frame, rule_flags: Sequence[Flag]) -> np.ndarray:
+    """The rule detectors alone: a trace's score is its strongest unmuted failure flag."""
     index = {trace: i for i, trace in enumerate(frame["trace_id"])}
-    rule_score = np.zeros(len(frame))
+    scores = np.zeros(len(frame))
     for flag in rule_flags:
-        if flag.category == "failure" and flag.detector not in _LABEL_DETECTORS:
+        if flag.category == "failure" and flag.detector not in _LABEL_DETECTORS and not flag.muted:
             i = index[flag.trace_id]
-            rule_score[i] = max(rule_score[i], flag.confidence)
-    rules = _quality(y, rule_score[labelled], 1e-9)
+            scores[i] = max(scores[i], flag.confidence)
+    return scores
 
-    model = _pipeline().fit(x, y)
-    probabilities = model.predict_proba(design)[:, 1]
-    digest = hashlib.sha256("\n".join(sorted(frame["trace_id"][i] for i in labelled)).encode()).hexdigest()[:10]
-    version = f"logreg-1-{digest}"
+
+def _model_flags(frame: Frame, labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+                 version: str) -> list[Flag]:
     unit = DETECTORS["outcome_model"]
     flags = []
-    good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc
     for i, p in enumerate(probabilities):
-        if good_enough and p >= threshold and labels[i] < 0:
+        if p >= threshold and labels[i] < 0:
             span = frame["first_error_span"][i] or frame["last_llm_span"][i] or frame["root_span"][i]
             flags.append(Flag(frame["trace_id"][i], span, unit.name, unit.version, unit.category, unit.kind,
                               "high" if p >= 0.9 else "medium", round(float(p), 3),
                               f"failure probability {p:.2f} ≥ threshold {threshold:.2f} ({version})"))
-    report = {
-        "mode": "supervised",
-        "model_version": version,
-        "note": f"logistic regression on {len(NUMERIC_FEATURES)} trace features, tool-sequence bigrams and "
-                f"error words; {folds}-fold cross-validation grouped by task"
-                + ("" if good_enough else f"; its AUROC is below {config.min_model_auroc}, so it flags nothing"),
-        "labelled": int(labelled.size),
-        "failures": int(y.sum()),
-        "groups": len(set(g)),
-        "threshold": threshold,
-        "model": quality,
-        "rules": rules,
-    }  # fmt: skip
-    return ScoreResult(probabilities, version, report, flags)
+    return flags
 
 
 def _anomaly(frame: Frame, why: str) -> ScoreResult:
@@ -192,21 +202,6 @@ def _anomaly(frame: Frame, why: str) -> ScoreResult:
     low, high = float(raw.min()), float(raw.max())
     probabilities = (raw - low) / (high - low) if high > low else np.zeros(n)
     return ScoreResult(probabilities, "isolation-forest-1", report)
-
-
-def _best_threshold(y: np.ndarray, probs: np.ndarray) -> float:
-    """The threshold with the best F1 on the cross-validated predictions."""
-    best, best_f1 = 0.5, -1.0
-    for t in np.unique(probs):
-        predicted = probs >= t
-        tp = int((predicted & (y == 1)).sum())
-        if not tp:
-            continue
-        precision, recall = tp / int(predicted.sum()), tp / max(1, int((y == 1).sum()))
-        f1 = 2 * precision * recall / (precision + recall)
-        if f1 > best_f1:
-            best, best_f1 = float(t), f1
-    return round(best, 4)
 
 
 def _quality(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:

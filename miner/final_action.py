@@ -1,0 +1,166 @@
+"""How a run ended: its final answer, or the tool call it ended with, and whether that gives up or hands off.
+
+The final answer is the root's output, else the outermost agent span's output, else the text of the last LLM
+message (GenAI JSON messages, OpenInference's flattened ``llm.output_messages.*``, or a plain ``output.value``).
+A run whose last LLM decision calls a tool, or whose last step is a tool run, ended with that action: it is
+reported as the final action (tool name and arguments), never as an empty output. A hand-off (a tool that
+transfers to a human or another agent, or an answer saying so) is told apart from giving up, because in
+customer service a hand-off is often the correct ending.
+
+The feature query returns the raw pieces (``root_output``, ``agent_output``, ``last_llm_output``, the
+OpenInference fields, the last tool); :func:`add_final_actions` turns them into columns of the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tracemill.miner.features import Frame
+
+__all__ = ["COLUMNS", "GIVE_UP_PATTERN", "HANDOFF_PATTERN", "HANDOFF_TOOL_PATTERN", "FinalAction", "add_final_actions",
+           "final_action"]  # fmt: skip
+
+GIVE_UP_PATTERN = (
+    r"(?i)\bi (cannot|can't|can not|am unable to|'m unable to|am not able to|could not|couldn't|was unable to"
+    r"|wasn't able to) (help|assist|complete|do|find|finish|answer|fulfil|fulfill|process|provide|continue)"
+    r"|\bunable to (complete|help|assist|finish|continue)\b|\bgave up\b|\bgiving up\b"
+    r"|\bmax(imum)? (number of )?(iterations|steps|turns)\b|\biteration limit\b|\bstopped due to\b"
+)
+"""A final answer that gives up: a refusal, "cannot help", an iteration limit."""
+
+HANDOFF_PATTERN = (
+    r"(?i)\b(escalat\w*|hand(ing|ed)?[ -]?(off|over)|transfer(ring|red)?|forward(ing|ed)?|connect(ing|ed)?)"
+    r"( this| you| it| your \w+| the \w+)?( now)? (to|with) (an? |our |the )?(human|person|live agent|support|"
+    r"operator|specialist|colleague|representative)"
+    r"|\bhuman (agent|review|operator|representative)\b"
+)
+"""An answer that hands the user over to a human or another agent."""
+
+HANDOFF_TOOL_PATTERN = r"(?i)hand_?off|escalat|transfer_to|route_to|connect_to|forward_to|human|live_?agent|operator"
+"""A tool whose call hands the conversation over (``transfer_to_human_agents``, ``escalate``, ``handoff``)."""
+
+COLUMNS = (
+    "root_output",
+    "agent_output",
+    "last_llm_output",
+    "last_oi_text",
+    "last_oi_tool",
+    "last_oi_args",
+    "ends_with_tool",
+    "last_tool",
+    "last_tool_args",
+)
+"""The feature columns a final action is read from."""
+
+_GIVE_UP = re.compile(GIVE_UP_PATTERN)
+_HANDOFF = re.compile(HANDOFF_PATTERN)
+_HANDOFF_TOOL = re.compile(HANDOFF_TOOL_PATTERN)
+_EMPTY = {"", "null", '""', "[]", "{}", "None"}
+
+
+@dataclass(frozen=True)
+class FinalAction:
+    """``kind`` is "answer", "tool_call" or "none"; ``text`` the final answer (may accompany a tool call)."""
+
+    kind: str
+    text: str
+    tool: str = ""
+    arguments: str = ""
+    gives_up: bool = False
+    handoff: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "tool_call":
+            return f"tool call {self.tool}({self.arguments[:200]})"
+        return self.text[:200]
+
+
+def _genai_text_and_call(raw: str) -> tuple[str, str, str] | None:
+    """(text, tool, arguments) of GenAI JSON messages (role + parts), or None when ``raw`` is not such JSON."""
+    if not raw.startswith(("[", "{")):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    messages = value if isinstance(value, list) else [value]
+    texts, tool, arguments = [], "", ""
+    for message in messages:
+        if not isinstance(message, dict):
+            return None
+        parts = message.get("parts")
+        if not isinstance(parts, list):
+            content = message.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            continue
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text" and isinstance(part.get("content"), str):
+                texts.append(part["content"])
+            elif part.get("type") == "tool_call":
+                tool, arguments = str(part.get("name") or ""), _as_text(part.get("arguments"))
+    return " ".join(texts), tool, arguments
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value) if value is not None else ""
+
+
+def _text_of(raw: str) -> str:
+    """The text of an output attribute: GenAI messages' text parts, a JSON string, or the raw text."""
+    raw = (raw or "").strip()
+    parsed = _genai_text_and_call(raw)
+    if parsed is not None:
+        return parsed[0].strip()
+    if raw.startswith('"'):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return raw
+        return value.strip() if isinstance(value, str) else raw
+    return "" if raw in _EMPTY else raw
+
+
+def final_action(row: dict[str, Any]) -> FinalAction:
+    """The final action of one trace's feature row (the columns of :data:`COLUMNS`)."""
+    text = _text_of(row["root_output"]) or _text_of(row["agent_output"])
+    llm = (row["last_llm_output"] or "").strip()
+    parsed = _genai_text_and_call(llm)
+    llm_text, tool, arguments = parsed if parsed is not None else (_text_of(llm), "", "")
+    llm_text = llm_text.strip() or (row["last_oi_text"] or "").strip()
+    if not tool and row["last_oi_tool"]:
+        tool, arguments = row["last_oi_tool"], row["last_oi_args"]
+    if not tool and row["ends_with_tool"] and row["last_tool"]:
+        tool, arguments = row["last_tool"], row["last_tool_args"]
+    if not text and tool:
+        kind = "tool_call"
+        text = llm_text
+    else:
+        text = text or llm_text
+        kind, tool, arguments = ("answer", "", "") if text and text not in _EMPTY else ("none", "", "")
+    handoff = bool(tool and _HANDOFF_TOOL.search(tool)) or bool(text and _HANDOFF.search(text))
+    gives_up = not handoff and bool(text and _GIVE_UP.search(text))
+    return FinalAction(kind, text, tool, arguments, gives_up, handoff)
+
+
+def add_final_actions(frame: Frame) -> None:
+    """Add ``final_output``, ``final_kind``, ``final_tool``, ``final_arguments``, ``final_empty``,
+    ``final_gives_up`` and ``final_handoff`` columns to ``frame``."""
+    if not len(frame):
+        actions: list[FinalAction] = []
+    else:
+        rows = zip(*(frame[name] for name in COLUMNS), strict=True)
+        actions = [final_action(dict(zip(COLUMNS, values, strict=True))) for values in rows]
+    c = frame.columns
+    c["final_output"] = [a.text[:1000] for a in actions]
+    c["final_kind"] = [a.kind for a in actions]
+    c["final_tool"] = [a.tool for a in actions]
+    c["final_arguments"] = [a.arguments[:1000] for a in actions]
+    c["final_empty"] = [int(a.kind == "none") for a in actions]
+    c["final_gives_up"] = [int(a.gives_up) for a in actions]
+    c["final_handoff"] = [int(a.handoff) for a in actions]

@@ -1,0 +1,91 @@
+"""The run's final action: the root's output, else the outermost agent's, else the last LLM message; a run may
+end with a tool call, and a hand-off is its own signal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import tracemill
+import tracemill.miner as miner
+from tracemill.collector.ingest.exporter import StoreSpanExporter
+from tracemill.miner.final_action import COLUMNS, final_action
+
+REFUSAL = "I'm sorry, I cannot help with that request."
+
+
+def _traced_agents(store: Any, answers: list[str | None], *, hand_off: bool) -> list[str]:
+    memory = InMemorySpanExporter()
+    tracemill.init(processor=SimpleSpanProcessor(memory), service_name="desk", env={})
+
+    @tracemill.agent(name="desk_agent")
+    def answer(text: str | None) -> str | None:
+        with tracemill.llm_call(provider="p", model="m", input_messages=[{"role": "user", "content": "help"}]) as c:
+            calls = [{"id": "c1", "function": {"name": "transfer_to_human_agents", "arguments": '{"summary": "x"}'}}]
+            c.record_output(content=text, tool_calls=calls if hand_off else [],
+                            finish_reasons=["tool_calls" if hand_off else "stop"])
+        if hand_off:
+            with tracemill.tool_call("transfer_to_human_agents", call_id="c1", arguments='{"summary": "x"}') as t:
+                t.record_result("Transfer successful")
+        return None if hand_off else text
+
+    ids = []
+    try:
+        for i, text in enumerate(answers):
+            with tracemill.run("desk", task_id=f"t{i}") as run:
+                answer(text)
+            ids.append(run.trace_id)
+        tracemill.force_flush()
+        StoreSpanExporter(store).export(memory.get_finished_spans())
+    finally:
+        tracemill.shutdown()
+    return ids
+
+
+def test_run_around_an_agent_returning_a_refusal_is_give_up(store: Any):
+    # The LLM's own message says nothing; the refusal is only what the agent function returned.
+    ids = _traced_agents(store, [REFUSAL] * 8, hand_off=False)
+    store.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, "
+                  "map('gen_ai.output.messages', '[]')) WHERE SpanName LIKE 'chat%' SETTINGS mutations_sync = 1")
+    result = miner.mine(store)
+    flagged = {f.trace_id for f in result.flags if f.detector == "give_up"}
+    assert flagged == set(ids)
+    assert not any(f.detector == "empty_output" for f in result.flags)
+
+
+def test_a_run_ending_with_a_hand_off_call_is_handoff_not_empty_output(store: Any):
+    ids = _traced_agents(store, [None] * 6, hand_off=True)
+    result = miner.mine(store)
+    by_detector = {(f.trace_id, f.detector) for f in result.flags}
+    assert {d for _, d in by_detector} == {"handoff"}
+    assert {t for t, _ in by_detector} == set(ids)
+    flag = next(f for f in result.flags if f.detector == "handoff")
+    assert flag.category == "signal" and "transfer_to_human_agents" in flag.evidence
+    assert result.counts["failure"] == 0
+
+
+def _row(**values: str | int) -> dict[str, Any]:
+    return {**dict.fromkeys(COLUMNS, ""), "ends_with_tool": 0, **values}
+
+
+def test_final_action_reads_each_convention():
+    genai = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Your order ships Monday."}]}])
+    assert final_action(_row(last_llm_output=genai)).text == "Your order ships Monday."
+    # OpenInference: flattened messages, tool call of the last LLM output.
+    oi = final_action(_row(last_oi_tool="refund_order", last_oi_args='{"order_id": "#W1"}'))
+    assert (oi.kind, oi.tool, oi.arguments, oi.handoff) == ("tool_call", "refund_order", '{"order_id": "#W1"}', False)
+    # The root's output wins over the agent's, which wins over the LLM's.
+    action = final_action(_row(root_output="root", agent_output="agent", last_oi_text="llm"))
+    assert action.text == "root"
+    assert final_action(_row(root_output="null", agent_output='"agent"', last_oi_text="llm")).text == "agent"
+    # A hand-off said in words, and a refusal that is not one.
+    assert final_action(_row(last_oi_text="I'm transferring you to a human agent now.")).handoff
+    refusal = final_action(_row(last_oi_text="I can't process a refund: it is past 30 days."))
+    assert refusal.gives_up and not refusal.handoff
+    # A run whose last step is a tool run ended with that tool.
+    tail = final_action(_row(ends_with_tool=1, last_tool="escalate", last_tool_args="{}"))
+    assert (tail.kind, tail.handoff) == ("tool_call", True)
+    assert final_action(_row()).kind == "none"
