@@ -14,8 +14,8 @@ tombstone, and different authors never replace each other.
 from __future__ import annotations
 
 import json
-import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from tracemill.collector.api import resolve_trace_id
 from tracemill.collector.feedback_checks import check_feedback_content
 from tracemill.collector.query import Filter, iso
 from tracemill.collector.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
+from tracemill.collector.strict_json import check_value
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
 
 if TYPE_CHECKING:
@@ -167,6 +168,10 @@ def _checked(index: int, item: Any) -> dict[str, Any]:
 
     if not isinstance(item, Mapping):
         raise fail(f"a feedback item is a JSON object, not {type(item).__name__}")
+    try:
+        check_value(dict(item), what="the item")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
     unknown = sorted(set(item) - set(_FIELDS))
     if unknown:
         raise fail(f"unknown field(s) {', '.join(map(repr, unknown))}; the fields are {', '.join(_FIELDS)}")
@@ -194,9 +199,11 @@ def _checked(index: int, item: Any) -> dict[str, Any]:
         raise fail(f"kind {out['kind']!r} is not one of {', '.join(FEEDBACK_KINDS)}")
     score = out["score"]
     if score is not None and (
-        isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+        isinstance(score, bool) or not isinstance(score, (int, float)) or not abs(score) <= sys.float_info.max
     ):
         raise fail(f"score must be a finite number (got {score!r})")
+    if score is not None and out["kind"] != "outcome" and not 0 <= score <= 1:
+        raise fail(f"score must be between 0 and 1 (got {score!r})")
     if out["value"] is not None:
         try:
             json.dumps(out["value"], allow_nan=False)

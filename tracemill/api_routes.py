@@ -9,7 +9,6 @@ Queries run in worker threads.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from tracemill.collector.http_body import read_bounded_body
 from tracemill.collector.query import parse_attributes
+from tracemill.collector.strict_json import loads_strict
 from tracemill.errors import ConfigError, NotFoundError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
@@ -175,9 +175,9 @@ async def _json_body(request: Request, *, advice: str, empty: bytes = b"") -> tu
     except PayloadTooLargeError as exc:
         return None, JSONResponse({"error": str(exc)}, 413)
     try:
-        return json.loads(body or empty), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
+        return loads_strict(body or empty), None
+    except ConfigError as exc:
+        return None, JSONResponse({"error": str(exc)}, 400)
 
 
 def _int(raw: str, name: str) -> int:

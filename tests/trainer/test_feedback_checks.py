@@ -34,7 +34,7 @@ def _non_llm_span(store, trace_id: str) -> str:
          r"tool call 0 names the tool 'cancel_order', which span [0-9a-f]{16} did not offer "
          r"\(its tools: lookup_order, refund\)"),
         ([{"name": "refund", "arguments": '{"order_id": "A-17", "amount": '}],
-         r"tool call 0 \(refund\): arguments are not JSON: Expecting value"),
+         r"tool call 0 \(refund\): the argument text is not JSON: Expecting value"),
         ([{"name": "refund", "arguments": {"order_id": "A-17"}}],
          r"tool call 0 \(refund\): the arguments do not fit the tool's parameters: arguments is missing the "
          r"required property 'amount'"),

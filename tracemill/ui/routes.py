@@ -8,7 +8,6 @@ pages' script posts feedback to ``POST /api/feedback``, the same checked write p
 from __future__ import annotations
 
 import hmac
-import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tracemill.collector.strict_json import loads_strict
 from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
 from tracemill.ui.security import COOKIE_NAME, cookie_value
 
@@ -108,8 +108,8 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
             if len(body) > _MAX_LOGIN_BYTES:
                 return JSONResponse({"error": "the sign-in request is too large"}, 413)
         try:
-            form = json.loads(body)
-        except ValueError:
+            form = loads_strict(body, what="the sign-in request")
+        except ConfigError:
             form = None
         if not isinstance(form, dict) or not isinstance(form.get("token", ""), str):
             return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."} as JSON'}, 400)
