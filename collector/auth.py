@@ -2,46 +2,70 @@
 
 A server bound to anything but loopback must not take spans or answer queries from whoever can
 reach the port, so when a token is configured every request needs ``Authorization: Bearer
-<token>`` (the scheme in any case, RFC 7235). The comparison is constant-time. A refused OTLP request gets its 401 as a
-``google.rpc.Status`` in its own encoding, like every other OTLP error.
+<token>`` (the scheme in any case, RFC 7235): the admin token or a reviewer's
+(:class:`~tracemill.collector.reviewers.Authenticator`). The identity it stands for goes into the
+request scope (:data:`IDENTITY_KEY`) for the routes. A request the review UI's guard already
+authenticated by its session cookie, or marked public (the sign-in page), passes as it is. The
+comparison is constant-time. A refused OTLP request gets its 401 as a ``google.rpc.Status`` in its
+own encoding, like every other OTLP error.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracemill.collector.otlp import PROTOBUF, status_body
 
-__all__ = ["BearerTokenMiddleware"]
+if TYPE_CHECKING:
+    from tracemill.collector.reviewers import Authenticator, Identity
+
+__all__ = ["IDENTITY_KEY", "PUBLIC_KEY", "BearerTokenMiddleware", "identity_of"]
+
+IDENTITY_KEY = "tracemill.identity"
+"""Scope key of the request's :class:`~tracemill.collector.reviewers.Identity`."""
+PUBLIC_KEY = "tracemill.public"
+"""Scope key set (by the UI guard) on requests that need no token: the sign-in page and static files."""
 
 _UNAUTHENTICATED = 16  # google.rpc.Code
+
+
+def identity_of(scope: Scope) -> Identity:
+    """Who sent the request, as the bearer check or the UI session said (nobody in particular without tokens)."""
+    from tracemill.collector.reviewers import OPEN, Identity
+
+    found = scope.get(IDENTITY_KEY)
+    return found if isinstance(found, Identity) else OPEN
 
 
 class BearerTokenMiddleware:
     """Refuse HTTP requests that lack ``Authorization: Bearer <token>`` with 401."""
 
-    def __init__(self, app: ASGIApp, *, token: str) -> None:
-        if not token:
-            raise ValueError("BearerTokenMiddleware needs a non-empty token")
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+        if not authenticator.required:
+            raise ValueError("BearerTokenMiddleware needs an admin token or reviewers")
         self.app = app
-        self._expected = token.encode()
+        self._authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get(IDENTITY_KEY) is not None or scope.get(PUBLIC_KEY):
+            await self.app(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"")
         scheme, _, credentials = given.strip().partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected):
-            await self.app(scope, receive, send)
+        identity = self._authenticator.authenticate(credentials.strip()) if scheme.lower() == b"bearer" else None
+        if identity is not None:
+            await self.app({**scope, IDENTITY_KEY: identity}, receive, send)
             return
         message = (
             "this server requires a bearer token: send 'Authorization: Bearer <token>' "
-            "(tracemill commands read it from --token or TRACEMILL_TOKEN)"
+            "(tracemill commands read it from --token or TRACEMILL_TOKEN: the admin token or a reviewer's)"
             if not given
             else "the bearer token is wrong"
         )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tracemill.collector.api import resolve_trace_id
 from tracemill.collector.feedback_checks import check_feedback_content
 from tracemill.collector.query import Filter, iso
+from tracemill.collector.reviewers import normalize_author
 from tracemill.collector.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
 from tracemill.collector.strict_json import check_value
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
@@ -43,17 +44,18 @@ _MAX_NAME = 200
 _KIND_NEEDS = {"correction": "value", "preference": "value", "score": "score", "label": "label"}
 _FEEDBACK_COLUMNS = (
     "TraceId", "SpanId", "Name", "Author", "Kind", "Value", "Score", "Label", "Comment",
-    "CreatedAt", "UpdatedAt", "IsDeleted",
+    "CreatedAt", "UpdatedAt", "IsDeleted", "WrittenBy",
 )  # fmt: skip
 
 
 def record_feedback(
-    store: Store, items: Sequence[Mapping[str, Any]], *, check_only: bool = False
+    store: Store, items: Sequence[Mapping[str, Any]], *, check_only: bool = False, written_by: str = ""
 ) -> list[dict[str, Any]]:
     """Store feedback items (dicts with the fields of :data:`_FIELDS`) and return them as stored.
 
     With ``check_only`` the items are checked and returned as they would be stored, and nothing is
-    written (an import larger than one write checks every part this way before writing any).
+    written (an import larger than one write checks every part this way before writing any). ``written_by``
+    is the identity the server authenticated ('' for none), recorded with every row.
 
     Raises :class:`~tracemill.errors.ConfigError` for an item that is malformed,
     :class:`~tracemill.errors.TraceNotFoundError` / :class:`~tracemill.errors.SpanNotFoundError`
@@ -88,6 +90,7 @@ def record_feedback(
             item["kind"] = before["kind"]
         item["created_at"] = before["created_at"] if before else now
         item["updated_at"] = now
+        item["written_by"] = written_by
         rows.append(
             [
                 *key,
@@ -99,6 +102,7 @@ def record_feedback(
                 item["created_at"],
                 now,
                 int(item["deleted"]),
+                written_by,
             ]
         )
     if not check_only:
@@ -118,6 +122,7 @@ def list_feedback(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Current feedback (tombstones left out), newest first, filtered by any of the arguments."""
+    author = normalize_author(author) if author else author
     where, params = _filters(
         store, trace_id, {"SpanId": span_id, "Name": name, "Author": author, "Kind": kind}, limit, offset
     )
@@ -185,6 +190,7 @@ def _checked(index: int, item: Any) -> dict[str, Any]:
     for field in ("name", "author"):
         if len(out[field]) > _MAX_NAME:
             raise fail(f"{field} is longer than {_MAX_NAME} characters")
+    out["author"] = normalize_author(out["author"])  # 'Alice' and 'alice ' are one author, one row
     for field in ("span_id", "label", "comment"):
         if not isinstance(out[field], str):
             raise fail(f"{field} must be a string")
@@ -278,6 +284,7 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
         **{field: item[field] for field in _FIELDS},
         "created_at": _iso(item["created_at"]),
         "updated_at": _iso(item["updated_at"]),
+        "written_by": item["written_by"],
     }
 
 
@@ -288,7 +295,7 @@ def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:
-    trace_id, span_id, name, author, kind, value, score, label, comment, created, updated, deleted = row
+    trace_id, span_id, name, author, kind, value, score, label, comment, created, updated, deleted, by = row
     return {
         "trace_id": trace_id,
         "span_id": span_id,
@@ -302,6 +309,7 @@ def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:
         "deleted": bool(deleted),
         "created_at": _iso(created),
         "updated_at": _iso(updated),
+        "written_by": by,
     }
 
 

@@ -2,8 +2,9 @@
 :mod:`tracemill.collector.feedback`.
 
 Other tracemill commands use it when a server owns the store (chDB lets one process open it).
-Errors are JSON ``{"error": message}``: 400 for a bad parameter or body, 404 for an unknown trace
-or span, 413 for a body over the limit, 503 with ``Retry-After`` while the store is unavailable.
+Errors are JSON ``{"error": message}``: 400 for a bad parameter or body, 403 for a feedback item
+naming an author the caller's token may not write as, 404 for an unknown trace or span, 413 for a
+body over the limit, 503 with ``Retry-After`` while the store is unavailable.
 Queries run in worker threads.
 """
 
@@ -17,10 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tracemill.collector.auth import identity_of
 from tracemill.collector.http_body import read_bounded_body
 from tracemill.collector.query import parse_attributes
+from tracemill.collector.reviewers import apply_identity
 from tracemill.collector.strict_json import loads_strict
-from tracemill.errors import ConfigError, NotFoundError, PayloadTooLargeError, StoreError
+from tracemill.errors import ConfigError, ForbiddenError, NotFoundError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
     from tracemill.server import CollectorServer
@@ -79,12 +82,24 @@ def api_routes(server: CollectorServer) -> list[Route]:
         document, refused = await _json_body(request, advice="send fewer items")
         if refused is not None:
             return refused
-        items = document if isinstance(document, list) else [document]
+        identity = identity_of(request.scope)
+        try:
+            items = apply_identity(document if isinstance(document, list) else [document], identity,
+                                   reviewers=server.authenticator.reviewers is not None)
+        except ForbiddenError as exc:
+            return JSONResponse({"error": str(exc)}, 403)
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
         check_only = request.query_params.get("check_only", "").lower() in ("1", "true", "yes")
         return await _answer(
-            lambda: {"feedback": feedback.record_feedback(server.link.get(), items, check_only=check_only)},
+            lambda: {"feedback": feedback.record_feedback(server.link.get(), items, check_only=check_only,
+                                                          written_by=identity.written_by)},
             status_code=200 if check_only else 201,
         )
+
+    async def who_am_i(request: Request) -> JSONResponse:
+        """Who the server takes the caller for: ``{"role": "reviewer"|"admin"|"open", "author": name|null}``."""
+        return JSONResponse(identity_of(request.scope).to_dict())
 
     async def feedback_conflicts(request: Request) -> JSONResponse:
         from tracemill.collector.feedback_conflicts import list_conflicts
@@ -147,6 +162,7 @@ def api_routes(server: CollectorServer) -> list[Route]:
         Route("/api/status", status, methods=["GET"]),
         Route("/api/traces", traces, methods=["GET"]),
         Route("/api/traces/{trace_id}", trace, methods=["GET"]),
+        Route("/api/identity", who_am_i, methods=["GET"]),
         Route("/api/feedback", feedback_list, methods=["GET"]),
         Route("/api/feedback", feedback_write, methods=["POST"]),
         Route("/api/feedback/conflicts", feedback_conflicts, methods=["GET"]),

@@ -105,7 +105,11 @@ def serve(
     ),
     token: str = typer.Option(
         None, "--token", envvar=env_name("token"),
-        help="Require 'Authorization: Bearer TOKEN' on every request.",
+        help="Admin token: require 'Authorization: Bearer TOKEN' (this or a reviewer's) on every request.",
+    ),
+    reviewers: str = typer.Option(
+        None, "--reviewers", envvar=env_name("reviewers"),
+        help="File of reviewer tokens, one line 'author token' each, re-read when it changes.",
     ),
     spool: str = typer.Option(
         None, "--spool", envvar=env_name("spool_dir"),
@@ -143,7 +147,7 @@ def serve(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings.from_env(
         store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster,
-        openinference=openinference,
+        openinference=openinference, reviewers=reviewers,
     )
 
     def ready(server: Any, url: str) -> None:

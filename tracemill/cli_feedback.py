@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from functools import wraps
 from pathlib import Path
@@ -20,7 +19,7 @@ from rich.table import Table
 
 from tracemill.cli_options import server_option, store_option, token_option
 from tracemill.errors import ConfigError, NotFoundError, ServerError
-from tracemill.feedback import AUTHOR_ENV
+from tracemill.feedback import AUTHOR_ENV, fill_authors, server_identity
 
 __all__ = ["register"]
 
@@ -54,7 +53,8 @@ _SERVER = server_option()
 _STORE = store_option(_STORE_HELP)
 _TOKEN = token_option()
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
-_AUTHOR = typer.Option(None, "--author", envvar=AUTHOR_ENV.name, help="Who gives the feedback (default: $USER).")
+_AUTHOR = typer.Option(None, "--author", envvar=AUTHOR_ENV.name,
+                       help="Who gives the feedback (default: the reviewer of your token, else $USER).")
 _COMMENT = typer.Option("", "--comment", help="Free text kept with the feedback.")
 _TRACE = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits.")
 _ITEM_INDEX = re.compile(r"^item (\d+): ")
@@ -91,10 +91,11 @@ class _Backend:
 
     def write(self, items: list[dict[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
         if self.remote:
+            items = fill_authors(items, identity=lambda: server_identity(self.backend))
             return self.backend.post("/api/feedback" + ("?check_only=true" if check_only else ""), items)["feedback"]
         from tracemill.collector.feedback import record_feedback
 
-        return record_feedback(self.backend.store, items, check_only=check_only)
+        return record_feedback(self.backend.store, fill_authors(items, identity=None), check_only=check_only)
 
     def listing(self, **filters: Any) -> list[dict[str, Any]]:
         if self.remote:
@@ -111,8 +112,9 @@ class _Backend:
         return list_conflicts(self.backend.store, trace_id=trace_id)
 
 
-def _author(author: str | None) -> str:
-    return author or os.environ.get("USER") or "anonymous"
+def _author(author: str | None) -> str | None:
+    """The author named with --author (TRACEMILL_AUTHOR); None lets the server take it from the token."""
+    return author or None
 
 
 def _write_one(item: dict[str, Any], server: str | None, store: str | None, token: str | None,
@@ -305,7 +307,6 @@ def import_command(
             raise ConfigError(f"{path}: line {number} is not JSON: {exc}; nothing was stored") from None
         if not isinstance(item, dict):
             raise ConfigError(f"{path}: line {number} is not a JSON object; nothing was stored")
-        item.setdefault("author", _author(None))
         items.append(item)
         lines.append(number)
     if not items:

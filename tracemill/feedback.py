@@ -4,7 +4,9 @@ and read it back with ``list`` and ``conflicts``.
 Each function writes through the one checked write path (:func:`tracemill.collector.feedback.record_feedback`):
 with ``store=`` (a DSN or an open :class:`~tracemill.Store`) in this process, otherwise through the
 running server's API (``endpoint=``, default ``TRACEMILL_SERVER`` or the local server; token from
-``TRACEMILL_TOKEN``), like the CLI. A refused item raises a :class:`~tracemill.ConfigError` (or
+``TRACEMILL_TOKEN``: the admin token or your reviewer token), like the CLI. With a reviewer's token the
+server writes as that reviewer: leave ``author`` out (or give your own name). Without one, ``author``
+defaults to ``TRACEMILL_AUTHOR``, else ``$USER``. A refused item raises a :class:`~tracemill.ConfigError` (or
 ``TraceNotFoundError``/``SpanNotFoundError``) naming what was wrong, and nothing is stored. The values
 follow one convention every component reads (see docs/datasets.md).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import builtins
 import os
 import urllib.error
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracemill.errors import ConfigError
@@ -148,8 +150,9 @@ def record(
         from tracemill.collector.store import using_store
 
         with using_store(store) as opened:
-            return record_feedback(opened, builtins.list(items))
-    return _server(endpoint).post("/api/feedback", builtins.list(items))["feedback"]
+            return record_feedback(opened, fill_authors(items, identity=None))
+    server = _server(endpoint)
+    return server.post("/api/feedback", fill_authors(items, identity=server.identity))["feedback"]
 
 
 def list(
@@ -193,8 +196,26 @@ def conflicts(
 # -- plumbing ------------------------------------------------------------------------------------
 
 
-def _author(author: str | None) -> str:
-    return author or os.environ.get(AUTHOR_ENV.name) or os.environ.get("USER") or "anonymous"
+def _author(author: str | None) -> str | None:
+    return author or os.environ.get(AUTHOR_ENV.name) or None
+
+
+def default_author() -> str:
+    """Who writes when nobody is authenticated and no author is named: ``$USER``."""
+    return os.environ.get("USER") or "anonymous"
+
+
+def fill_authors(
+    items: Sequence[Mapping[str, Any]], *, identity: Callable[[], Mapping[str, Any]] | None
+) -> builtins.list[dict[str, Any]]:
+    """The items with ``author`` left out where none was named, so the server sets it from the token; when
+    nobody is authenticated (``identity`` is None for a store opened here, or the server says ``open``), the
+    default author instead."""
+    out = [{k: v for k, v in item.items() if not (k == "author" and v is None)} for item in items]
+    if any("author" not in item for item in out) and (identity is None or identity().get("role") == "open"):
+        for item in out:
+            item.setdefault("author", default_author())
+    return out
 
 
 def _one(item: dict[str, Any], store: Store | str | None, endpoint: str | None) -> dict[str, Any]:
@@ -215,6 +236,10 @@ class _Server:
     def post(self, path: str, body: Any) -> Any:
         return self._call(lambda: self.backend.post(path, body))
 
+    def identity(self) -> Mapping[str, Any]:
+        """Who the server takes this client's token for (a server that cannot say authenticates nobody)."""
+        return server_identity(self.backend)
+
     def _call(self, send: Any) -> Any:
         try:
             return send()
@@ -223,6 +248,16 @@ class _Server:
                 f"no tracemill server answers at {self.backend.url} ({exc}); pass store= to use a store "
                 "directly, or start `tracemill serve`"
             ) from None
+
+
+def server_identity(backend: Any) -> Mapping[str, Any]:
+    """``GET /api/identity`` of a server backend; ``open`` for a server that predates it."""
+    from tracemill.errors import ServerError
+
+    try:
+        return backend.get("/api/identity")
+    except ServerError:
+        return {"role": "open", "author": None}
 
 
 def _server(endpoint: str | None) -> _Server:

@@ -38,6 +38,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "port of `tracemill serve` (OTLP/HTTP and the API on one port); default 4318, the OTLP/HTTP port"),
     EnvVar("TRACEMILL_TOKEN", "token",
            "bearer token the server requires on every request, and that the CLI sends; default: none"),
+    EnvVar("TRACEMILL_REVIEWERS", "reviewers",
+           "file of reviewer tokens, one line 'author token' each, read again when it changes (rotation); a "
+           "reviewer's token makes a request that reviewer, and TRACEMILL_TOKEN stays the admin token; default: none"),
+    EnvVar("TRACEMILL_SESSION_TTL_S", "session_ttl_s",
+           "seconds a review UI sign-in lasts before the token is asked again; default 28800 (8 hours)"),
     EnvVar("TRACEMILL_SERVER", "server",
            "URL where CLI commands look for a running server; default http://127.0.0.1:$TRACEMILL_PORT"),
     EnvVar("TRACEMILL_SPOOL", "spool_dir",
@@ -102,6 +107,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str | None = None
+    reviewers: str | None = None
+    session_ttl_s: float = 8 * 3600.0
     spool_dir: str | None = None
     spool_max_bytes: int = 1 << 30
     spool_sync: Literal["full", "normal"] = "full"
@@ -158,13 +165,16 @@ class ServerSettings:
             or self.writer_processes < 0
         ):
             raise ConfigError(f"writer_processes must be 0 or a positive whole number (got {self.writer_processes!r})")
+        if not self.session_ttl_s > 0:
+            raise ConfigError(f"session_ttl_s must be a positive number of seconds (got {self.session_ttl_s!r}); "
+                              "set TRACEMILL_SESSION_TTL_S")
         if not self.flush_interval_s > 0:
             raise ConfigError(f"flush_interval_s must be a positive number of seconds (got {self.flush_interval_s!r})")
         if self.spool_sync not in ("full", "normal"):
             raise ConfigError(f"spool_sync must be 'full' or 'normal' (got {self.spool_sync!r})")
         if self.token is not None and not self.token.strip():
             raise ConfigError("the token is empty; give a non-empty --token (TRACEMILL_TOKEN) or none at all")
-        if not self.token and not is_loopback(self.host):
+        if not self.token and not self.reviewers and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host!r} without a token: anyone who can reach it could send and "
                 "read traces. Set a bearer token with --token or TRACEMILL_TOKEN, or bind to 127.0.0.1"
@@ -184,7 +194,7 @@ _INT_FIELDS = {
     "port", "spool_max_bytes", "max_request_bytes", "batch_spans", "batch_bytes", "max_inflight_bytes",
     "writer_processes",
 }
-_FLOAT_FIELDS = {"flush_interval_s"}
+_FLOAT_FIELDS = {"flush_interval_s", "session_ttl_s"}
 
 
 def _parse(name: str, field: str, raw: str, default: Any) -> Any:
@@ -282,6 +292,7 @@ class CollectorServer:
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
         self.outbox = _outbox_watcher(self, settings)
+        self.authenticator, self.sessions = _identity(settings)
         self.started_at = time.time()
         self._stopped = False
         self.on_stopped: Callable[[CollectorServer], None] | None = None
@@ -350,8 +361,21 @@ class CollectorServer:
         out["forward"] = self.forwarder.status() if self.forwarder else None
         out["outbox"] = self.outbox.status() if self.outbox else None
         out["url"] = self.settings.url
-        out["auth"] = bool(self.settings.token)
+        out["auth"] = self.authenticator.required
+        out["reviewers"] = self.authenticator.reviewers is not None
         return out
+
+
+def _identity(settings: ServerSettings) -> tuple[Any, Any]:
+    """Who the server can tell apart (admin token, reviewers file) and the UI's sessions (None without tokens)."""
+    from tracemill.collector.reviewers import Authenticator, ReviewerFile
+    from tracemill.ui.sessions import SessionStore
+
+    reviewers = ReviewerFile(settings.reviewers) if settings.reviewers else None
+    authenticator = Authenticator(settings.token, reviewers)
+    sessions = (SessionStore(settings.session_ttl_s, still_valid=authenticator.still_valid)
+                if authenticator.required else None)
+    return authenticator, sessions
 
 
 def _outbox_watcher(server: CollectorServer, settings: ServerSettings) -> Any:
@@ -392,9 +416,9 @@ def build_app(server: CollectorServer) -> Any:
     middleware = [Middleware(RequestGuardMiddleware, bind_host=server.settings.host,
                              allowed_hosts=server.settings.allowed_hosts)]
     # Inside the Host check, before the bearer check: the review UI's cookie stands for the bearer token.
-    middleware.append(Middleware(UiGuardMiddleware, token=server.settings.token))
-    if server.settings.token:
-        middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
+    middleware.append(Middleware(UiGuardMiddleware, sessions=server.sessions))
+    if server.authenticator.required:
+        middleware.append(Middleware(BearerTokenMiddleware, authenticator=server.authenticator))
     routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server), *ui_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

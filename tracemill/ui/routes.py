@@ -7,7 +7,6 @@ pages' script posts feedback to ``POST /api/feedback``, the same checked write p
 
 from __future__ import annotations
 
-import hmac
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +18,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tracemill.collector.auth import identity_of
 from tracemill.collector.strict_json import loads_strict
 from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
-from tracemill.ui.security import COOKIE_NAME, cookie_value
+from tracemill.ui.security import COOKIE_NAME, SESSION_KEY
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -50,58 +50,63 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
     from tracemill.ui import pages
 
     env = environment()
-    token = server.settings.token
+    auth = server.authenticator.required
+    sessions = server.sessions
 
-    def render(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-        html = env.get_template(name).render(**context, auth=bool(token))
+    def render(name: str, context: dict[str, Any], status_code: int = 200, request: Request | None = None
+               ) -> HTMLResponse:
+        who = identity_of(request.scope) if request is not None else None
+        html = env.get_template(name).render(**context, auth=auth, who=who.to_dict() if who else None)
         return HTMLResponse(html, status_code, headers={"Cache-Control": "no-store"})
 
-    async def page(produce: Any) -> Response:
+    async def page(produce: Any, request: Request) -> Response:
         try:
             return await run_in_threadpool(produce)
         except (TraceNotFoundError, SpanNotFoundError) as exc:
-            return await run_in_threadpool(render, "error.html", {"title": "Not found", "message": str(exc)}, 404)
+            context = {"title": "Not found", "message": str(exc)}
+            return await run_in_threadpool(render, "error.html", context, 404, request)
         except ConfigError as exc:
-            return await run_in_threadpool(render, "error.html", {"title": "Bad request", "message": str(exc)}, 400)
+            context = {"title": "Bad request", "message": str(exc)}
+            return await run_in_threadpool(render, "error.html", context, 400, request)
         except StoreError as exc:
-            return await run_in_threadpool(
-                render, "error.html", {"title": "Store unavailable", "message": str(exc)}, 503)
+            context = {"title": "Store unavailable", "message": str(exc)}
+            return await run_in_threadpool(render, "error.html", context, 503, request)
 
     async def queue_page(request: Request) -> Response:
         def produce() -> Response:
             context = pages.queue_context(server.link.get(), request.query_params)
-            return render("queue.html", context)
+            return render("queue.html", context, request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def trace_page(request: Request) -> Response:
         def produce() -> Response:
             context = pages.trace_context(server.link.get(), request.path_params["trace_id"], request.query_params,
                                           rng=random.Random())
-            return render("trace.html", context)
+            return render("trace.html", context, request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def span_fragment(request: Request) -> Response:
         def produce() -> Response:
             params = request.path_params
             return render("span_fragment.html", pages.span_context(server.link.get(), params["trace_id"],
-                                                                   params["span_id"]))
+                                                                   params["span_id"]), request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def step(request: Request) -> Response:
         def produce() -> Response:
             target = pages.step_target(server.link.get(), request.query_params)
             return RedirectResponse(target, 303)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def login_form(request: Request) -> Response:
         return render("login.html", {"next": _local(request.query_params.get("next"))})
 
     async def login(request: Request) -> Response:
-        """``{"token", "next"}`` as JSON from the sign-in page's script: the cookie, and where to go next."""
+        """``{"token", "next"}`` as JSON from the sign-in page's script: a session cookie, and where to go next."""
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -114,16 +119,25 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
         if not isinstance(form, dict) or not isinstance(form.get("token", ""), str):
             return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."} as JSON'}, 400)
         target = _local(form.get("next") if isinstance(form.get("next"), str) else None)
-        if token and not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            return JSONResponse({"error": "That token does not match this server's TRACEMILL_TOKEN."}, 401)
         response = JSONResponse({"next": target})
-        if token:
-            response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
-                                secure=request.url.scheme == "https")
+        if sessions is None:
+            return response
+        token = form.get("token", "").encode()
+        identity = server.authenticator.authenticate(token)
+        if identity is None:
+            return JSONResponse({"error": "That token is not this server's admin token (TRACEMILL_TOKEN) nor a "
+                                          "reviewer's (TRACEMILL_REVIEWERS)."}, 401)
+        session_id, _ = sessions.open(identity, server.authenticator.digest(token))
+        response.set_cookie(COOKIE_NAME, session_id, max_age=int(sessions.ttl_s), httponly=True, samesite="strict",
+                            path="/", secure=request.url.scheme == "https")
         return response
 
     async def logout(request: Request) -> Response:
-        response = JSONResponse({"next": "/ui/login" if token else "/ui/"})
+        """End the session: its id stops working at once, wherever the cookie was copied."""
+        session_id = request.scope.get(SESSION_KEY)
+        if sessions is not None and isinstance(session_id, str):
+            sessions.revoke(session_id)
+        response = JSONResponse({"next": "/ui/login" if auth else "/ui/"})
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
         return response
 

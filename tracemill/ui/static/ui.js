@@ -6,10 +6,12 @@
 
   var AUTHOR_KEY = "tracemill.author";
 
+  // Signed in, the server sets the author from the session (no author is sent); a server without tokens
+  // takes the name typed in the header.
   function author() {
     var input = document.getElementById("author");
-    var name = input && input.value.trim();
-    return name || "reviewer";
+    if (!input) return undefined;
+    return input.value.trim() || "reviewer";
   }
 
   function setupAuthor() {
