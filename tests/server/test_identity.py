@@ -88,7 +88,7 @@ def test_the_admin_writes_for_an_author_only_with_as_author_which_is_recorded(se
 
 
 def test_the_reviewers_file_is_read_again_when_it_changes(served):
-    server, trace_id, reviewers = served
+    server, _, reviewers = served
     rotated = "alice-rotated-token-0123456789"
     original = reviewers.read_text()
     try:
