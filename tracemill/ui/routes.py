@@ -14,14 +14,14 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tracemill.collector.auth import identity_of
-from tracemill.collector.strict_json import loads_strict
 from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
-from tracemill.ui.security import COOKIE_NAME, SESSION_KEY
+from tracemill.ui.sign_in import local_target as _local
+from tracemill.ui.sign_in import sign_in_handlers
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["ui_routes"]
 
 _HERE = Path(__file__).parent
-_MAX_LOGIN_BYTES = 4096
 
 
 def environment() -> Environment:
@@ -51,7 +50,6 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
 
     env = environment()
     auth = server.authenticator.required
-    sessions = server.sessions
 
     def render(name: str, context: dict[str, Any], status_code: int = 200, request: Request | None = None
                ) -> HTMLResponse:
@@ -105,41 +103,7 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
     async def login_form(request: Request) -> Response:
         return render("login.html", {"next": _local(request.query_params.get("next"))})
 
-    async def login(request: Request) -> Response:
-        """``{"token", "next"}`` as JSON from the sign-in page's script: a session cookie, and where to go next."""
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_LOGIN_BYTES:
-                return JSONResponse({"error": "the sign-in request is too large"}, 413)
-        try:
-            form = loads_strict(body, what="the sign-in request")
-        except ConfigError:
-            form = None
-        if not isinstance(form, dict) or not isinstance(form.get("token", ""), str):
-            return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."} as JSON'}, 400)
-        target = _local(form.get("next") if isinstance(form.get("next"), str) else None)
-        response = JSONResponse({"next": target})
-        if sessions is None:
-            return response
-        token = form.get("token", "").encode()
-        identity = server.authenticator.authenticate(token)
-        if identity is None:
-            return JSONResponse({"error": "That token is not this server's admin token (TRACEMILL_TOKEN) nor a "
-                                          "reviewer's (TRACEMILL_REVIEWERS)."}, 401)
-        session_id, _ = sessions.open(identity, server.authenticator.digest(token))
-        response.set_cookie(COOKIE_NAME, session_id, max_age=int(sessions.ttl_s), httponly=True, samesite="strict",
-                            path="/", secure=request.url.scheme == "https")
-        return response
-
-    async def logout(request: Request) -> Response:
-        """End the session: its id stops working at once, wherever the cookie was copied."""
-        session_id = request.scope.get(SESSION_KEY)
-        if sessions is not None and isinstance(session_id, str):
-            sessions.revoke(session_id)
-        response = JSONResponse({"next": "/ui/login" if auth else "/ui/"})
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
-        return response
+    login, logout = sign_in_handlers(server)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui/", 307)
@@ -157,10 +121,3 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="ui-static"),
         ]),
     ]  # fmt: skip
-
-
-def _local(target: str | None) -> str:
-    """A redirect target inside the UI only (never another site: '//evil' and 'http:' are refused)."""
-    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/ui/"
