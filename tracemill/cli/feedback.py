@@ -243,6 +243,7 @@ def import_command(
     from tracemill.collector.feedback.feedback import MAX_FEEDBACK_ITEMS
 
     items, lines = [], []
+    named = _author(None)  # the author setting; else the server takes the author from the token
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -252,6 +253,8 @@ def import_command(
             raise ConfigError(f"{path}: line {number} is not JSON: {exc}; nothing was stored") from None
         if not isinstance(item, dict):
             raise ConfigError(f"{path}: line {number} is not a JSON object; nothing was stored")
+        if named:
+            item.setdefault("author", named)
         items.append(item)
         lines.append(number)
     if not items:
