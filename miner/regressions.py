@@ -34,7 +34,8 @@ FROM (
     GROUP BY TraceId
 ) AS t
 LEFT JOIN (
-    SELECT TraceId, countIf(Category = 'failure') AS failures, countIf(Category = 'near_miss') AS near_misses
+    SELECT TraceId, countIf(Category = 'failure' AND Muted = 0) AS failures,
+           countIf(Category = 'near_miss' AND Muted = 0) AS near_misses
     FROM {FLAGS_TABLE} FINAL GROUP BY TraceId
 ) AS f ON f.TraceId = t.TraceId
 GROUP BY version, day

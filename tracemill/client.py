@@ -30,7 +30,8 @@ from tracemill.tracer.config import local_server_url
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url", "open_backend"]
+__all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url", "fill_authors",
+           "open_backend"]
 
 
 Progress = Callable[[str, int, int], None]
@@ -129,8 +130,16 @@ class ServerBackend:
         return self.get("/api/traces/" + urllib.parse.quote(trace_id, safe=""))
 
     def record_feedback(self, items: Sequence[Mapping[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
+        """Items without an author go as they are: the server writes them as the reviewer of this token."""
         path = "/api/feedback" + ("?check_only=true" if check_only else "")
-        return self.post(path, [dict(item) for item in items])["feedback"]
+        return self.post(path, fill_authors(items, identity=self.identity))["feedback"]
+
+    def identity(self) -> Mapping[str, Any]:
+        """Who the server takes this client's token for: ``GET /api/identity`` (``open`` where it cannot say)."""
+        try:
+            return self.get("/api/identity")
+        except ServerError:
+            return {"role": "open", "author": None}
 
     def feedback(self, **filters: Any) -> list[dict[str, Any]]:
         return self.get("/api/feedback", filters)["feedback"]
@@ -224,7 +233,7 @@ class StoreBackend:
     def record_feedback(self, items: Sequence[Mapping[str, Any]], *, check_only: bool = False) -> list[dict[str, Any]]:
         from tracemill.collector.feedback.feedback import record_feedback
 
-        return record_feedback(self._store, [dict(item) for item in items], check_only=check_only)
+        return record_feedback(self._store, fill_authors(items, identity=None), check_only=check_only)
 
     def feedback(self, **filters: Any) -> list[dict[str, Any]]:
         from tracemill.collector.feedback.feedback import list_feedback
@@ -288,6 +297,19 @@ class StoreBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fill_authors(
+    items: Sequence[Mapping[str, Any]], *, identity: Callable[[], Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The items with ``author`` left out where none was named, so the server sets it from the token; when
+    nobody is authenticated (``identity`` is None for a store opened here, or the server says ``open``),
+    ``$USER`` instead."""
+    out = [{k: v for k, v in item.items() if not (k == "author" and v is None)} for item in items]
+    if any("author" not in item for item in out) and (identity is None or identity().get("role") == "open"):
+        for item in out:
+            item.setdefault("author", os.environ.get("USER") or "anonymous")
+    return out
 
 
 def connect(

@@ -111,8 +111,9 @@ SERVER = Setting(
     ("cli", "library"))
 TOKEN = Setting(
     "TRACEMILL_TOKEN", "token", "str", None,
-    "bearer token the server requires on every request, and that the CLI and tracemill.feedback send; "
-    "default: none", ("server", "cli", "library"))
+    "bearer token the server requires on every request (the admin token beside TRACEMILL_REVIEWERS), and that "
+    "the CLI and tracemill.feedback send (a reviewer's token makes them that reviewer); default: none",
+    ("server", "cli", "library"))
 AUTHOR = Setting(
     "TRACEMILL_AUTHOR", "author", "str", None,
     "who gives feedback from the CLI and tracemill.feedback; default $USER", ("cli", "library"))
@@ -179,6 +180,14 @@ ROLLOUT_CHECK_S = Setting(
     "TRACEMILL_ROLLOUT_CHECK_S", "rollout_check_s", "float", 60.0,
     "seconds between the server's looks at running rollouts (halting a significantly worse candidate); "
     "0 turns them off; default 60", ("server",))
+REVIEWERS = Setting(
+    "TRACEMILL_REVIEWERS", "reviewers", "str", None,
+    "file of reviewer tokens, one line 'author token' each, read again when it changes (rotation); a "
+    "reviewer's token makes a request that reviewer, and TRACEMILL_TOKEN stays the admin token; default: none",
+    ("server",))
+SESSION_TTL_S = Setting(
+    "TRACEMILL_SESSION_TTL_S", "session_ttl_s", "float", 8 * 3600.0,
+    "seconds a review UI sign-in lasts before the token is asked again; default 28800 (8 hours)", ("server",))
 LOG_LEVEL = Setting(
     "TRACEMILL_LOG_LEVEL", "log_level", "str", "info",
     "log level of `tracemill serve`: debug, info, warning or error; default info", ("server",),

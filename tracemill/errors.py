@@ -19,6 +19,7 @@ built-in it refines where one fits, so ``except ValueError`` keeps working::
     ├── PayloadError (ValueError)            received telemetry cannot be decoded (HTTP 400)
     │   ├── PayloadTooLargeError             received telemetry is over the size limit (HTTP 413)
     │   └── UnsupportedMediaTypeError        a Content-Type/-Encoding OTLP/HTTP does not define (HTTP 415)
+    ├── ForbiddenError (PermissionError)     the request's identity may not do this (HTTP 403)
     └── ServerError                          a tracemill server answered with an error
 
 This module imports nothing, so every component may use it.
@@ -49,6 +50,10 @@ class StoreLockedError(StoreError):
 
 class SchemaError(StoreError):
     """The store's schema could not be created or migrated."""
+
+
+class ForbiddenError(TracemillError, PermissionError):
+    """The authenticated caller may not do what the request asks (write as another author)."""
 
 
 class PayloadError(TracemillError, ValueError):

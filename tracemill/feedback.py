@@ -4,7 +4,9 @@ and read it back with ``list`` and ``conflicts``.
 Each function writes through the one checked write path (:func:`tracemill.collector.feedback.feedback.record_feedback`):
 with ``store=`` (a DSN or an open :class:`~tracemill.Store`) in this process, otherwise through the
 running server's API (``endpoint=``, default the ``server`` setting or the local server; token from the
-``token`` setting, see :mod:`tracemill.config`), like the CLI. A refused item raises a
+``token`` setting, see :mod:`tracemill.config`: the admin token or your reviewer token), like the CLI. With a
+reviewer's token the server writes as that reviewer: leave ``author`` out (or give your own name). Without one,
+``author`` defaults to the ``author`` setting, else ``$USER``. A refused item raises a
 :class:`~tracemill.ConfigError` (or ``TraceNotFoundError``/``SpanNotFoundError``) naming what was wrong, and
 nothing is stored. The values follow one convention every component reads (see docs/datasets.md).
 """
@@ -12,7 +14,6 @@ nothing is stored. The values follow one convention every component reads (see d
 from __future__ import annotations
 
 import builtins
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -192,9 +193,10 @@ def conflicts(
 # -- plumbing ------------------------------------------------------------------------------------
 
 
-def default_author(author: str | None = None) -> str:
-    """``author``, else the author setting, else ``$USER``: who wrote feedback that names nobody (Python and CLI)."""
-    return author or config.AUTHOR.raw() or os.environ.get("USER") or "anonymous"
+def default_author(author: str | None = None) -> str | None:
+    """``author``, else the author setting; None leaves it to the backend: the server takes it from the token,
+    and where nobody is authenticated it is ``$USER`` (:func:`tracemill.client.fill_authors`)."""
+    return author or config.AUTHOR.raw() or None
 
 
 def _one(item: dict[str, Any], store: Store | str | None, endpoint: str | None) -> dict[str, Any]:

@@ -128,8 +128,15 @@ def write_dataset(
     def rows(items: list[dict[str, Any]]) -> list[Row]:
         return [Row(item, "", "", "", "") for item in items]
 
-    with _no_cyclic_gc():
-        return _write(Path(output), rows(train), rows(held_out), manifest, progress)
+    directory = Path(output)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with _no_cyclic_gc():
+            return _write(directory, rows(train), rows(held_out), manifest, progress)
+    except OSError as exc:  # a file in the way, a path under a file, a read-only place, a full disk
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(output) else ""
+        raise ConfigError(f"cannot write the dataset to {str(output)!r}{where}: {exc.strerror or exc}; "
+                          "choose a directory you can write to with --output") from None
 
 
 def _write(

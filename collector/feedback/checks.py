@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.feedback.decisive import DECISIVE, check_decisive
 from tracemill.collector.feedback.json_schema import schema_errors
+from tracemill.collector.feedback.strict_json import loads_strict
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError
 
@@ -132,10 +133,7 @@ def _correction_value(value: Any) -> dict[str, Any]:
             raise ConfigError(f"tool call {number} has unknown field(s) {', '.join(sorted(unknown))}")
         arguments = call.get("arguments", {})
         if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except ValueError as exc:
-                raise ConfigError(f"tool call {number} ({call['name']}): arguments are not JSON: {exc}") from None
+            arguments = loads_strict(arguments, what=f"tool call {number} ({call['name']}): the argument text")
         call_id = call.get("id") or f"call_{number}"
         if not isinstance(call_id, str):
             raise ConfigError(f"tool call {number} ({call['name']}): id must be a string")

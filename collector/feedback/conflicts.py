@@ -9,8 +9,10 @@ corrections, opposite labels (``good``/``bad`` and their synonyms), scores or ou
 :data:`SCORE_CONFLICT_GAP` apart, preferences in both directions, or decisive marks on different spans.
 
 Policies (``--resolve``): ``latest`` keeps the newest row, ``majority`` the opinion most authors
-hold (a tie settles nothing), ``author:NAME[,NAME...]`` the first listed author who judged the
-subject. Without a policy a conflicted subject is left out of datasets; either way it is counted.
+hold, one vote per distinct author (names normalised; on a server with reviewer tokens the server, not
+the writer, says who the author is) and a tie settles nothing, ``author:NAME[,NAME...]`` the first
+listed author who judged the subject. Without a policy a conflicted subject is left out of datasets;
+either way it is counted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from tracemill.collector.feedback.reviewers import normalize_author
 from tracemill.collector.store.schema import FEEDBACK_TABLE
 from tracemill.errors import ConfigError
 
@@ -48,7 +51,7 @@ LABEL_POLARITY = {
 }  # fmt: skip
 """Labels with a direction; ``flag_review`` labels count too (confirmed: the flag is right)."""
 
-_COLUMNS = "TraceId, SpanId, Name, Author, Kind, Value, Score, Label, Comment, CreatedAt, UpdatedAt"
+_COLUMNS = "TraceId, SpanId, Name, Author, Kind, Value, Score, Label, Comment, CreatedAt, UpdatedAt, WrittenBy"
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,13 @@ def current_feedback(store: Store, *, since_ns: int | None = None, kinds: Sequen
         params,
     ).result_rows
     keys = ("trace_id", "span_id", "name", "author", "kind", "value", "score", "label", "comment", "created_at",
-            "updated_at")  # fmt: skip
+            "updated_at", "written_by")  # fmt: skip
     decode = msgspec.json.Decoder().decode  # 100k corrections: several times faster than json.loads
     out = []
     for row in rows:
         item = dict(zip(keys, row, strict=True))
         item["value"] = decode(item["value"]) if item["value"] else None
+        item["author"] = normalize_author(item["author"])  # rows written before names were normalised
         if item["kind"] == "outcome" and item["score"] is None and isinstance(item["value"], dict):
             item["score"] = _outcome_score(item["value"])  # written before outcomes carried their score
         out.append(item)
@@ -146,7 +150,7 @@ def opinion(row: Mapping[str, Any]) -> Any:
 
 
 def _disagree(rows: Sequence[Mapping[str, Any]]) -> bool:
-    if len({row["author"] for row in rows}) < 2:
+    if len({row["author"] for row in rows}) < 2:  # one author cannot conflict with themselves
         return False
     if rows[0]["kind"] in ("score", "outcome"):
         scores = [row["score"] for row in rows if row["score"] is not None]
@@ -199,12 +203,13 @@ def _pick(rows: Sequence[Mapping[str, Any]], policy: ResolvePolicy) -> Mapping[s
 
     if policy.kind == "latest":
         return latest(rows)
-    if policy.kind == "majority":
-        counts = Counter(opinion(row) for row in rows).most_common()
+    if policy.kind == "majority":  # one vote per author (their latest row), however many rows they wrote
+        votes = {row["author"]: row for row in sorted(rows, key=lambda row: row["updated_at"])}
+        counts = Counter(opinion(row) for row in votes.values()).most_common()
         if len(counts) > 1 and counts[0][1] == counts[1][1]:
             return None
-        return latest(row for row in rows if opinion(row) == counts[0][0])
-    for author in policy.authors:
+        return latest(row for row in votes.values() if opinion(row) == counts[0][0])
+    for author in map(normalize_author, policy.authors):
         theirs = [row for row in rows if row["author"] == author]
         if theirs:
             return latest(theirs)

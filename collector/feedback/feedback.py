@@ -14,14 +14,16 @@ tombstone, and different authors never replace each other.
 from __future__ import annotations
 
 import json
-import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.feedback.checks import check_feedback_content
 from tracemill.collector.feedback.decisive import check_one_per_author, superseded
+from tracemill.collector.feedback.reviewers import normalize_author
+from tracemill.collector.feedback.strict_json import check_value
 from tracemill.collector.store.query import Filter, iso
 from tracemill.collector.store.reads import resolve_trace_id
 from tracemill.collector.store.schema import FEEDBACK_KINDS, FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
@@ -43,17 +45,18 @@ _MAX_NAME = 200
 _KIND_NEEDS = {"correction": "value", "preference": "value", "score": "score", "label": "label"}
 _FEEDBACK_COLUMNS = (
     "TraceId", "SpanId", "Name", "Author", "Kind", "Value", "Score", "Label", "Comment",
-    "CreatedAt", "UpdatedAt", "IsDeleted",
+    "CreatedAt", "UpdatedAt", "IsDeleted", "WrittenBy",
 )  # fmt: skip
 
 
 def record_feedback(
-    store: Store, items: Sequence[Mapping[str, Any]], *, check_only: bool = False
+    store: Store, items: Sequence[Mapping[str, Any]], *, check_only: bool = False, written_by: str = ""
 ) -> list[dict[str, Any]]:
     """Store feedback items (dicts with the fields of :data:`_FIELDS`) and return them as stored.
 
     With ``check_only`` the items are checked and returned as they would be stored, and nothing is
-    written (an import larger than one write checks every part this way before writing any).
+    written (an import larger than one write checks every part this way before writing any). ``written_by``
+    is the identity the server authenticated ('' for none), recorded with every row.
 
     Raises :class:`~tracemill.errors.ConfigError` for an item that is malformed,
     :class:`~tracemill.errors.TraceNotFoundError` / :class:`~tracemill.errors.SpanNotFoundError`
@@ -90,6 +93,7 @@ def record_feedback(
             item["kind"] = before["kind"]
         item["created_at"] = before["created_at"] if before else now
         item["updated_at"] = now
+        item["written_by"] = written_by
         rows.append(
             [
                 *key,
@@ -101,6 +105,7 @@ def record_feedback(
                 item["created_at"],
                 now,
                 int(item["deleted"]),
+                written_by,
             ]
         )
     if not check_only:
@@ -120,6 +125,7 @@ def list_feedback(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Current feedback (tombstones left out), newest first, filtered by any of the arguments."""
+    author = normalize_author(author) if author else author
     where, params = _filters(
         store, trace_id, {"SpanId": span_id, "Name": name, "Author": author, "Kind": kind}, limit, offset
     )
@@ -170,6 +176,10 @@ def _checked(index: int, item: Any) -> dict[str, Any]:
 
     if not isinstance(item, Mapping):
         raise fail(f"a feedback item is a JSON object, not {type(item).__name__}")
+    try:
+        check_value(dict(item), what="the item")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
     unknown = sorted(set(item) - set(_FIELDS))
     if unknown:
         raise fail(f"unknown field(s) {', '.join(map(repr, unknown))}; the fields are {', '.join(_FIELDS)}")
@@ -183,6 +193,7 @@ def _checked(index: int, item: Any) -> dict[str, Any]:
     for field in ("name", "author"):
         if len(out[field]) > _MAX_NAME:
             raise fail(f"{field} is longer than {_MAX_NAME} characters")
+    out["author"] = normalize_author(out["author"])  # 'Alice' and 'alice ' are one author, one row
     for field in ("span_id", "label", "comment"):
         if not isinstance(out[field], str):
             raise fail(f"{field} must be a string")
@@ -197,9 +208,11 @@ def _checked(index: int, item: Any) -> dict[str, Any]:
         raise fail(f"kind {out['kind']!r} is not one of {', '.join(FEEDBACK_KINDS)}")
     score = out["score"]
     if score is not None and (
-        isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+        isinstance(score, bool) or not isinstance(score, (int, float)) or not abs(score) <= sys.float_info.max
     ):
         raise fail(f"score must be a finite number (got {score!r})")
+    if score is not None and out["kind"] != "outcome" and not 0 <= score <= 1:
+        raise fail(f"score must be between 0 and 1 (got {score!r})")
     if out["value"] is not None:
         try:
             json.dumps(out["value"], allow_nan=False)
@@ -274,6 +287,7 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
         **{field: item[field] for field in _FIELDS},
         "created_at": _iso(item["created_at"]),
         "updated_at": _iso(item["updated_at"]),
+        "written_by": item["written_by"],
     }
 
 
@@ -284,7 +298,7 @@ def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:
-    trace_id, span_id, name, author, kind, value, score, label, comment, created, updated, deleted = row
+    trace_id, span_id, name, author, kind, value, score, label, comment, created, updated, deleted, by = row
     return {
         "trace_id": trace_id,
         "span_id": span_id,
@@ -298,6 +312,7 @@ def _feedback_row(row: Sequence[Any]) -> dict[str, Any]:
         "deleted": bool(deleted),
         "created_at": _iso(created),
         "updated_at": _iso(updated),
+        "written_by": by,
     }
 
 

@@ -2,14 +2,14 @@
 :mod:`tracemill.collector.feedback.feedback`.
 
 Other tracemill commands use it when a server owns the store (chDB lets one process open it).
-Errors are JSON ``{"error": message}``: 400 for a bad parameter or body, 404 for an unknown trace
-or span, 413 for a body over the limit, 503 with ``Retry-After`` while the store is unavailable.
+Errors are JSON ``{"error": message}``: 400 for a bad parameter or body, 403 for a feedback item
+naming an author the caller's token may not write as, 404 for an unknown trace or span, 413 for a
+body over the limit, 503 with ``Retry-After`` while the store is unavailable.
 Queries run in worker threads.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tracemill.collector.feedback.reviewers import apply_identity
+from tracemill.collector.feedback.strict_json import loads_strict
 from tracemill.collector.ingest.http_body import read_bounded_body
+from tracemill.collector.server.auth import identity_of
 from tracemill.collector.store.query import parse_attributes
-from tracemill.errors import ConfigError, NotFoundError, PayloadTooLargeError, StoreError
+from tracemill.errors import ConfigError, ForbiddenError, NotFoundError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
     from tracemill.collector.server.host import ServerHost
@@ -89,12 +92,24 @@ def _feedback_routes(server: ServerHost) -> list[Route]:
         document, refused = await _json_body(request, advice="send fewer items")
         if refused is not None:
             return refused
-        items = document if isinstance(document, list) else [document]
+        identity = identity_of(request.scope)
+        try:
+            items = apply_identity(document if isinstance(document, list) else [document], identity,
+                                   reviewers=server.authenticator.reviewers is not None)
+        except ForbiddenError as exc:
+            return JSONResponse({"error": str(exc)}, 403)
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
         check_only = request.query_params.get("check_only", "").lower() in ("1", "true", "yes")
         return await _answer(
-            lambda: {"feedback": feedback.record_feedback(server.link.get(), items, check_only=check_only)},
+            lambda: {"feedback": feedback.record_feedback(server.link.get(), items, check_only=check_only,
+                                                          written_by=identity.written_by)},
             status_code=200 if check_only else 201,
         )
+
+    async def who_am_i(request: Request) -> JSONResponse:
+        """Who the server takes the caller for: ``{"role": "reviewer"|"admin"|"open", "author": name|null}``."""
+        return JSONResponse(identity_of(request.scope).to_dict())
 
     async def feedback_conflicts(request: Request) -> JSONResponse:
         from tracemill.collector.feedback.conflicts import list_conflicts
@@ -107,6 +122,7 @@ def _feedback_routes(server: ServerHost) -> list[Route]:
         return await _listing(server, request, "flags", feedback.list_flags, keys)
 
     return [
+        Route("/api/identity", who_am_i, methods=["GET"]),
         Route("/api/feedback", feedback_list, methods=["GET"]),
         Route("/api/feedback", feedback_write, methods=["POST"]),
         Route("/api/feedback/conflicts", feedback_conflicts, methods=["GET"]),
@@ -206,9 +222,9 @@ async def _json_body(request: Request, *, advice: str, empty: bytes = b"") -> tu
     except PayloadTooLargeError as exc:
         return None, JSONResponse({"error": str(exc)}, 413)
     try:
-        return json.loads(body or empty), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, JSONResponse({"error": f"the body is not JSON: {exc}"}, 400)
+        return loads_strict(body or empty), None
+    except ConfigError as exc:
+        return None, JSONResponse({"error": str(exc)}, 400)
 
 
 def _int(raw: str, name: str) -> int:

@@ -2,21 +2,29 @@
 
 A server bound to anything but loopback must not take spans or answer queries from whoever can
 reach the port, so when a token is configured every request needs ``Authorization: Bearer
-<token>`` (the scheme in any case, RFC 7235). The comparison is constant-time. A refused OTLP request gets its 401 as a
-``google.rpc.Status`` in its own encoding, like every other OTLP error.
+<token>`` (the scheme in any case, RFC 7235): the admin token or a reviewer's
+(:class:`~tracemill.collector.feedback.reviewers.Authenticator`). The identity it stands for goes into the
+request scope (:data:`IDENTITY_KEY`) for the routes. A request the review UI's guard already
+authenticated by its session cookie, or marked public (the sign-in page), passes as it is. The
+comparison is constant-time. A refused OTLP request gets its 401 as a ``google.rpc.Status`` in its
+own encoding, like every other OTLP error.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracemill import config
+from tracemill.collector.feedback.reviewers import IDENTITY_KEY, PUBLIC_KEY, identity_of
 from tracemill.collector.ingest.otlp import PROTOBUF, status_body
 
-__all__ = ["BearerTokenMiddleware"]
+if TYPE_CHECKING:
+    from tracemill.collector.feedback.reviewers import Authenticator
+
+__all__ = ["IDENTITY_KEY", "PUBLIC_KEY", "BearerTokenMiddleware", "identity_of"]
 
 _UNAUTHENTICATED = 16  # google.rpc.Code
 
@@ -24,25 +32,29 @@ _UNAUTHENTICATED = 16  # google.rpc.Code
 class BearerTokenMiddleware:
     """Refuse HTTP requests that lack ``Authorization: Bearer <token>`` with 401."""
 
-    def __init__(self, app: ASGIApp, *, token: str) -> None:
-        if not token:
-            raise ValueError("BearerTokenMiddleware needs a non-empty token")
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+        if not authenticator.required:
+            raise ValueError("BearerTokenMiddleware needs an admin token or reviewers")
         self.app = app
-        self._expected = token.encode()
+        self._authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get(IDENTITY_KEY) is not None or scope.get(PUBLIC_KEY):
+            await self.app(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"")
         scheme, _, credentials = given.strip().partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected):
-            await self.app(scope, receive, send)
+        identity = self._authenticator.authenticate(credentials.strip()) if scheme.lower() == b"bearer" else None
+        if identity is not None:
+            await self.app({**scope, IDENTITY_KEY: identity}, receive, send)
             return
         message = (
             "this server requires a bearer token: send 'Authorization: Bearer <token>' "
-            f"(tracemill commands read it from --token or {config.TOKEN.name})"
+            f"(tracemill commands read it from --token or {config.TOKEN.name}: the admin token or a reviewer's)"
             if not given
             else "the bearer token is wrong"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from tracemill.collector.feedback.reviewers import Authenticator
     from tracemill.collector.server.settings import ServerSettings
     from tracemill.collector.store.connection import StoreLink
 
@@ -23,6 +24,9 @@ class ServerHost(Protocol):
 
     @property
     def link(self) -> StoreLink: ...
+
+    @property
+    def authenticator(self) -> Authenticator: ...
 
     def health(self) -> dict[str, Any]: ...
 

@@ -84,6 +84,7 @@ class CollectorServer:
             on_accepted=self.forwarder.submit if self.forwarder else None,
         )
         self.outbox = _outbox_watcher(self, settings)
+        self.authenticator, self.sessions = _identity(settings)
         from tracemill.collector.server.rollout_watch import RolloutWatcher
 
         self.rollouts = RolloutWatcher(self.link.get, interval_s=settings.rollout_check_s)
@@ -158,8 +159,21 @@ class CollectorServer:
         out["forward"] = self.forwarder.status() if self.forwarder else None
         out["outbox"] = self.outbox.status() if self.outbox else None
         out["url"] = self.settings.url
-        out["auth"] = bool(self.settings.token)
+        out["auth"] = self.authenticator.required
+        out["reviewers"] = self.authenticator.reviewers is not None
         return out
+
+
+def _identity(settings: ServerSettings) -> tuple[Any, Any]:
+    """Who the server can tell apart (admin token, reviewers file) and the UI's sessions (None without tokens)."""
+    from tracemill.collector.feedback.reviewers import Authenticator, ReviewerFile
+    from tracemill.ui.sessions import SessionStore
+
+    reviewers = ReviewerFile(settings.reviewers) if settings.reviewers else None
+    authenticator = Authenticator(settings.token, reviewers)
+    sessions = (SessionStore(settings.session_ttl_s, still_valid=authenticator.still_valid)
+                if authenticator.required else None)
+    return authenticator, sessions
 
 
 def _outbox_watcher(server: CollectorServer, settings: ServerSettings) -> Any:
@@ -201,9 +215,9 @@ def build_app(server: CollectorServer) -> Any:
     middleware = [Middleware(RequestGuardMiddleware, bind_host=server.settings.host,
                              allowed_hosts=server.settings.allowed_hosts)]
     # Inside the Host check, before the bearer check: the review UI's cookie stands for the bearer token.
-    middleware.append(Middleware(UiGuardMiddleware, token=server.settings.token))
-    if server.settings.token:
-        middleware.append(Middleware(BearerTokenMiddleware, token=server.settings.token))
+    middleware.append(Middleware(UiGuardMiddleware, sessions=server.sessions))
+    if server.authenticator.required:
+        middleware.append(Middleware(BearerTokenMiddleware, authenticator=server.authenticator))
     routes = [Route("/v1/traces", server.receiver.handle, methods=["POST"]), *api_routes(server),
               *version_routes(server), *ui_routes(server)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -44,6 +44,8 @@ class ServerSettings:
     host: str = config.HOST.default
     port: int = config.PORT.default
     token: str | None = config.TOKEN.default
+    reviewers: str | None = config.REVIEWERS.default
+    session_ttl_s: float = config.SESSION_TTL_S.default
     spool_dir: str | None = config.SPOOL.default
     spool_max_bytes: int = config.SPOOL_MAX_BYTES.default
     spool_sync: Literal["full", "normal"] = config.SPOOL_SYNC.default
@@ -94,6 +96,9 @@ class ServerSettings:
             or self.writer_processes < 0
         ):
             raise ConfigError(f"writer_processes must be 0 or a positive whole number (got {self.writer_processes!r})")
+        if not self.session_ttl_s > 0:
+            raise ConfigError(f"session_ttl_s must be a positive number of seconds (got {self.session_ttl_s!r}); "
+                              f"set {config.SESSION_TTL_S.name}")
         if not self.flush_interval_s > 0:
             raise ConfigError(f"flush_interval_s must be a positive number of seconds (got {self.flush_interval_s!r})")
         if not self.rollout_check_s >= 0:
@@ -107,7 +112,7 @@ class ServerSettings:
         token = config.TOKEN.name
         if self.token is not None and not self.token.strip():
             raise ConfigError(f"the token is empty; give a non-empty --token ({token}) or none at all")
-        if not self.token and not is_loopback(self.host):
+        if not self.token and not self.reviewers and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host!r} without a token: anyone who can reach it could send and "
                 f"read traces. Set a bearer token with --token or {token}, or bind to 127.0.0.1"

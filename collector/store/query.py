@@ -164,10 +164,23 @@ def parse_attributes(items: Iterable[str] | None, *, option: str = "--attr") -> 
     return out
 
 
+_LATEST_S = 253402300799.0  # 9999-12-31T23:59:59Z, the last second datetime (and DateTime64) can hold
+
+
 def parse_since(value: str | float | int) -> float:
     """A point in time as Unix seconds, from a number, an ISO-8601 time, or a duration back from now ('90m', '2h')."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    seconds = _parse_moment(value)
+    if not 0 <= seconds <= _LATEST_S:
+        raise ConfigError(f"time {value!r} is outside 1970-01-01 .. 9999-12-31; give a duration like 7d, an "
+                          "ISO-8601 time or Unix seconds in that range")
+    return seconds
+
+
+def _parse_moment(value: str | float | int) -> float:
+    if isinstance(value, bool) or (not isinstance(value, (int, float, str))):
+        raise ConfigError(f"time {value!r} is not a time; give a duration like 7d, an ISO-8601 time or Unix seconds")
+    if isinstance(value, (int, float)):
+        return float(value) if abs(value) <= 1e300 else float("inf")
     text = str(value).strip()
     match = _DURATION.match(text.lower())
     if match:

@@ -465,6 +465,16 @@ ORDER BY (RunId, Rank)"""
     ]
 
 
+# -- migration 9: who wrote each feedback row ---------------------------------------------------
+
+
+def _written_by(o: SchemaOptions) -> list[str]:
+    # The identity the server authenticated for the write (a reviewer, or 'admin' writing for an author);
+    # '' where nobody was authenticated (a server without tokens, a store opened directly).
+    return [f"ALTER TABLE {_table(o, FEEDBACK_TABLE)}{_on_cluster(o)} ADD COLUMN IF NOT EXISTS WrittenBy String "
+            "DEFAULT '' CODEC(ZSTD(1))"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -474,6 +484,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "dead-letter table for spans the store refused", _dead_letters),
     Migration(7, "trace scores table and flag kinds", _trace_scores),
     Migration(8, "agent version column for the review UI", _agent_version),
+    Migration(9, "who wrote each feedback row", _written_by),
     Migration(11, "muted column of flags", _muted_flags),
     Migration(12, "miner runs table", _miner_runs),
     Migration(13, "failure taxonomy table", _taxonomy),

@@ -48,7 +48,7 @@ def failed_runs(store: Store, threshold: float = 0.5) -> dict[str, str]:
     """Trace id → failure kind of every failed run: the strongest failure flag's kind, else ``outcome``."""
     flagged = store.query(
         f"SELECT TraceId, argMax(if(Kind != '', Kind, Detector), Confidence) FROM {FLAGS_TABLE} FINAL "
-        "WHERE Category = 'failure' AND Detector != {own:String} GROUP BY TraceId", {"own": DETECTOR}
+        "WHERE Category = 'failure' AND Muted = 0 AND Detector != {own:String} GROUP BY TraceId", {"own": DETECTOR}
     ).result_rows
     out = {trace_id: kind for trace_id, kind in flagged}
     outcomes = store.query(

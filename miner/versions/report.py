@@ -2,7 +2,7 @@
 
 A run's version is :func:`~tracemill.tracer.versions.config_version.run_version` of its decisions' versions
 (``tracemill.config.version`` on its LLM spans) and its ``gen_ai.agent.version``. A run failed when
-it has a failure flag or its latest outcome is a failure (label ``failure``, or a reward below
+it has an unmuted failure flag or its latest outcome is a failure (label ``failure``, or a reward below
 the miner's outcome threshold). Each version is compared with the agent's previous one (Fisher's
 exact test); a significant shift is reported with the change that came with it.
 """
@@ -66,7 +66,7 @@ FROM (
     GROUP BY TraceId
     HAVING length(decisions) > 0 OR agent_version != '' OR rollout != ''
 ) AS t
-LEFT JOIN (SELECT TraceId, count() AS failures FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure'
+LEFT JOIN (SELECT TraceId, count() AS failures FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' AND Muted = 0
            GROUP BY TraceId) AS f ON f.TraceId = t.TraceId
 LEFT JOIN (SELECT TraceId, argMax(Label, UpdatedAt) AS label, argMax(Score, UpdatedAt) AS score, count() AS n
            FROM {FEEDBACK_TABLE} FINAL WHERE IsDeleted = 0 AND Kind = 'outcome'

@@ -34,17 +34,18 @@ def _non_llm_span(store, trace_id: str) -> str:
          r"tool call 0 names the tool 'cancel_order', which span [0-9a-f]{16} did not offer "
          r"\(its tools: lookup_order, refund\)"),
         ([{"name": "refund", "arguments": '{"order_id": "A-17", "amount": '}],
-         r"tool call 0 \(refund\): arguments are not JSON: Expecting value"),
+         r"tool call 0 \(refund\): the argument text is not JSON: Expecting value"),
         ([{"name": "refund", "arguments": {"order_id": "A-17"}}],
-         r"tool call 0 \(refund\): the arguments do not fit the tool's parameters: arguments is missing the "
-         r"required property 'amount'"),
+         r"tool call 0 \(refund\): the arguments do not fit the tool's parameters: arguments: 'amount' is a "
+         r"required property"),
         ([{"name": "refund", "arguments": {"order_id": "A-17", "amount": "twenty"}}],
-         r"arguments.amount must be number \(got string\)"),
+         r"arguments.amount: 'twenty' is not of type 'number'"),
         ([{"name": "refund", "arguments": {"order_id": "A-17", "amount": 20, "reason": "bored"}}],
-         r"arguments.reason must be one of \['damaged', 'late', 'other'\] \(got 'bored'\)"),
-        ([{"name": "refund", "arguments": {"order_id": "A-17", "amount": -5}}], r"arguments.amount must be at least 0"),
+         r"arguments.reason: 'bored' is not one of \['damaged', 'late', 'other'\]"),
+        ([{"name": "refund", "arguments": {"order_id": "A-17", "amount": -5}}],
+         r"arguments.amount: -5 is less than the minimum of 0"),
         ([{"name": "lookup_order", "arguments": {"order_id": "A-17", "verbose": True}}],
-         r"arguments has the unknown property 'verbose' \(the schema allows: order_id\)"),
+         r"arguments: Additional properties are not allowed \('verbose' was unexpected\)"),
         ([{"arguments": {}}], r"tool call 0 needs a tool name"),
     ],
 )

@@ -29,6 +29,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 TOKEN = "ui-test-token"
+"""The admin token."""
+REVIEWER_TOKEN = "reviewer-token-of-the-ui-tests"
+"""The token of the reviewer ``reviewer``, whom the browser tests sign in as."""
 
 
 @dataclass
@@ -84,7 +87,10 @@ def start(directory: Path, seeded: dict[str, Any]) -> UiServer:
     log_path = directory / "server.log"
     command = [sys.executable, "-m", "tracemill.cli", "serve", "--store", f"chdb://{directory / 'store'}",
                "--spool", str(directory / "spool"), "--port", str(port)]
-    env = clean_env(TRACEMILL_TOKEN=TOKEN, TRACEMILL_WRITER_PROCESSES="0", TRACEMILL_FLUSH_INTERVAL_S="0.2")
+    reviewers = directory / "reviewers.txt"
+    reviewers.write_text(f"# author token\nreviewer {REVIEWER_TOKEN}\n")
+    env = clean_env(TRACEMILL_TOKEN=TOKEN, TRACEMILL_WRITER_PROCESSES="0", TRACEMILL_FLUSH_INTERVAL_S="0.2",
+                    TRACEMILL_REVIEWERS=str(reviewers))
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = UiServer(f"http://127.0.0.1:{port}", directory / "store", seeded, proc, log_path)
@@ -138,7 +144,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, ui_server: UiServer) -> Iterator[Any]:
-    """A fresh browser context signed in to the server through the UI's token form; page errors fail the test."""
+    """A fresh browser context signed in as the reviewer through the UI's token form; page errors fail the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()
     problems: list[str] = []
@@ -147,7 +153,7 @@ def page(browser: Any, ui_server: UiServer) -> Iterator[Any]:
     opened.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     opened.goto(ui_server.url + "/ui/")
     assert "/ui/login" in opened.url
-    opened.fill("input[name=token]", TOKEN)
+    opened.fill("input[name=token]", REVIEWER_TOKEN)
     opened.click("form[action='/ui/login'] button[type=submit]")
     opened.wait_for_url(ui_server.url + "/ui/")
     opened.problems = problems

@@ -35,7 +35,8 @@ _SERVER = server_option()
 _STORE = store_option(_STORE_HELP)
 _TOKEN = token_option()
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
-_AUTHOR = typer.Option(None, "--author", envvar=config.AUTHOR.name, help="Who gives the feedback (default: $USER).")
+_AUTHOR = typer.Option(None, "--author", envvar=config.AUTHOR.name,
+                       help="Who gives the feedback (default: the reviewer of your token, else $USER).")
 _COMMENT = typer.Option("", "--comment", help="Free text kept with the feedback.")
 _TRACE = typer.Argument(..., help="Trace id, or a unique prefix of at least 6 hex digits.")
 _ITEM_INDEX = re.compile(r"^item (\d+): ")
@@ -56,7 +57,8 @@ def _connect(server: str | None, store: str | None, token: str | None) -> Backen
     return connect(server=server, store=store, token=token)
 
 
-def _author(author: str | None) -> str:
+def _author(author: str | None) -> str | None:
+    """The author named with --author (or the author setting); None lets the server take it from the token."""
     return default_author(author)
 
 
@@ -255,6 +257,7 @@ def import_command(
     from tracemill.collector.feedback.feedback import MAX_FEEDBACK_ITEMS
 
     items, lines = [], []
+    named = _author(None)  # the author setting; else the server takes the author from the token
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -264,7 +267,8 @@ def import_command(
             raise ConfigError(f"{path}: line {number} is not JSON: {exc}; nothing was stored") from None
         if not isinstance(item, dict):
             raise ConfigError(f"{path}: line {number} is not a JSON object; nothing was stored")
-        item.setdefault("author", _author(None))
+        if named:
+            item.setdefault("author", named)
         items.append(item)
         lines.append(number)
     if not items:

@@ -23,7 +23,10 @@ _HOST = typer.Option(config.HOST.default, "--host", envvar=config.HOST.name,
 _PORT = typer.Option(config.PORT.default, "--port", envvar=config.PORT.name, min=0, max=65535,
                      help="Port for OTLP/HTTP (/v1/traces) and the JSON API (/api); 0 picks a free port.")
 _TOKEN = typer.Option(config.TOKEN.default, "--token", envvar=config.TOKEN.name,
-                      help="Require 'Authorization: Bearer TOKEN' on every request.")
+                      help="Admin token: require 'Authorization: Bearer TOKEN' (this or a reviewer's) on every "
+                           "request.")
+_REVIEWERS = typer.Option(config.REVIEWERS.default, "--reviewers", envvar=config.REVIEWERS.name,
+                          help="File of reviewer tokens, one line 'author token' each, re-read when it changes.")
 _SPOOL = typer.Option(config.SPOOL.default, "--spool", envvar=config.SPOOL.name,
                       help="Directory of the durable spool (default: '<store>.spool' beside an embedded store).")
 _FORWARD = typer.Option(
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     store: str = _STORE, host: str = _HOST, port: int = _PORT, token: str = _TOKEN, spool: str = _SPOOL,
-    forward: str = _FORWARD, openinference: bool = _OPENINFERENCE, cluster: str = _CLUSTER,
+    reviewers: str = _REVIEWERS, forward: str = _FORWARD, openinference: bool = _OPENINFERENCE, cluster: str = _CLUSTER,
     log_level: str = _LOG_LEVEL,
 ) -> None:
     """Receive OTLP traces into the store and answer the other commands (runs until Ctrl-C)."""
@@ -63,7 +66,7 @@ def serve(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings.from_env(
         store=store, host=host, port=port, token=token, spool_dir=spool, forward=forward, cluster=cluster,
-        openinference=openinference,
+        openinference=openinference, reviewers=reviewers,
     )
     run_server(settings, on_ready=_ready, on_stopped=_stopped)
 

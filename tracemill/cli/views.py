@@ -13,9 +13,10 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
+
+from tracemill.cli.terminal_text import escape
 
 __all__ = ["render_status", "render_trace", "render_traces"]
 
@@ -227,12 +228,12 @@ def _add_span(parent: Tree, span: dict[str, Any], *, details: bool, full: bool =
     if details:
         for key, value in sorted(span["attributes"].items()):
             shown = _whole(value) if full else _clip(value)
-            node.add(f"[cyan]{escape(key)}[/] = {escape(shown)}")
+            node.add(f"[cyan]{escape(key)}[/] = {escape(shown, keep_lines=full)}")
         for event in span["events"]:
             attrs = ", ".join(
                 f"{k}={_whole(v) if full else _clip(v, 40)}" for k, v in sorted(event["attributes"].items())
             )
-            node.add(f"[magenta]event[/] {escape(event['name'])} {escape(attrs)}")
+            node.add(f"[magenta]event[/] {escape(event['name'])} {escape(attrs, keep_lines=full)}")
         for link in span["links"]:
             node.add(f"[blue]link[/] → {link['trace_id']}/{link['span_id']}")
     for child in span["children"]:

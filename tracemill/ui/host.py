@@ -1,6 +1,7 @@
 """What the review UI needs of the server that mounts it: a narrow interface, so the UI never imports the server.
 
-``tracemill serve`` passes itself; anything with a store to open and a token setting could host the UI.
+``tracemill serve`` passes itself; anything with a store to open, an authenticator and a session store could
+host the UI.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from tracemill.collector.feedback.reviewers import Authenticator
     from tracemill.collector.store.store import Store
+    from tracemill.ui.sessions import SessionStore
 
 __all__ = ["UiHost"]
 
@@ -19,13 +22,6 @@ class StoreOpener(Protocol):
     def get(self) -> Store: ...
 
 
-class TokenSettings(Protocol):
-    """The one setting the UI reads: the bearer token reviewers sign in with (None: no sign-in)."""
-
-    @property
-    def token(self) -> str | None: ...
-
-
 class UiHost(Protocol):
     """The server as the UI sees it."""
 
@@ -33,4 +29,11 @@ class UiHost(Protocol):
     def link(self) -> StoreOpener: ...
 
     @property
-    def settings(self) -> TokenSettings: ...
+    def authenticator(self) -> Authenticator:
+        """Who a token stands for: the admin token and the reviewers' (no sign-in when none is set)."""
+        ...
+
+    @property
+    def sessions(self) -> SessionStore | None:
+        """The UI's sign-in sessions; None when the server takes no tokens."""
+        ...

@@ -124,7 +124,7 @@ def trace_context(store: Store, trace_id: str, query: Any, *, rng: random.Random
     decisive = current["span_id"] if current and current["span_id"] in by_id else ""
     if not decisive:  # a whole-run flag, or none: the first failed LLM span, else the first LLM span
         decisive = next((s["span_id"] for s in spans if s["is_llm"] and s["error"]), "") or next(
-            (s["span_id"] for s in spans if s["is_llm"]), "")
+            (s["span_id"] for s in spans if s["is_llm"]), "") or spans[0]["span_id"]  # no LLM span: the root
     views = {span_id: span_view(span) for span_id, span in span_details(store, full_id, [decisive]).items()}
     confirm = _confirmations(flags)
     # The editor opens on the decision behind the decisive span (a failed tool call's is the LLM span

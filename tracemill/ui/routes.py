@@ -7,8 +7,6 @@ pages' script posts feedback to ``POST /api/feedback``, the same checked write p
 
 from __future__ import annotations
 
-import hmac
-import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +14,14 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tracemill import config
+from tracemill.collector.feedback.reviewers import identity_of
 from tracemill.errors import ConfigError, SpanNotFoundError, StoreError, TraceNotFoundError
-from tracemill.ui.security import COOKIE_NAME, cookie_value
+from tracemill.ui.sign_in import local_target as _local
+from tracemill.ui.sign_in import sign_in_handlers
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["ui_routes"]
 
 _HERE = Path(__file__).parent
-_MAX_LOGIN_BYTES = 4096
 
 
 def environment() -> Environment:
@@ -48,7 +46,7 @@ def environment() -> Environment:
 
 def ui_routes(server: UiHost) -> list[Route | Mount]:
     """The routes to add to the server's app."""
-    view = _View(environment(), server.settings.token)
+    view = _View(environment(), server.authenticator.required)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui/", 307)
@@ -57,7 +55,7 @@ def ui_routes(server: UiHost) -> list[Route | Mount]:
         Route("/ui", root, methods=["GET"]),
         Mount("/ui", routes=[
             *_review_routes(server, view),
-            *_sign_in_routes(view),
+            *_sign_in_routes(server, view),
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="ui-static"),
         ]),
     ]  # fmt: skip
@@ -66,25 +64,30 @@ def ui_routes(server: UiHost) -> list[Route | Mount]:
 class _View:
     """Renders the UI's templates, and turns the errors of the library into error pages."""
 
-    def __init__(self, env: Environment, token: str | None) -> None:
+    def __init__(self, env: Environment, auth: bool) -> None:
         self.env = env
-        self.token = token
+        self.auth = auth
 
-    def render(self, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-        html = self.env.get_template(name).render(**context, auth=bool(self.token))
+    def render(self, name: str, context: dict[str, Any], status_code: int = 200, request: Request | None = None
+               ) -> HTMLResponse:
+        """The page, with who is signed in (``who``) when it answers a request."""
+        who = identity_of(request.scope) if request is not None else None
+        html = self.env.get_template(name).render(**context, auth=self.auth, who=who.to_dict() if who else None)
         return HTMLResponse(html, status_code, headers={"Cache-Control": "no-store"})
 
-    async def page(self, produce: Any) -> Response:
+    async def page(self, produce: Any, request: Request) -> Response:
         render = self.render
         try:
             return await run_in_threadpool(produce)
         except (TraceNotFoundError, SpanNotFoundError) as exc:
-            return await run_in_threadpool(render, "error.html", {"title": "Not found", "message": str(exc)}, 404)
+            context = {"title": "Not found", "message": str(exc)}
+            return await run_in_threadpool(render, "error.html", context, 404, request)
         except ConfigError as exc:
-            return await run_in_threadpool(render, "error.html", {"title": "Bad request", "message": str(exc)}, 400)
+            context = {"title": "Bad request", "message": str(exc)}
+            return await run_in_threadpool(render, "error.html", context, 400, request)
         except StoreError as exc:
-            return await run_in_threadpool(
-                render, "error.html", {"title": "Store unavailable", "message": str(exc)}, 503)
+            context = {"title": "Store unavailable", "message": str(exc)}
+            return await run_in_threadpool(render, "error.html", context, 503, request)
 
 
 def _review_routes(server: UiHost, view: _View) -> list[Route]:
@@ -96,32 +99,32 @@ def _review_routes(server: UiHost, view: _View) -> list[Route]:
     async def queue_page(request: Request) -> Response:
         def produce() -> Response:
             context = pages.queue_context(server.link.get(), request.query_params)
-            return render("queue.html", context)
+            return render("queue.html", context, request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def trace_page(request: Request) -> Response:
         def produce() -> Response:
             context = pages.trace_context(server.link.get(), request.path_params["trace_id"], request.query_params,
                                           rng=random.Random())
-            return render("trace.html", context)
+            return render("trace.html", context, request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def span_fragment(request: Request) -> Response:
         def produce() -> Response:
             params = request.path_params
             return render("span_fragment.html", pages.span_context(server.link.get(), params["trace_id"],
-                                                                   params["span_id"]))
+                                                                   params["span_id"]), request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     async def step(request: Request) -> Response:
         def produce() -> Response:
             target = pages.step_target(server.link.get(), request.query_params)
             return RedirectResponse(target, 303)
 
-        return await page(produce)
+        return await page(produce, request)
 
     return [
         Route("/", queue_page, methods=["GET"]),
@@ -131,39 +134,14 @@ def _review_routes(server: UiHost, view: _View) -> list[Route]:
     ]
 
 
-def _sign_in_routes(view: _View) -> list[Route]:
-    """Sign in with the server's token (a cookie), and sign out."""
-    render, token = view.render, view.token
+def _sign_in_routes(server: UiHost, view: _View) -> list[Route]:
+    """Sign in with the admin token or a reviewer's (a server-side session cookie), and sign out."""
+    render = view.render
 
     async def login_form(request: Request) -> Response:
         return render("login.html", {"next": _local(request.query_params.get("next"))})
 
-    async def login(request: Request) -> Response:
-        """``{"token", "next"}`` as JSON from the sign-in page's script: the cookie, and where to go next."""
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_LOGIN_BYTES:
-                return JSONResponse({"error": "the sign-in request is too large"}, 413)
-        try:
-            form = json.loads(body)
-        except ValueError:
-            form = None
-        if not isinstance(form, dict) or not isinstance(form.get("token", ""), str):
-            return JSONResponse({"error": 'send {"token": "...", "next": "/ui/..."} as JSON'}, 400)
-        target = _local(form.get("next") if isinstance(form.get("next"), str) else None)
-        if token and not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            return JSONResponse({"error": f"That token does not match this server's {config.TOKEN.name}."}, 401)
-        response = JSONResponse({"next": target})
-        if token:
-            response.set_cookie(COOKIE_NAME, cookie_value(token), httponly=True, samesite="strict", path="/",
-                                secure=request.url.scheme == "https")
-        return response
-
-    async def logout(request: Request) -> Response:
-        response = JSONResponse({"next": "/ui/login" if token else "/ui/"})
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
-        return response
+    login, logout = sign_in_handlers(server)
 
     return [
         Route("/login", login_form, methods=["GET"]),
@@ -171,9 +149,3 @@ def _sign_in_routes(view: _View) -> list[Route]:
         Route("/logout", logout, methods=["POST"]),
     ]
 
-
-def _local(target: str | None) -> str:
-    """A redirect target inside the UI only (never another site: '//evil' and 'http:' are refused)."""
-    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/ui/"

@@ -1,10 +1,12 @@
 """The review UI's guard: Content-Security-Policy, the token cookie, and cross-site request checks.
 
-A browser cannot send ``Authorization: Bearer`` on a page load, so when the server has a token the
-UI asks for it once (``/ui/login``) and keeps a value derived from it in a cookie that is HttpOnly
-(page scripts never see it) and SameSite=Strict (other sites' requests do not carry it). This
-middleware sits in front of the bearer check: a request with a valid cookie and no Authorization
-header gets the header the bearer check expects, so the API and the UI share one token.
+A browser cannot send ``Authorization: Bearer`` on a page load, so when the server has tokens the
+UI asks for one once (``/ui/login``) and keeps a server-side session id in a cookie that is HttpOnly
+(page scripts never see it) and SameSite=Strict (other sites' requests do not carry it); the session
+expires and logout revokes it (:mod:`tracemill.ui.sessions`). This middleware sits in front of the
+bearer check: a request with a live session's cookie and no Authorization header carries the
+session's identity, which the bearer check and the routes read, so the API and the UI share one
+notion of who is writing.
 
 State-changing requests to ``/api/`` and ``/ui/`` are refused (403) when their ``Origin`` names
 another site, and a cookie-authenticated one must be a same-origin ``application/json`` request
@@ -14,17 +16,23 @@ inline script, so escaped trace content could not run even if escaping were ever
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CONTENT_SECURITY_POLICY", "COOKIE_NAME", "UiGuardMiddleware", "cookie_value"]
+from tracemill.collector.feedback.reviewers import IDENTITY_KEY, PUBLIC_KEY
 
-COOKIE_NAME = "tracemill_ui"
+if TYPE_CHECKING:
+    from tracemill.ui.sessions import SessionStore
+
+__all__ = ["CONTENT_SECURITY_POLICY", "COOKIE_NAME", "SESSION_KEY", "UiGuardMiddleware"]
+
+COOKIE_NAME = "tracemill_session"
+SESSION_KEY = "tracemill.session_id"
+"""Scope key of the session id a request was authenticated by (logout revokes it)."""
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -39,18 +47,12 @@ _SECURITY_HEADERS = [
 ]
 
 
-def cookie_value(token: str) -> str:
-    """What the cookie holds: a keyed digest of the token, so the cookie never carries the token itself."""
-    return hmac.new(token.encode(), b"tracemill-ui-session-v1", hashlib.sha256).hexdigest()
-
-
 class UiGuardMiddleware:
     """Cookie → bearer header, login redirect, Origin/content-type checks, security headers on /ui/."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, sessions: SessionStore | None) -> None:
         self.app = app
-        self.token = token or None
-        self._cookie = cookie_value(token).encode() if token else b""
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,12 +65,15 @@ class UiGuardMiddleware:
         is_ui = path == "/ui" or path.startswith("/ui/")
         guarded = is_ui or path.startswith("/api/")
         by_cookie = False
-        if self.token and b"authorization" not in lookup:
-            if self._has_cookie(lookup.get(b"cookie", b"")):
+        scope_extra: dict[str, object] = {}
+        if self.sessions is not None and b"authorization" not in lookup:
+            session_id = _cookie(lookup.get(b"cookie", b""))
+            session = self.sessions.get(session_id) if session_id else None
+            if session is not None:
                 by_cookie = True
-                headers.append((b"authorization", f"Bearer {self.token}".encode()))
+                scope_extra = {IDENTITY_KEY: session.identity, SESSION_KEY: session_id}
             elif path.startswith(_PUBLIC_PREFIXES):
-                headers.append((b"authorization", f"Bearer {self.token}".encode()))
+                scope_extra = {PUBLIC_KEY: True}
             elif is_ui and method in _SAFE_METHODS:
                 query = scope.get("query_string", b"").decode("latin-1")
                 target = path + (f"?{query}" if query else "")
@@ -79,7 +84,7 @@ class UiGuardMiddleware:
             if problem:
                 await _refuse(send, problem)
                 return
-        scope = {**scope, "headers": headers}
+        scope = {**scope, **scope_extra, "headers": headers}
         if not is_ui:
             await self.app(scope, receive, send)
             return
@@ -93,16 +98,19 @@ class UiGuardMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _has_cookie(self, raw: bytes) -> bool:
-        if not raw:
-            return False
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(raw.decode("latin-1"))
-        except Exception:  # a malformed Cookie header is no cookie
-            return False
-        morsel = jar.get(COOKIE_NAME)
-        return morsel is not None and hmac.compare_digest(morsel.value.encode(), self._cookie)
+
+
+def _cookie(raw: bytes) -> str | None:
+    """The session id of the Cookie header, if it has one."""
+    if not raw:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw.decode("latin-1"))
+    except Exception:  # a malformed Cookie header is no cookie
+        return None
+    morsel = jar.get(COOKIE_NAME)
+    return morsel.value if morsel is not None else None
 
 
 def _cross_site_problem(headers: dict[bytes, bytes], *, by_cookie: bool, json_required: bool) -> str | None:

@@ -1,4 +1,4 @@
-// tracemill review UI: keyboard navigation, feedback writes through POST /api/feedback, schema checks.
+// tracemill review UI: keyboard navigation, feedback writes and their checks through POST /api/feedback.
 // No inline script anywhere (the page's Content-Security-Policy forbids it); everything starts here.
 // Content from traces only ever reaches the page through textContent or form values, never as HTML.
 (function () {
@@ -6,10 +6,12 @@
 
   var AUTHOR_KEY = "tracemill.author";
 
+  // Signed in, the server sets the author from the session (no author is sent); a server without tokens
+  // takes the name typed in the header.
   function author() {
     var input = document.getElementById("author");
-    var name = input && input.value.trim();
-    return name || "reviewer";
+    if (!input) return undefined;
+    return input.value.trim() || "reviewer";
   }
 
   function setupAuthor() {
@@ -54,8 +56,8 @@
   }
 
   // Same-origin JSON: the browser adds the Origin header and the SameSite cookie; scripts never see the token.
-  function send(items) {
-    return fetch("/api/feedback", {
+  function send(items, query) {
+    return fetch("/api/feedback" + (query || ""), {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
@@ -169,90 +171,49 @@
 
   // -- the correction editor ------------------------------------------------------------------------
 
-  function tools(form) {
-    try { return JSON.parse(form.dataset.tools || "[]"); } catch (e) { return []; }
-  }
-
-  function toolSchema(form, name) {
-    var found = tools(form).filter(function (t) { return t.name === name; })[0];
-    return found ? found.parameters || {} : null;
-  }
-
-  function typeOf(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "array";
-    if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
-    return typeof value;
-  }
-
-  function typeMatches(expected, value) {
-    var actual = typeOf(value);
-    return expected === actual || (expected === "number" && actual === "integer");
-  }
-
-  // The JSON-schema keywords tool definitions use; enough to catch a wrong argument while typing.
-  function validate(schema, value, path, errors) {
-    if (!schema || typeof schema !== "object") return errors;
-    if (schema.type) {
-      var types = Array.isArray(schema.type) ? schema.type : [schema.type];
-      if (!types.some(function (t) { return typeMatches(t, value); })) {
-        errors.push(path + ": expected " + types.join(" or ") + ", got " + typeOf(value));
-        return errors;
-      }
-    }
-    if (schema.enum && !schema.enum.some(function (v) { return JSON.stringify(v) === JSON.stringify(value); })) {
-      errors.push(path + ": must be one of " + schema.enum.map(function (v) { return JSON.stringify(v); }).join(", "));
-    }
-    if (typeof value === "string") {
-      if (schema.minLength != null && value.length < schema.minLength) errors.push(path + ": shorter than " + schema.minLength);
-      if (schema.maxLength != null && value.length > schema.maxLength) errors.push(path + ": longer than " + schema.maxLength);
-    }
-    if (typeof value === "number") {
-      if (schema.minimum != null && value < schema.minimum) errors.push(path + ": below the minimum " + schema.minimum);
-      if (schema.maximum != null && value > schema.maximum) errors.push(path + ": above the maximum " + schema.maximum);
-    }
-    if (typeOf(value) === "object") {
-      var props = schema.properties || {};
-      (schema.required || []).forEach(function (key) {
-        if (!(key in value)) errors.push(path + ": missing required property " + JSON.stringify(key));
-      });
-      Object.keys(value).forEach(function (key) {
-        if (key in props) validate(props[key], value[key], path + "." + key, errors);
-        else if (schema.additionalProperties === false) errors.push(path + ": unexpected property " + JSON.stringify(key));
-      });
-    }
-    if (Array.isArray(value) && schema.items) {
-      value.forEach(function (v, i) { validate(schema.items, v, path + "[" + i + "]", errors); });
-    }
-    return errors;
-  }
-
-  // Returns {call, problems}: the call as the correction stores it, and what is wrong with it.
-  function readCall(form, row) {
+  // Tool arguments are checked by the server (POST /api/feedback?check_only=1 stores nothing), with the same
+  // jsonschema checks as a save, so what the editor says and what the server accepts can never differ.
+  function readCall(row) {
     var name = row.querySelector("select[name=tool]").value;
     var text = row.querySelector("textarea[name=arguments]").value;
-    var problems = [];
-    var args = null;
-    try {
-      args = text.trim() ? JSON.parse(text) : {};
-    } catch (e) {
-      return { call: null, problems: ["arguments are not JSON: " + e.message] };
-    }
-    if (typeOf(args) !== "object") problems.push("arguments must be a JSON object");
-    var schema = toolSchema(form, name);
-    if (schema === null) problems.push(JSON.stringify(name) + " is not one of the recorded tools");
-    else validate(schema, args, "arguments", problems);
-    var call = { id: row.dataset.callId || "", name: name, arguments: args };
-    return { call: call, problems: problems };
+    return { id: row.dataset.callId || "", name: name, arguments: text.trim() ? text : "{}" };
+  }
+
+  function correctionItem(form, output, calls) {
+    return {
+      trace_id: page().dataset.traceId,
+      span_id: form.dataset.spanId,
+      name: "correction",
+      author: author(),
+      kind: "correction",
+      value: { output: output, tool_calls: calls }
+    };
+  }
+
+  function shortProblem(message) {
+    return message.replace(/^item \d+: tool call \d+ \([^)]*\): /, "")
+      .replace(/^the arguments do not fit the tool's parameters: /, "");
+  }
+
+  function showCheck(out, problem) {
+    out.textContent = problem || "arguments match the schema";
+    out.classList.toggle("bad", !!problem);
+    out.classList.toggle("ok", !problem);
   }
 
   function checkRow(form, row) {
-    var result = readCall(form, row);
     var out = row.querySelector(".schema-check");
-    out.textContent = result.problems.length ? result.problems.join("; ") : "arguments match the schema";
-    out.classList.toggle("bad", result.problems.length > 0);
-    out.classList.toggle("ok", result.problems.length === 0);
-    return result;
+    var sequence = (row.checkSequence || 0) + 1;
+    row.checkSequence = sequence;
+    clearTimeout(row.checkTimer);
+    row.checkTimer = setTimeout(function () {
+      var item = correctionItem(form, null, [readCall(row)]);
+      send([item], "?check_only=1").then(function () {
+        if (row.checkSequence === sequence) showCheck(out, "");
+      }, function (error) {
+        if (row.checkSequence === sequence) showCheck(out, shortProblem(error.message));
+      });
+    }, 150);
   }
 
   function checkAll(form) {
@@ -275,25 +236,10 @@
 
   function submitCorrection(form) {
     var calls = [];
-    var rows = form.querySelectorAll(".tool-call");
-    for (var i = 0; i < rows.length; i++) {
-      var result = readCall(form, rows[i]);
-      if (!result.call) {
-        showError(form, "Not saved: tool call " + (i + 1) + ": " + result.problems.join("; "));
-        return;
-      }
-      calls.push(result.call);
-    }
+    form.querySelectorAll(".tool-call").forEach(function (row) { calls.push(readCall(row)); });
     var text = form.querySelector("textarea[name=output]").value;
     var p = page();
-    var items = [{
-      trace_id: p.dataset.traceId,
-      span_id: form.dataset.spanId,
-      name: "correction",
-      author: author(),
-      kind: "correction",
-      value: { output: text.trim() ? text : null, tool_calls: calls }
-    }];
+    var items = [correctionItem(form, text.trim() ? text : null, calls)];
     if (form.dataset.confirmDetector) {
       // Correcting the decision behind a flag says the flag was right.
       items.push({
