@@ -224,9 +224,11 @@ _FEEDBACK_PER_TRACE = f"""    SELECT
         countIf(Kind = 'correction') AS corrections,
         argMinIf(SpanId, UpdatedAt, Kind = 'correction') AS correction_span
     FROM {FEEDBACK_TABLE} FINAL
-    WHERE IsDeleted = 0
+    WHERE IsDeleted = 0 AND NOT startsWith(Author, 'judge:')
     GROUP BY TraceId"""
-"""Per trace: its outcome, scores, negative labels and corrections (the feedback side of the features)."""
+"""Per trace: its outcome, scores, negative labels and corrections (the feedback side of the features). A judge
+model's verdicts (author ``judge:<model>``) are kept apart: they never label a run for the detectors, the
+calibration or the scorer."""
 
 
 def _trace_features() -> str:

@@ -69,7 +69,7 @@ FROM (
 LEFT JOIN (SELECT TraceId, count() AS failures FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' AND Muted = 0
            GROUP BY TraceId) AS f ON f.TraceId = t.TraceId
 LEFT JOIN (SELECT TraceId, argMax(Label, UpdatedAt) AS label, argMax(Score, UpdatedAt) AS score, count() AS n
-           FROM {FEEDBACK_TABLE} FINAL WHERE IsDeleted = 0 AND Kind = 'outcome'
+           FROM {FEEDBACK_TABLE} FINAL WHERE IsDeleted = 0 AND Kind = 'outcome' AND NOT startsWith(Author, 'judge:')
            GROUP BY TraceId) AS o ON o.TraceId = t.TraceId
 ORDER BY t.start_ns
 SETTINGS join_use_nulls = 0

@@ -178,3 +178,16 @@ def test_the_cli_prints_the_report_and_refuses_a_bad_strategy(store, server, run
     assert "judge m5 (decisive, all-at-once): asked about 5 runs" in done.stdout
     bad = runner.invoke(app, ["judge", "--strategy", "guess", "--store", dsn])
     assert bad.exit_code == 1 and "--strategy must be one of all-at-once, step-by-step, binary" in bad.output
+
+
+def test_a_judges_outcome_never_labels_a_run_for_the_miner(store, server, runs):
+    import tracemill.miner as miner
+
+    good = [w for w in corpus.write(store, seed=5, failed=0, good=2)]
+    by_judge, by_person = good[0].trace_id, good[1].trace_id
+    feedback.outcome(by_judge, success=False, author="judge:m7", store=store)
+    feedback.outcome(by_person, success=False, author="rita", store=store)
+    result = miner.mine(store, remine=True)
+    negative = {f.trace_id for f in result.flags if f.detector == "negative_feedback"}
+    assert by_person in negative
+    assert by_judge not in negative
