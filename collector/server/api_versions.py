@@ -65,7 +65,7 @@ def version_routes(server: ServerHost) -> list[Route]:
         if refused is not None:
             return refused
         reason = str(body.get("reason") or "") if isinstance(body, dict) else ""
-        author = str(body.get("author") or "api") if isinstance(body, dict) else "api"
+        author = _author(request, body)
         return await _answer(lambda: set_rollout_state(server.link.get(), name, ACTIONS[action], reason=reason,
                                                        author=author))
 
@@ -76,3 +76,13 @@ def version_routes(server: ServerHost) -> list[Route]:
         Route("/api/rollouts/{name}/state", state, methods=["GET"]),
         Route("/api/rollouts/{name}/{action}", act, methods=["POST"]),
     ]
+
+
+def _author(request: Request, body: Any) -> str:
+    """Who halted, resumed or promoted: the authenticated reviewer (or the admin), else the body's author."""
+    from tracemill.collector.feedback.reviewers import identity_of
+
+    who = identity_of(request.scope)
+    if who.written_by:
+        return who.written_by
+    return str(body.get("author") or "api") if isinstance(body, dict) else "api"

@@ -6,6 +6,7 @@ A state set here reaches every traced process within 30 s (the tracer's cache).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -33,8 +34,9 @@ def rollout_action(
     from tracemill.client import connect
     from tracemill.feedback import default_author
 
+    author = default_author() or os.environ.get("USER") or "anonymous"  # a server with tokens names it itself
     with connect(server=server, store=store, token=token) as backend:
-        return backend.rollout_action(name, action, reason=reason, author=default_author())
+        return backend.rollout_action(name, action, reason=reason, author=author)
 
 
 def render_status(console: Console, status: dict[str, Any]) -> None:
