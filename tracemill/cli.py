@@ -272,6 +272,10 @@ from tracemill.cli_train import register as _register_train  # noqa: E402  (comm
 
 _register_train(app)
 
+from tracemill.cli_eval import register as _register_eval  # noqa: E402
+
+_register_eval(app)
+
 
 def main() -> None:
     """Entry point of the ``tracemill`` console script."""
