@@ -2,8 +2,8 @@
 
 An eval of an agent must not book a real flight. While a :class:`Replay` is active in the current context
 (:func:`replaying`), a call of a ``@tracemill.tool`` function is matched by tool name and arguments against the
-recorded calls of one run, and answered with the recorded result (or the recorded error, raised as
-:class:`ReplayedToolError`); the function itself never runs. A call with no matching recording raises
+recorded calls of one run, and answered with the recorded result (or the recorded error: a builtin exception
+of the recorded type, else :class:`ReplayedToolError`); the function itself never runs. A call with no matching recording raises
 :class:`ToolNotRecorded` into the agent (still without running the tool), and is kept as drift, as are the
 recordings the run left unused.
 
@@ -30,7 +30,7 @@ class ToolNotRecorded(LookupError):
 
 
 class ReplayedToolError(RuntimeError):
-    """The recorded call of this tool failed; the replay raises its recorded error message."""
+    """The recorded call of this tool failed with an exception that is not a builtin; its message is raised."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,18 @@ class Recording:
     arguments: Any
     result: Any = None
     error: str | None = None
+    error_type: str = ""
+    """``error.type`` of the recorded failure: a builtin exception's name is raised as that exception."""
+
+    def raise_error(self) -> None:
+        import builtins
+
+        message = self.error or "error"
+        cls = getattr(builtins, self.error_type, None) if self.error_type else None
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            prefix = f"{self.error_type}: "
+            raise cls(message[len(prefix):] if message.startswith(prefix) else message)
+        raise ReplayedToolError(message)
 
 
 @dataclass
@@ -70,7 +82,7 @@ class Replay:
                 raise ToolNotRecorded(f"replay: no recorded call of tool {name!r} with arguments {key}; "
                                       "the tool was not executed")
         if recording.error is not None:
-            raise ReplayedToolError(recording.error)
+            recording.raise_error()
         return recording.result
 
     @property

@@ -78,7 +78,8 @@ def run_attempt(attempt: Attempt, agent: Callable[[Any], Any], scorer: Scorer | 
     ``passed`` is None when no scorer judges the run: the miner does, once the run's trace is stored.
     """
     case, started = attempt.case, time.perf_counter()
-    replay = Replay([Recording(r["name"], r["arguments"], r.get("result"), r.get("error")) for r in case.recording])
+    replay = Replay([Recording(r["name"], r["arguments"], r.get("result"), r.get("error"), r.get("error_type") or "")
+                     for r in case.recording])
     output: Any = None
     error: str | None = None
     with tracemill.run(f"eval {attempt.suite}", task_id=case.group or None, input=case.input, new_trace=True,

@@ -3,7 +3,7 @@
 Decision cases go to a model (:mod:`.models`); run cases go to the team's agent (``agent(case_input)``). Results
 are stored per attempt; the run's summary has pass@k (a case passes on some attempt) and pass^k (on every
 attempt). Run cases with no scorer are judged by the miner: the eval's traces are mined, and a run passes when
-the miner raises no failure flag on it.
+the miner's detectors raise no failure flag on it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ def _pick(cases: Sequence[Case], *, decider: Decider | None, agent: Any, case_id
 
 
 def _judge_by_miner(store: Store, results: list[dict[str, Any]]) -> None:
-    """Mine the eval's own traces and pass each unjudged run that got no failure flag."""
+    """Mine the eval's own traces and pass each unjudged run that got no failure flag from a detector.
+
+    The miner's learned failure probability (``predicted_failure``) does not judge: it was fitted on the
+    production runs, and an eval run (a root of another name, tools answered from a recording) is not one."""
     pending = [r for r in results if r["passed"] is None]
     if not pending:
         return
@@ -76,7 +79,7 @@ def _judge_by_miner(store: Store, results: list[dict[str, Any]]) -> None:
     mine(store)
     ids = [r["trace_id"] for r in pending]
     failed = {trace_id for (trace_id,) in store.query(
-        f"SELECT DISTINCT TraceId FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' "
+        f"SELECT DISTINCT TraceId FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' AND Kind != 'predicted_failure' "
         "AND TraceId IN {ids:Array(String)}", {"ids": ids}).result_rows}
     for result in pending:
         result["passed"] = result["trace_id"] not in failed

@@ -71,10 +71,16 @@ def as_verdict(value: Any) -> tuple[bool, str]:
 
 
 def load_callable(spec: str, *, option: str) -> Callable[..., Any]:
-    """``module:function`` → the function; errors name the option and what was missing."""
+    """``module:function`` → the function (the working directory is importable); errors name the option and what
+    was missing."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"{option} must be module:function, as in mypkg.evals:score (got {spec!r})")
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:  # as uvicorn and pytest do: the user's own modules import from where they run
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -34,7 +34,7 @@ _FAILED_TRACES = (f"SELECT DISTINCT TraceId FROM {FLAGS_TABLE} FINAL WHERE Categ
 _RUN_SPANS = f"""
 SELECT TraceId, ParentSpanId = '', ToolName, SpanAttributes['tracemill.input'],
        SpanAttributes['gen_ai.tool.call.arguments'], SpanAttributes['gen_ai.tool.call.result'],
-       StatusCode IN ('Error', 'STATUS_CODE_ERROR'), StatusMessage, TaskId, SpanId
+       StatusCode IN ('Error', 'STATUS_CODE_ERROR'), StatusMessage, TaskId, SpanId, SpanAttributes['error.type']
 FROM {SPANS_TABLE}
 WHERE TraceId IN {{ids:Array(String)}} AND (ParentSpanId = '' OR GenAiOperation = 'execute_tool')
 ORDER BY TraceId, Timestamp"""
@@ -84,12 +84,13 @@ def run_cases(store: Store, trace_ids: Sequence[str], *, source: str, outcomes: 
     roots: dict[str, tuple[Any, str, str]] = {}
     recordings: dict[str, list[dict[str, Any]]] = {trace_id: [] for trace_id in trace_ids}
     rows = store.query(_RUN_SPANS, {"ids": list(trace_ids)}).result_rows
-    for trace_id, is_root, tool, run_input, arguments, result, failed, message, task_id, span_id in rows:
+    for trace_id, is_root, tool, run_input, arguments, result, failed, message, task_id, span_id, kind in rows:
         if is_root and trace_id not in roots:
             roots[trace_id] = (_decode(run_input), task_id, span_id)
         if tool:
             recordings[trace_id].append({"name": tool, "arguments": _decode(arguments) or {},
-                                         "result": _decode(result), "error": (message or "error") if failed else None})
+                                         "result": _decode(result), "error": (message or "error") if failed else None,
+                                         "error_type": kind if failed else ""})
     return [Case(case_id=run_case_id(trace_id), kind="run", source=source, trace_id=trace_id,
                  span_id=roots[trace_id][2], input=roots[trace_id][0], recording=recordings[trace_id],
                  outcome=outcomes.get(trace_id), must_pass=must_pass, group=roots[trace_id][1] or trace_id)
