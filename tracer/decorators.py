@@ -28,7 +28,7 @@ from tracemill.tracer import semconv
 from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.generators import traced_async_generator, traced_generator
 from tracemill.tracer.logs import log_once
-from tracemill.tracer.replay import ACTIVE_REPLAY, REPLAYED, Replay, recorded_form
+from tracemill.tracer.replay import REPLAYED, Replay, active_replay, recorded_form
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
 
@@ -247,7 +247,7 @@ def _replayable(spec: SpanSpec, func: Callable[..., Any]) -> Callable[..., Any]:
 
     if inspect.iscoroutinefunction(func):
         async def replayable_async(*args: Any, **kwargs: Any) -> Any:
-            replay = ACTIVE_REPLAY.get()
+            replay = active_replay()
             if replay is None:
                 return await func(*args, **kwargs)
             return answer(replay, args, kwargs)
@@ -255,7 +255,7 @@ def _replayable(spec: SpanSpec, func: Callable[..., Any]) -> Callable[..., Any]:
         return replayable_async
 
     def replayable(*args: Any, **kwargs: Any) -> Any:
-        replay = ACTIVE_REPLAY.get()
+        replay = active_replay()
         if replay is None:
             return func(*args, **kwargs)
         return answer(replay, args, kwargs)

@@ -3,11 +3,12 @@
 An eval of an agent must not book a real flight. While a :class:`Replay` is active in the current context
 (:func:`replaying`), a call of a ``@tracemill.tool`` function is matched by tool name and arguments against the
 recorded calls of one run, and answered with the recorded result (or the recorded error: a builtin exception
-of the recorded type, else :class:`ReplayedToolError`); the function itself never runs. A call with no matching recording raises
-:class:`ToolNotRecorded` into the agent (still without running the tool), and is kept as drift, as are the
-recordings the run left unused.
+of the recorded type, else :class:`ReplayedToolError`); the function itself never runs. A call with no
+matching recording raises :class:`ToolNotRecorded` into the agent (still without running the tool), and is kept
+as drift, as are the recordings the run left unused.
 
-The decorator reads one context variable per tool call; with no replay active that is the whole cost. Arguments
+The decorator reads one value of the OpenTelemetry context per tool call; with no replay active that is the
+whole cost. Arguments
 are compared after the same encoding and redaction the tracer applies when it records them, so a call matches the
 text the store holds.
 """
@@ -18,11 +19,12 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ACTIVE_REPLAY", "REPLAYED", "Recording", "Replay", "ReplayedToolError", "ToolNotRecorded", "replaying"]
+from opentelemetry import context as otel_context
+
+__all__ = ["REPLAYED", "Recording", "Replay", "ReplayedToolError", "ToolNotRecorded", "active_replay", "replaying"]
 
 
 class ToolNotRecorded(LookupError):
@@ -95,18 +97,24 @@ class Replay:
 REPLAYED = "tracemill.tool.replayed"
 """Span attribute: true on an ``execute_tool`` span whose result came from a recording."""
 
-ACTIVE_REPLAY: ContextVar[Replay | None] = ContextVar("tracemill_active_replay", default=None)
-"""The replay answering ``@tracemill.tool`` calls in this context; None (the default) executes tools."""
+_REPLAY_KEY = otel_context.create_key("tracemill.replay")
+# In the OpenTelemetry context, not a context variable of its own: the tracer already carries that context into
+# threads and pool workers (tracer/threads.py), so an agent that runs its tools in a pool is replayed too.
+
+
+def active_replay() -> Replay | None:
+    """The replay answering ``@tracemill.tool`` calls in this context; None (the default) executes tools."""
+    return otel_context.get_value(_REPLAY_KEY)  # type: ignore[return-value]
 
 
 @contextmanager
 def replaying(replay: Replay) -> Iterator[Replay]:
     """Answer ``@tracemill.tool`` calls in this block (and threads/tasks started in it) from ``replay``."""
-    token = ACTIVE_REPLAY.set(replay)
+    token = otel_context.attach(otel_context.set_value(_REPLAY_KEY, replay))
     try:
         yield replay
     finally:
-        ACTIVE_REPLAY.reset(token)
+        otel_context.detach(token)
 
 
 def canonical(value: Any) -> str:

@@ -49,8 +49,11 @@ class OpenAIDecider:
         reply = self._client.chat.completions.create(
             model=self.name, messages=openai_messages(case.prompt), temperature=0, **extra,  # type: ignore[arg-type]
         ).choices[0].message
-        calls = [{"name": call.function.name, "arguments": _json(call.function.arguments)}
-                 for call in reply.tool_calls or () if getattr(call, "function", None) is not None]
+        calls = []
+        for call in reply.tool_calls or ():
+            function = getattr(call, "function", None)  # custom (non-function) tool calls have none
+            if function is not None:
+                calls.append({"name": function.name, "arguments": _json(function.arguments)})
         return {"output": reply.content or None, "tool_calls": calls}
 
     def close(self) -> None:
@@ -110,13 +113,13 @@ class TransformersDecider:
     def decide(self, case: Case) -> dict[str, Any]:
         import torch
 
-        tokenizer = self._tokenizer
-        ids = tokenizer.apply_chat_template(case.prompt, tools=case.tools or None, add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)
+        tokenizer: Any = self._tokenizer  # transformers' overloads do not narrow on return_dict
+        ids: Any = tokenizer.apply_chat_template(case.prompt, tools=case.tools or None, add_generation_prompt=True,
+                                                 return_tensors="pt", return_dict=True)
         with self._lock, torch.no_grad():
             out = self._model.generate(**ids, max_new_tokens=self._max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        text = tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=False)
+        text: str = tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=False)
         eos = tokenizer.eos_token or ""
         if eos and eos in text:
             text = text.split(eos, 1)[0]

@@ -92,4 +92,4 @@ def load_callable(spec: str, *, option: str) -> Callable[..., Any]:
             raise ConfigError(f"{option}: module {module_name!r} has no {attribute!r}")
     if not callable(target):
         raise ConfigError(f"{option}: {spec!r} is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
