@@ -13,3 +13,8 @@ def all_but_one(case: Any, decision: dict[str, Any]) -> tuple[bool, str]:
     if case.case_id == os.environ.get("EVAL_FAIL_CASE"):
         return False, "failed on purpose"
     return score_decision(case.expected, decision)
+
+
+def answered(case: Any, result: Any) -> bool:
+    """A run passes when the agent gave a final answer."""
+    return bool((result or {}).get("answer"))
