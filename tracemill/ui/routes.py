@@ -48,6 +48,7 @@ def environment() -> Environment:
 def ui_routes(server: CollectorServer) -> list[Route | Mount]:
     """The routes to add to the server's app."""
     from tracemill.ui import pages
+    from tracemill.ui.eval_pages import eval_routes
 
     env = environment()
     token = server.settings.token
@@ -137,6 +138,7 @@ def ui_routes(server: CollectorServer) -> list[Route | Mount]:
             Route("/traces/{trace_id}", trace_page, methods=["GET"]),
             Route("/traces/{trace_id}/spans/{span_id}", span_fragment, methods=["GET"]),
             Route("/step", step, methods=["GET"]),
+            *eval_routes(server, render, page),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
