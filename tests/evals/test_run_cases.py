@@ -53,7 +53,7 @@ def test_run_cases_are_traced_and_tagged_with_the_eval_run(world, models, tmp_pa
     done = cli("list", "--store", world.dsn, "--json")
     runs = {r["run_id"]: r for r in json.loads(done.stdout)["runs"]}
     assert runs[result["run_id"]]["candidate"] == "desk_agent:agent"
-    trace_id = result["results"][0]["trace_id"]
+    trace_id = next(r["trace_id"] for r in result["results"] if r["detail"]["replayed"] > 0)
     shown = json.loads(subprocess.run([sys.executable, "-m", "tracemill.cli", "show", trace_id, "--store",
                                         world.dsn, "--json"], capture_output=True, text=True, timeout=120).stdout)
     (root,) = shown["roots"]
