@@ -6,7 +6,7 @@ when none answers it opens the store itself; and when the store is locked by ano
 and no server answers, the error says exactly that and how to fix it (:func:`connect`). The Python
 API (:mod:`tracemill.feedback`) picks its backend from its ``store=``/``endpoint=`` arguments.
 
-Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining, exports) with the
+Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining, exports, evals) with the
 same JSON-ready values; nothing outside this module asks which one it holds. The HTTP side uses only the
 standard library, so the CLI needs nothing beyond the core install to talk to a server.
 """
@@ -55,6 +55,7 @@ class Backend(Protocol):
     def flags(self, **filters: Any) -> list[dict[str, Any]]: ...
     def mine(self, *, since: str | None, remine: bool, progress: Progress | None = None) -> dict[str, Any]: ...
     def export(self, kind: str, **options: Any) -> Dataset: ...
+    def evals(self, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Backend: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -143,6 +144,9 @@ class ServerBackend:
         answer = self.get(f"/api/exports/{kind}", options, timeout_s=600)
         return answer["train"], answer["eval"], answer["manifest"]
 
+    def evals(self, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]:
+        return self.get("/api/evals", {"suite": suite, "limit": limit})
+
     def close(self) -> None:
         pass
 
@@ -229,6 +233,11 @@ class StoreBackend:
         from tracemill.trainer.export import build
 
         return build(kind, store=self._store, options=BuildOptions(include_unlabelled=include_unlabelled), **options)
+
+    def evals(self, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]:
+        from tracemill.trainer.evals.tables import listing
+
+        return listing(self._store, suite=suite, limit=limit)
 
     def close(self) -> None:
         if self._owned:

@@ -1,7 +1,8 @@
 """``tracemill eval build|list|run|compare``: suites from the store, runs against a candidate, the CI gate.
 
-The eval commands open the store themselves (``--store``, else the ``store`` setting): a run writes its traces and
-results there and may mine its own traces. ``eval compare`` exits 1 on a ``regression`` verdict.
+``eval list`` asks a running server first, like ``tracemill traces``; ``build``, ``run`` and ``compare`` open the
+store themselves (``--store``, else the ``store`` setting): a run writes its traces and results there.
+``eval compare`` exits 1 on a ``regression`` verdict.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tracemill.cli.options import store_option
+from tracemill.cli.options import server_option, store_option, token_option
 from tracemill.cli.output import cli_errors, console, err_console
 
 __all__ = ["register"]
@@ -53,15 +54,18 @@ def register(app: typer.Typer) -> None:
     @group.command("list")
     @cli_errors
     def list_command(
+        suite: str = typer.Option(None, "--suite", help="Only this suite's versions and runs."),
+        limit: int = typer.Option(100, "--limit", min=1, help="At most this many runs, newest first."),
+        server: str = server_option(),
         store: str = store_option(_STORE_HELP),
+        token: str = token_option(),
         as_json: bool = typer.Option(False, "--json", help="Print {suites, runs} as JSON."),
     ) -> None:
-        """List suite versions and eval runs."""
-        from tracemill.collector.store.store import using_store
-        from tracemill.evals import list_runs, list_suites
+        """List suite versions and eval runs (from a running server, else the store)."""
+        from tracemill.client import connect
 
-        with using_store(store) as opened:
-            result = {"suites": list_suites(store=opened), "runs": list_runs(store=opened)}
+        with connect(server=server, store=store, token=token) as backend:
+            result = backend.evals(suite=suite, limit=limit)
         if as_json:
             console.print_json(data=result)
         else:

@@ -122,6 +122,12 @@ def list_runs(store: Store, *, suite: str | None = None, limit: int = 100) -> li
     return [_run_dict(r) for r in rows]
 
 
+def listing(store: Store, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """``{"suites", "runs"}``: every suite version and the newest ``limit`` runs (of ``suite`` when named)."""
+    suites = [s for s in list_suites(store) if suite is None or s["suite"] == suite]
+    return {"suites": suites, "runs": list_runs(store, suite=suite, limit=limit)}
+
+
 def load_run(store: Store, run_id: str) -> dict[str, Any]:
     """One run by id or unique prefix."""
     rows = store.query(f"SELECT {', '.join(_RUN_COLUMNS)} FROM {EVAL_RUNS_TABLE} FINAL "

@@ -17,8 +17,8 @@ from conftest import World, cli
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture
-def served(world: World, models, tmp_path) -> Iterator[tuple[str, dict, dict]]:
+@pytest.fixture(scope="module")
+def served(world: World, models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict, dict]]:
     """Two runs of one suite (half right, then fixed), then ``tracemill serve`` owning the store."""
     assert cli("build", "ui-suite", "--store", world.dsn).returncode == 0
     runs = []
@@ -26,11 +26,12 @@ def served(world: World, models, tmp_path) -> Iterator[tuple[str, dict, dict]]:
         done = cli("run", "ui-suite", "--model", "m", "--base-url", models[name], "--store", world.dsn, "--json")
         assert done.returncode == 0, done.stderr
         runs.append(json.loads(done.stdout))
+    spool = tmp_path_factory.mktemp("spool")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "tracemill.cli", "serve", "--store", world.dsn, "--spool",
-                             str(tmp_path / "spool"), "--port", str(port)], stdout=subprocess.DEVNULL,
+                             str(spool), "--port", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -90,3 +91,15 @@ def test_evals_page_lists_runs_and_the_comparison_colours_each_case_and_links_bo
             assert "no eval run 'nope'" in page.inner_text("main")
         finally:
             browser.close()
+
+
+def test_eval_list_asks_the_server_that_owns_the_embedded_store(served, world):
+    url, half, fixed = served
+    done = cli("list", "--suite", "ui-suite", "--server", url, "--store", world.dsn, "--json")
+    assert done.returncode == 0, done.stderr  # the store is held by the server: only the server can answer
+    listed = json.loads(done.stdout)
+    assert {s["suite"] for s in listed["suites"]} == {"ui-suite"}
+    assert [r["run_id"] for r in listed["runs"]] == [fixed["run_id"], half["run_id"]]  # newest first
+    assert [r["passed"] for r in listed["runs"]] == [fixed["passed"], half["passed"]]
+    refused = cli("list", "--store", world.dsn, "--server", "http://127.0.0.1:9")  # no server: the store is locked
+    assert refused.returncode == 1 and "tracemill serve" in refused.stderr and "Traceback" not in refused.stderr
