@@ -15,6 +15,7 @@ from tracemill.collector.feedback.conflicts import current_feedback, settle
 from tracemill.collector.store.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
 from tracemill.errors import ConfigError
 from tracemill.trainer.chat import tool_call
+from tracemill.trainer.evals.attempts import EVAL_RUN
 from tracemill.trainer.evals.cases import Case, decision_case_id, run_case_id
 from tracemill.trainer.evals.tables import write_suite
 from tracemill.trainer.spans import LLMSpan, load_llm_spans
@@ -29,8 +30,11 @@ SOURCES: tuple[str, ...] = ("corrections", "outcomes", "flags", "all")
 
 _CORRECTED_SPANS = (f"SELECT TraceId, SpanId FROM {FEEDBACK_TABLE} FINAL "
                     "WHERE IsDeleted = 0 AND Kind = 'correction' AND SpanId != ''")
+# The runs of evals are traces too, and the miner flags them; they are not production runs to make cases of.
 _FAILED_TRACES = (f"SELECT DISTINCT TraceId FROM {FLAGS_TABLE} FINAL WHERE Category = 'failure' "
-                  "AND CreatedAt >= fromUnixTimestamp64Nano({since:Int64}) ORDER BY TraceId")
+                  "AND CreatedAt >= fromUnixTimestamp64Nano({since:Int64}) AND TraceId NOT IN ("
+                  f"SELECT TraceId FROM {SPANS_TABLE} WHERE ParentSpanId = '' AND SpanAttributes['{EVAL_RUN}'] != '') "
+                  "ORDER BY TraceId")
 _RUN_SPANS = f"""
 SELECT TraceId, ParentSpanId = '', ToolName, SpanAttributes['tracemill.input'],
        SpanAttributes['gen_ai.tool.call.arguments'], SpanAttributes['gen_ai.tool.call.result'],

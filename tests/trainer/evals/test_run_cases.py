@@ -47,6 +47,8 @@ def test_run_cases_are_traced_and_tagged_with_the_eval_run(world, models, tmp_pa
     result = _run(world, "desk-runs-traced", models["fixed"], tmp_path / "live.jsonl", "--replay-tools",
                   "--scorer", "scorers:answered")
     assert result["total"] == 4
+    # Flagged production runs only: the eval runs of the tests before this one were mined and flagged too.
+    assert all(r["case_id"].removeprefix("r-") in world.tickets for r in result["results"])
     # Judged by the scorer, or failed by the agent's own exception (recorded with the case, the eval goes on).
     assert all(r["detail"].get("reason") == "scorer" or "error" in r["detail"] for r in result["results"])
     assert result["passed"] == sum(bool((r["output"] or {}).get("answer")) for r in result["results"])
