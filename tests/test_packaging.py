@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ["tracemill", "tracemill.cli", "tracemill.demo", "tracemill.ui", "tracemill.tracer",
                "tracemill.integrations", "tracemill.collector", "tracemill.collector.store",
                "tracemill.collector.ingest", "tracemill.collector.feedback", "tracemill.collector.server",
-               "tracemill.miner", "tracemill.trainer"]
+               "tracemill.miner", "tracemill.trainer", "tracemill.trainer.evals"]
 HEAVY = ["clickhouse-connect", "chdb", "torch", "trl", "transformers", "scikit-learn", "langchain-core", "openai"]
 
 
