@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def _demo(tmp_path: Path, *args: str, timeout: int = 300) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "tracemill.cli", "demo", "--dir", str(tmp_path / "demo"), *args],
@@ -55,7 +57,7 @@ def test_demo_json_report_matches_the_store(tmp_path):
     assert report["runs_succeeded"] <= succeeded
 
     assert {name: stage["status"] for name, stage in report["stages"].items()} == {
-        "mine": "done", "review": "done", "export": "done", "train": "skipped"}
+        "mine": "done", "review": "done", "export": "done", "train": "skipped", "eval": "done"}
     assert report["model_dir"] is None and report["preference_accuracy_after"] is None
 
     (flags, flagged), = _query(report["store_dsn"],
@@ -80,6 +82,30 @@ def test_demo_json_report_matches_the_store(tmp_path):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert manifest["kind"] == "dpo" and manifest["splits"]["train"] + manifest["splits"]["eval"] == report["pairs"]
 
+    old, fixed = _scripted_gates(report)
+    cases = report["evals"]["cases"]
+    assert cases == corrections and (old["cases"], fixed["cases"]) == (cases, cases)
+    p_value = 2 * 0.5 ** cases  # every case moved the same way: the exact McNemar p-value, two-sided
+    assert old["p_value"] == fixed["p_value"] == pytest.approx(p_value)
+    assert old["verdict"] == ("regression" if p_value < 0.05 else "no significant change")
+    assert fixed["verdict"] == ("improvement" if p_value < 0.05 else "no significant change")
+    (results, traced), = _query(report["store_dsn"], """
+        SELECT count(), countIf(TraceId IN (SELECT TraceId FROM otel_traces WHERE GenAiOperation = 'chat'))
+        FROM tracemill_eval_results FINAL""")
+    assert results == traced == 2 * cases  # every attempt of both runs is a trace in the demo's store
+
+
+def _scripted_gates(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The gate on the scripted model's old behaviour (baseline: fixed) and on the fixed one (baseline: old):
+    the old one fails every corrected decision again and the fixed one makes each of them."""
+    old, fixed = report["evals"]["gates"][:2]
+    cases = report["evals"]["cases"]
+    assert (old["candidate_passed"], old["baseline_passed"]) == (0, cases)
+    assert (fixed["candidate_passed"], fixed["baseline_passed"]) == (cases, 0)
+    assert sorted(old["regressed"]) == sorted(fixed["improved"]) and len(old["regressed"]) == cases
+    assert old["improved"] == fixed["regressed"] == []
+    return old, fixed
+
 
 def test_demo_trains_a_tiny_model_that_prefers_the_corrections_on_held_out_tasks(tmp_path):
     report = _demo(tmp_path, "--runs", "120", "--json", timeout=600)
@@ -97,6 +123,15 @@ def test_demo_trains_a_tiny_model_that_prefers_the_corrections_on_held_out_tasks
     assert after["preference_accuracy"] >= 0.75
     assert before["reward_margin"] == 0 < after["reward_margin"]
     assert after["chosen_logp"] - after["rejected_logp"] > before["chosen_logp"] - before["rejected_logp"]
+
+    old, fixed = _scripted_gates(report)
+    assert (old["verdict"], fixed["verdict"]) == ("regression", "improvement")
+    assert old["p_value"] < 0.05 and fixed["p_value"] < 0.05
+    (tiny,) = report["evals"]["gates"][2:]  # the trained model on the corrections of the held-out tasks
+    assert tiny["baseline"] == "old behaviour" and tiny["baseline_passed"] == 0
+    held_out = json.loads((Path(report["export_dir"]) / "manifest.json").read_text())["splits"]["eval"]
+    assert 0 < tiny["cases"] <= held_out
+    assert tiny["verdict"] == ("improvement" if tiny["p_value"] < 0.05 else "no significant change")
 
 
 def test_demo_prints_the_report_for_people(tmp_path):

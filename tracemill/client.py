@@ -7,7 +7,7 @@ and no server answers, the error says exactly that and how to fix it (:func:`con
 API (:mod:`tracemill.feedback`) picks its backend from its ``store=``/``endpoint=`` arguments.
 
 Both backends answer the verbs of :class:`Backend` (status, traces, feedback, flags, mining and its
-latest labelled run, exports, configuration versions and rollouts) with the
+latest labelled run, exports, evals, configuration versions and rollouts) with the
 same JSON-ready values; nothing outside this module asks which one it holds. The HTTP side uses only the
 standard library, so the CLI needs nothing beyond the core install to talk to a server.
 """
@@ -62,6 +62,7 @@ class Backend(Protocol):
     def version_diff(self, a: str, b: str) -> dict[str, Any]: ...
     def rollout(self, name: str) -> dict[str, Any]: ...
     def rollout_action(self, name: str, action: str, *, reason: str, author: str) -> dict[str, Any]: ...
+    def evals(self, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Backend: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -173,6 +174,8 @@ class ServerBackend:
     def rollout_action(self, name: str, action: str, *, reason: str, author: str) -> dict[str, Any]:
         path = f"/api/rollouts/{urllib.parse.quote(name, safe='')}/{urllib.parse.quote(action, safe='')}"
         return self.post(path, {"reason": reason, "author": author})
+    def evals(self, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]:
+        return self.get("/api/evals", {"suite": suite, "limit": limit})
 
     def close(self) -> None:
         pass
@@ -287,6 +290,10 @@ class StoreBackend:
         if action not in ACTIONS:
             raise ConfigError(f"action must be one of {', '.join(ACTIONS)} (got {action!r})")
         return set_rollout_state(self._store, name, ACTIONS[action], reason=reason, author=author)
+    def evals(self, *, suite: str | None = None, limit: int = 100) -> dict[str, Any]:
+        from tracemill.trainer.evals.tables import listing
+
+        return listing(self._store, suite=suite, limit=limit)
 
     def close(self) -> None:
         if self._owned:

@@ -29,6 +29,7 @@ from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.generators import traced_async_generator, traced_generator
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.run_io import RunIO, agent_ended, current_run_io
+from tracemill.tracer.replay import REPLAYED, Replay, active_replay, recorded_form
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
 from tracemill.tracer.tool_schema import signature_schema
@@ -269,11 +270,39 @@ def _unwrap_descriptor(func: Any) -> Any:
     return func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
 
 
+def _replayable(spec: SpanSpec, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A tool function that a replay (``tracemill.tracer.replay``) answers instead of running it."""
+    name = spec.tool_name or ""
+
+    def answer(replay: Replay, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        trace.get_current_span().set_attribute(REPLAYED, True)
+        return replay.answer(name, recorded_form(_arguments(spec, args, kwargs)))
+
+    if inspect.iscoroutinefunction(func):
+        async def replayable_async(*args: Any, **kwargs: Any) -> Any:
+            replay = active_replay()
+            if replay is None:
+                return await func(*args, **kwargs)
+            return answer(replay, args, kwargs)
+
+        return replayable_async
+
+    def replayable(*args: Any, **kwargs: Any) -> Any:
+        replay = active_replay()
+        if replay is None:
+            return func(*args, **kwargs)
+        return answer(replay, args, kwargs)
+
+    return replayable
+
+
 def _pick_wrapper(spec: SpanSpec, func: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(func):
         return _async_generator_wrapper(spec, func)
     if inspect.isgeneratorfunction(func):
         return _generator_wrapper(spec, func)
+    if spec.tool_name is not None:
+        func = _replayable(spec, func)
     if inspect.iscoroutinefunction(func):
         return _async_wrapper(spec, func)
     return _sync_wrapper(spec, func)

@@ -36,7 +36,7 @@ MAX_API_BODY_BYTES = 8 << 20
 
 def api_routes(server: ServerHost) -> list[Route]:
     """Every route under ``/api/`` (and ``/``, the health check)."""
-    return [*_read_routes(server), *_feedback_routes(server), *_work_routes(server)]
+    return [*_read_routes(server), *_feedback_routes(server), *_work_routes(server), *_eval_routes(server)]
 
 
 def _read_routes(server: ServerHost) -> list[Route]:
@@ -189,6 +189,22 @@ def _work_routes(server: ServerHost) -> list[Route]:
         Route("/api/mine", mine, methods=["POST"]),
         Route("/api/miner/latest", miner_latest, methods=["GET"]),
     ]
+
+
+def _eval_routes(server: ServerHost) -> list[Route]:
+    """Eval suites and runs (``tracemill eval list`` while the server owns the store)."""
+
+    async def evals(request: Request) -> JSONResponse:
+        from tracemill.trainer.evals.tables import listing
+
+        query = request.query_params
+        try:
+            limit = _int(query.get("limit", "100"), "limit")
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return await _answer(lambda: listing(server.link.get(), suite=query.get("suite") or None, limit=limit))
+
+    return [Route("/api/evals", evals, methods=["GET"])]
 
 
 async def _listing(

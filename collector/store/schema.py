@@ -27,6 +27,10 @@ from tracemill.errors import ConfigError, SchemaError, StoreError
 __all__ = [
     "COMPACT_PART_MAX_BYTES",
     "DEAD_LETTERS_TABLE",
+    "EVAL_CASES_TABLE",
+    "EVAL_RESULTS_TABLE",
+    "EVAL_RUNS_TABLE",
+    "EVAL_SUITES_TABLE",
     "FEEDBACK_KINDS",
     "FEEDBACK_TABLE",
     "FLAGS_TABLE",
@@ -59,6 +63,10 @@ TAXONOMY_TABLE = "tracemill_taxonomy"
 SCHEMA_TABLE = "tracemill_schema"
 DEAD_LETTERS_TABLE = "tracemill_dead_letters"
 JUDGE_CACHE_TABLE = "tracemill_judge_cache"
+EVAL_SUITES_TABLE = "tracemill_eval_suites"
+EVAL_CASES_TABLE = "tracemill_eval_cases"
+EVAL_RUNS_TABLE = "tracemill_eval_runs"
+EVAL_RESULTS_TABLE = "tracemill_eval_results"
 
 FEEDBACK_KINDS = ("correction", "score", "label", "preference", "outcome", "decisive")
 """The kinds of feedback the trainer knows; the feedback table refuses others."""
@@ -475,6 +483,44 @@ def _written_by(o: SchemaOptions) -> list[str]:
             "DEFAULT '' CODEC(ZSTD(1))"]
 
 
+# -- migrations 16 and 17: eval suites (immutable versions of cases), eval runs and their results ------
+
+
+def _eval_suites(o: SchemaOptions) -> list[str]:
+    # A suite version is written once and never changed: a rebuild is a new Version. Cases keep the JSON
+    # the runner needs (prompt, tools, expected decision, run input, recorded tool calls) and their source span.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, EVAL_SUITES_TABLE)}{_on_cluster(o)} (
+    Suite String, Version UInt32, Source LowCardinality(String), Cases UInt32, Settings String CODEC(ZSTD(1)),
+    CreatedAt DateTime64(6, 'UTC')
+) ENGINE = {_engine(o, "ReplacingMergeTree", "CreatedAt")}
+ORDER BY (Suite, Version)""",
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, EVAL_CASES_TABLE)}{_on_cluster(o)} (
+    Suite String, Version UInt32, CaseId String, Kind LowCardinality(String), Source LowCardinality(String),
+    TraceId String, SpanId String, MustPass UInt8, Outcome Nullable(Float64), GroupKey String,
+    Prompt String CODEC(ZSTD(1)), Tools String CODEC(ZSTD(1)), Expected String CODEC(ZSTD(1)),
+    Input String CODEC(ZSTD(1)), Recording String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree")}
+ORDER BY (Suite, Version, CaseId)""",
+    ]
+
+
+def _eval_runs(o: SchemaOptions) -> list[str]:
+    # One row per eval run, one per (run, case, attempt); an attempt's trace is an ordinary trace.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, EVAL_RUNS_TABLE)}{_on_cluster(o)} (
+    RunId String, Suite String, Version UInt32, Candidate String, Repeat UInt32, Passed UInt32, Total UInt32,
+    Settings String CODEC(ZSTD(1)), StartedAt DateTime64(6, 'UTC'), FinishedAt DateTime64(6, 'UTC')
+) ENGINE = {_engine(o, "ReplacingMergeTree", "FinishedAt")}
+ORDER BY RunId""",
+        f"""CREATE TABLE IF NOT EXISTS {_table(o, EVAL_RESULTS_TABLE)}{_on_cluster(o)} (
+    RunId String, CaseId String, Attempt UInt32, Passed UInt8, TraceId String, DurationS Float64,
+    Output String CODEC(ZSTD(1)), Detail String CODEC(ZSTD(1))
+) ENGINE = {_engine(o, "ReplacingMergeTree")}
+ORDER BY (RunId, CaseId, Attempt)""",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "exporter traces tables", _exporter_tables),
     Migration(2, "span convenience columns and insert deduplication", _span_additions),
@@ -490,6 +536,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "failure taxonomy table", _taxonomy),
     Migration(14, "decisive-step marks in the feedback kinds", _decisive_kind),
     Migration(15, "judge model answer cache", _judge_cache),
+    Migration(16, "eval suites and cases", _eval_suites),
+    Migration(17, "eval runs and results", _eval_runs),
     Migration(18, "configuration versions table", _config_versions),
     Migration(19, "rollout state table", _rollouts),
 )

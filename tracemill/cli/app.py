@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from tracemill.cli import demo, feedback, judge, mine, rollout, serve, traces, train, versions
+from tracemill.cli import demo, eval, feedback, judge, mine, rollout, serve, traces, train, versions
 from tracemill.cli.output import cli_errors, console, err_console
 
 __all__ = ["app", "cli_errors", "console", "err_console", "main"]
@@ -39,7 +39,7 @@ def _root(
     """Trace LLM agents, store the traces in ClickHouse, mine failures, and train on corrections."""
 
 
-for _group in (demo, serve, traces, feedback, mine, train, judge, versions, rollout):
+for _group in (demo, serve, traces, feedback, mine, train, eval, judge, versions, rollout):
     _group.register(app)
 
 

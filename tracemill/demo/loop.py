@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import tracemill
+from tracemill.demo.gate import eval_stage
 from tracemill.demo.report import print_report
 from tracemill.demo.runs import RunRecord, trace_runs
 from tracemill.demo.stages import Stage, export_stage, mine_stage, review_stage, train_stage
@@ -76,6 +77,8 @@ def run_demo(*, directory: Path | None, store: str | None, runs: int, skip_train
                 ("exporting the DPO dataset", lambda: export_stage(opened, stages[1], paths.export_dir)),
                 ("training a tiny model", lambda: train_stage(stages[2], paths.export_dir, paths.base_model_dir,
                                                               paths.model_dir, skip=skip_train)),
+                ("gating candidates on the corrections", lambda: eval_stage(
+                    opened, stages[1], stages[3], records, paths.export_dir, paths.model_dir)),
             ):
                 task = progress.add_task(name, total=1)
                 stages.append(step())
@@ -90,7 +93,7 @@ def run_demo(*, directory: Path | None, store: str | None, runs: int, skip_train
 
 
 def _report(paths: DemoPaths, location: str, records: list[RunRecord], stages: list[Stage]) -> dict[str, Any]:
-    mined, reviewed, exported, trained = stages
+    mined, reviewed, exported, trained, evaluated = stages
     flags = mined.data.get("flags")
     return {
         "runs": len(records),
@@ -113,6 +116,7 @@ def _report(paths: DemoPaths, location: str, records: list[RunRecord], stages: l
         "store_dsn": paths.store,
         "export_dir": str(paths.export_dir) if exported.status == "done" else None,
         "model_dir": str(paths.model_dir) if trained.status == "done" else None,
+        "evals": evaluated.data or None,
         "review_ui": f"tracemill serve --store '{paths.store}'   # then open http://127.0.0.1:4318/ui/",
         "stages": {s.name: {"status": s.status, "detail": s.detail} for s in stages},
         "trace_ids": [r.trace_id for r in records],

@@ -23,6 +23,22 @@ def _counts(title: str, counts: dict[str, int] | None) -> Table | None:
     return table
 
 
+def _gates(evals: dict[str, Any] | None) -> Table | None:
+    if not evals or not evals.get("gates"):
+        return None
+    table = Table(title=f"Eval gate on suite {evals['suite']}@{evals['version']} ({evals['cases']} corrected "
+                        "decisions)")
+    for column in ("candidate", "baseline", "cases", "passed", "verdict", "p"):
+        table.add_column(column, no_wrap=column != "candidate")
+    colour = {"regression": "red", "improvement": "green"}
+    for gate in evals["gates"]:
+        verdict = gate["verdict"]
+        table.add_row(gate["candidate"], gate["baseline"], str(gate["cases"]),
+                      f"{gate['candidate_passed']} vs {gate['baseline_passed']}",
+                      f"[{colour.get(verdict, 'white')}]{verdict}[/]", f"{gate['p_value']:.2g}")
+    return table
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
     runs = Table(title=f"{report['runs']} agent runs traced", show_header=True)
     runs.add_column("scripted behaviour", no_wrap=True)
@@ -44,6 +60,10 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         for row in report["taxonomy"][:12]:
             taxonomy.add_row(*(str(row.get(c, "")) for c in columns))
         console.print(taxonomy)
+
+    gates = _gates(report.get("evals"))
+    if gates is not None:
+        console.print(gates)
 
     stages = Table(title="The loop")
     stages.add_column("stage", no_wrap=True)

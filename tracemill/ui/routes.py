@@ -46,6 +46,8 @@ def environment() -> Environment:
 
 def ui_routes(server: UiHost) -> list[Route | Mount]:
     """The routes to add to the server's app."""
+    from tracemill.ui.eval_pages import eval_routes
+
     view = _View(environment(), server.authenticator.required)
 
     async def root(request: Request) -> Response:
@@ -55,6 +57,7 @@ def ui_routes(server: UiHost) -> list[Route | Mount]:
         Route("/ui", root, methods=["GET"]),
         Mount("/ui", routes=[
             *_review_routes(server, view),
+            *eval_routes(server, view.render, view.page),
             *_sign_in_routes(server, view),
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="ui-static"),
         ]),
