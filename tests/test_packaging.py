@@ -20,7 +20,7 @@ SUBPACKAGES = ["tracemill", "tracemill.cli", "tracemill.demo", "tracemill.ui", "
                "tracemill.collector.ingest", "tracemill.collector.feedback", "tracemill.collector.server",
                "tracemill.miner", "tracemill.miner.decisive", "tracemill.miner.judge", "tracemill.miner.versions",
                "tracemill.miner.quality", "tracemill.miner.scoring", "tracemill.trainer", "tracemill.trainer.evals",
-               "tracemill.tracer.openinference", "tracemill.tracer.versions"]
+               "tracemill.tracer.openinference", "tracemill.tracer.tools", "tracemill.tracer.versions"]
 HEAVY = ["clickhouse-connect", "chdb", "torch", "trl", "transformers", "scikit-learn", "langchain-core", "openai"]
 
 

@@ -29,10 +29,10 @@ from tracemill.tracer.causality import TOOL_CALLS
 from tracemill.tracer.generators import traced_async_generator, traced_generator
 from tracemill.tracer.logs import log_once
 from tracemill.tracer.run_io import RunIO, agent_ended, current_run_io
-from tracemill.tracer.replay import REPLAYED, Replay, active_replay, recorded_form
 from tracemill.tracer.runtime import RUNTIME
 from tracemill.tracer.spans import active_tracer, capture, end_span, start_span
-from tracemill.tracer.tool_schema import signature_schema
+from tracemill.tracer.tools.replay import REPLAYED, Replay, active_replay, recorded_form
+from tracemill.tracer.tools.schema import signature_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpanRole = Literal["agent", "tool", "step"]
@@ -271,7 +271,7 @@ def _unwrap_descriptor(func: Any) -> Any:
 
 
 def _replayable(spec: SpanSpec, func: Callable[..., Any]) -> Callable[..., Any]:
-    """A tool function that a replay (``tracemill.tracer.replay``) answers instead of running it."""
+    """A tool function that a replay (``tracemill.tracer.tools.replay``) answers instead of running it."""
     name = spec.tool_name or ""
 
     def answer(replay: Replay, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -21,7 +21,7 @@ from tracemill.tracer.logs import log_once
 from tracemill.tracer.messages import Message, output_message, parse_arguments, to_genai_messages, tool_calls_of
 from tracemill.tracer.run_io import RunIO, current_run_io
 from tracemill.tracer.spans import active_tracer, capture, capture_enabled, end_span, record_error, start_span
-from tracemill.tracer.tool_schema import definition_parameters
+from tracemill.tracer.tools.schema import definition_parameters
 from tracemill.tracer.versions.config_version import (
     CONFIG_VERSION,
     PROMPT_NAME,

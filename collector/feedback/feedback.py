@@ -77,8 +77,18 @@ def record_feedback(
     check_feedback_content(store, checked)
     check_one_per_author(checked)
     existing = _current_rows(store, {item["trace_id"] for item in checked})
-    now = datetime.now(timezone.utc)
-    rows = [[*key, existing[key]["kind"], "", None, "", "", existing[key]["created_at"], now, 1]
+    rows = _rows(checked, existing, datetime.now(timezone.utc), written_by)
+    if not check_only:
+        store.insert(FEEDBACK_TABLE, rows, _FEEDBACK_COLUMNS)
+    return [_public(item) for item in checked]
+
+
+def _rows(
+    checked: list[dict[str, Any]], existing: dict[tuple[str, str, str, str], dict[str, Any]], now: datetime,
+    written_by: str,
+) -> list[list[Any]]:
+    """The rows to insert: tombstones of an author's earlier decisive marks, then one row per checked item."""
+    rows = [[*key, existing[key]["kind"], "", None, "", "", existing[key]["created_at"], now, 1, written_by]
             for key in superseded(checked, existing)]  # an author's earlier decisive mark on that trace
     seen: dict[tuple[str, str, str, str], int] = {}
     for index, item in enumerate(checked):
@@ -94,23 +104,10 @@ def record_feedback(
         item["created_at"] = before["created_at"] if before else now
         item["updated_at"] = now
         item["written_by"] = written_by
-        rows.append(
-            [
-                *key,
-                item["kind"],
-                "" if item["value"] is None else json.dumps(item["value"], ensure_ascii=False, allow_nan=False),
-                item["score"],
-                item["label"],
-                item["comment"],
-                item["created_at"],
-                now,
-                int(item["deleted"]),
-                written_by,
-            ]
-        )
-    if not check_only:
-        store.insert(FEEDBACK_TABLE, rows, _FEEDBACK_COLUMNS)
-    return [_public(item) for item in checked]
+        value = "" if item["value"] is None else json.dumps(item["value"], ensure_ascii=False, allow_nan=False)
+        rows.append([*key, item["kind"], value, item["score"], item["label"], item["comment"], item["created_at"],
+                     now, int(item["deleted"]), written_by])
+    return rows
 
 
 def list_feedback(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import tracemill
-from tracemill.tracer.replay import Recording, Replay, replaying
+from tracemill.tracer.tools.replay import Recording, Replay, replaying
 from tracemill.trainer.chat import openai_messages
 from tracemill.trainer.evals.cases import Case
 from tracemill.trainer.evals.models import Decider

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import tracemill
-from tracemill.tracer.replay import REPLAYED, Recording, Replay, ReplayedToolError, ToolNotRecorded, replaying
+from tracemill.tracer.tools.replay import REPLAYED, Recording, Replay, ReplayedToolError, ToolNotRecorded, replaying
 
 EXECUTED: list[str] = []
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 import tracemill
 from tracemill.tracer import semconv
-from tracemill.tracer.tool_schema import definition_parameters, signature_schema
+from tracemill.tracer.tools.schema import definition_parameters, signature_schema
 
 
 class Unit(Enum):
