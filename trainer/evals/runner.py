@@ -141,7 +141,8 @@ def run_suite(store: Store, ref: str, *, decider: Decider | None = None, agent: 
     run = {"run_id": run_id, "suite": name, "version": version, "candidate": candidate, "repeat": repeat,
            "passed": summary["passed"], "total": summary["cases"], "started_at": started,
            "finished_at": datetime.now(timezone.utc),
-           "summary": {**summary, "replay_tools": replay_tools, "must_pass": [c.case_id for c in cases if c.must_pass]}}
+           "summary": {**summary, "replay_tools": replay_tools, "must_pass": [c.case_id for c in cases if c.must_pass],
+                       "config_versions": candidate_versions(store, [r["trace_id"] for r in results])}}
     write_results(store, run_id, results)
     write_run(store, run)
     return {**run, "started_at": started.isoformat(), "finished_at": run["finished_at"].isoformat(),
@@ -152,3 +153,20 @@ def _name(agent: Any) -> str:
     if agent is None:
         return ""
     return f"{getattr(agent, '__module__', '')}:{getattr(agent, '__qualname__', repr(agent))}"
+
+
+def candidate_versions(store: Store, trace_ids: Sequence[str]) -> list[str]:
+    """The configuration versions the candidate's traced decisions recorded (``tracemill.config.version`` on the
+    LLM spans of the run's attempts), so an eval run names what it measured, like the runs it is compared with."""
+    from tracemill.collector.store.schema import SPANS_TABLE
+    from tracemill.tracer.versions.config_version import CONFIG_VERSION
+
+    ids = [t for t in trace_ids if t]
+    if not ids:
+        return []
+    rows = store.query(
+        f"SELECT DISTINCT SpanAttributes[{{key:String}}] AS v FROM {SPANS_TABLE} "
+        "WHERE TraceId IN {ids:Array(String)} AND v != '' ORDER BY v",
+        {"key": CONFIG_VERSION, "ids": ids},
+    ).result_rows
+    return [r[0] for r in rows]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 from conftest import World, cli, cli_json
@@ -57,6 +59,13 @@ def test_candidate_making_the_corrected_decisions_is_an_improvement(world, model
     code, result = _compare(world, old, fixed)
     assert code == 0 and result["verdict"] == "improvement"
     assert len(result["improved"]) == len(world.corrected) and result["regressed"] == []
+    # Each run names the configuration versions its traced decisions recorded; the collector stored their content.
+    versions = set(old["summary"]["config_versions"]) | set(fixed["summary"]["config_versions"])
+    assert versions and all(len(v) == 12 for v in versions)
+    for version in versions:
+        shown = subprocess.run([sys.executable, "-m", "tracemill.cli", "versions", "diff", version, version, "--json",
+                                "--store", world.dsn], capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
 
 
 def test_two_runs_of_the_same_candidate_are_no_significant_change(world, models):
