@@ -56,7 +56,7 @@ class Run:
 _A = "SpanAttributes"
 _QUERY = f"""
 SELECT TraceId, SpanId, ParentSpanId, SpanName, start_ns, op, is_llm, is_tool, tool, args, result, span_error,
-       result_error, llm_output, agent_name, task_id, is_root, root_output,
+       result_error, llm_output, agent_name, task_id, is_root, if(is_root, run_output, '') AS root_output,
        if(is_llm, {_A}['gen_ai.input.messages'], '') AS llm_input,
        if({_A}['tracemill.input'] != '', {_A}['tracemill.input'], {_A}['input.value']) AS io_in,
        if({_A}['tracemill.output'] != '', {_A}['tracemill.output'], {_A}['output.value']) AS io_out,
