@@ -45,16 +45,16 @@ def eval_routes(server: UiHost, render: Any, page: Any) -> list[Route]:
     """``/evals`` and ``/evals/compare`` under the UI's mount, rendered and guarded like its other pages."""
 
     async def evals_page(request: Request) -> Response:
-        return await page(lambda: render("evals.html", evals_context(server.link.get())))
+        return await page(lambda: render("evals.html", evals_context(server.link.get()), request=request), request)
 
     async def compare_page(request: Request) -> Response:
         def produce() -> Response:
             try:
                 context = comparison_context(server.link.get(), request.query_params)
             except NotFoundError as exc:  # a run id that is not in the store
-                return render("error.html", {"title": "Not found", "message": str(exc)}, 404)
-            return render("eval_compare.html", context)
+                return render("error.html", {"title": "Not found", "message": str(exc)}, 404, request=request)
+            return render("eval_compare.html", context, request=request)
 
-        return await page(produce)
+        return await page(produce, request)
 
     return [Route("/evals", evals_page, methods=["GET"]), Route("/evals/compare", compare_page, methods=["GET"])]
