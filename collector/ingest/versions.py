@@ -9,6 +9,7 @@ in ``tracemill_config_versions`` (one row per version, not one per span).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -54,24 +55,101 @@ def _plain(value: Any) -> Any:
 
 
 def stamp_request(request: ExportTraceServiceRequest) -> int:
-    """Add ``tracemill.config.version`` to inference spans that lack it; the number of spans stamped."""
+    """Add ``tracemill.config.version`` to inference spans that lack it; the number of spans stamped.
+
+    Every version met on the way, stamped or carried, is noted for :class:`VersionRecorder`.
+    """
     stamped = 0
+    seen: set[str] = set()
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 if span.kind != _CLIENT:
                     continue
-                found = {kv.key: _plain(kv.value) for kv in span.attributes if kv.key in _WANTED}
-                if CONFIG_VERSION in found or found.get(semconv.LLM_DELEGATED):
+                wanted = [kv for kv in span.attributes if kv.key in _WANTED]
+                carried = next((kv.value.string_value for kv in wanted if kv.key == CONFIG_VERSION), None)
+                if carried is not None:
+                    seen.add(carried)
                     continue
-                content = attributes_content(found)
-                if content is None:
+                version = _version_of(wanted)
+                if version is None:
                     continue
                 added = span.attributes.add()
                 added.key = CONFIG_VERSION
-                added.value.string_value = version_of(content)
+                added.value.string_value = version
+                seen.add(version)
                 stamped += 1
+    SIGHTINGS.note(seen)
     return stamped
+
+
+def _version_of(wanted: list[Any]) -> str | None:
+    """The version of an inference span's configuration attributes (OTLP key-values); None when the
+    span names no model or delegates its decision.
+
+    Spans of one configuration repeat the same values, so versions are cached by their encoded
+    values. The input messages only count for their system or developer messages: when their text
+    names neither role they are left out of the key, so a conversation that grows does not miss
+    the cache.
+    """
+    key = tuple(
+        (kv.key, kv.value.SerializeToString()) for kv in wanted
+        if kv.key != semconv.INPUT_MESSAGES or _may_name_a_system_role(kv.value)
+    )
+    return _cached_version(key)
+
+
+def _may_name_a_system_role(messages: Any) -> bool:
+    if messages.WhichOneof("value") != "string_value":
+        return True
+    text = messages.string_value
+    return '"system"' in text or '"developer"' in text
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_version(key: tuple[tuple[str, bytes], ...]) -> str | None:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    found = {name: _plain(AnyValue.FromString(value)) for name, value in key}
+    if found.get(semconv.LLM_DELEGATED):
+        return None
+    content = attributes_content(found)
+    return None if content is None else version_of(content)
+
+
+class _Sightings:
+    """Versions the receiver met since the recorder last looked, so it queries only for new ones.
+
+    Bounded: past ``limit`` versions (a client sending a new one on every span) the next look is a
+    full one instead.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._versions: set[str] = set()
+        self._overflowed = False
+        self._lock = threading.Lock()
+
+    def note(self, versions: set[str]) -> None:
+        if not versions:
+            return
+        with self._lock:
+            if len(self._versions) + len(versions) > self._limit:
+                self._versions.clear()
+                self._overflowed = True
+            else:
+                self._versions |= versions
+
+    def take(self) -> tuple[set[str], bool]:
+        """The versions noted since the last take, and whether some were dropped (then look at everything)."""
+        with self._lock:
+            versions, overflowed = self._versions, self._overflowed
+            self._versions, self._overflowed = set(), False
+        return versions, overflowed
+
+
+SIGHTINGS = _Sightings()
+"""Versions seen by :func:`stamp_request` in this process, for the recorders of the same process."""
 
 
 def stamp_request_safely(request: ExportTraceServiceRequest) -> int:
@@ -97,16 +175,21 @@ GROUP BY v
 """
 
 
-def record_versions(store: Store, *, since_s: float | None = None) -> int:
+def record_versions(store: Store, *, since_s: float | None = None, versions: set[str] | None = None) -> int:
     """Store the content of every version seen in spans (after ``since_s``, Unix seconds) and not stored yet.
 
-    The content comes from the first span with the version; a span recorded with content capture off
-    gives the model and parameters only. Returns how many versions were written.
+    ``versions`` narrows the look to those versions. The content comes from the first span with the
+    version; a span recorded with content capture off gives the model and parameters only. Returns
+    how many versions were written.
     """
-    where, parameters = "1", {}
+    conditions, parameters = ["1"], {}
     if since_s is not None:
-        where, parameters = "Timestamp >= fromUnixTimestamp64Nano({since:Int64})", {"since": int(since_s * 1e9)}
-    rows = store.query(_NEW_VERSIONS.replace("{where}", where), parameters).result_rows
+        conditions.append("Timestamp >= fromUnixTimestamp64Nano({since:Int64})")
+        parameters["since"] = int(since_s * 1e9)
+    if versions is not None:
+        conditions.append("v IN {versions:Array(String)}")
+        parameters["versions"] = sorted(versions)
+    rows = store.query(_NEW_VERSIONS.replace("{where}", " AND ".join(conditions)), parameters).result_rows
     now = datetime.now(timezone.utc)
     out = []
     for version, first_seen, attributes in rows:
@@ -120,11 +203,20 @@ def record_versions(store: Store, *, since_s: float | None = None) -> int:
 
 
 class VersionRecorder:
-    """Records new versions after inserts, at most every ``interval_s``, looking back ``window_s``."""
+    """Records new versions after inserts, at most every ``interval_s``, looking back ``window_s``.
 
-    def __init__(self, *, interval_s: float = 5.0, window_s: float = 3600.0) -> None:
-        self.interval_s, self.window_s = interval_s, window_s
+    Looking means reading the attributes of every span in the window, so after a first full look
+    the recorder looks again only for versions the receiver saw and the store does not hold yet
+    (:data:`SIGHTINGS`), and in full every ``full_interval_s`` for spans that reached the store
+    some other way (an inference span that is not a client span, another process's receiver).
+    """
+
+    def __init__(self, *, interval_s: float = 5.0, window_s: float = 3600.0, full_interval_s: float = 600.0) -> None:
+        self.interval_s, self.window_s, self.full_interval_s = interval_s, window_s, full_interval_s
         self._next_at = 0.0
+        self._full_at = 0.0
+        self._known: set[str] = set()
+        self._pending: dict[str, float] = {}  # version -> when first sighted (monotonic)
         self._lock = threading.Lock()
 
     def after_insert(self, store: Store) -> None:
@@ -134,7 +226,24 @@ class VersionRecorder:
             if now < self._next_at:
                 return
             self._next_at = now + self.interval_s
+            sighted, overflowed = SIGHTINGS.take()
+            for version in sighted - self._known:
+                self._pending.setdefault(version, now)
+            # One sighted but never stored (its spans refused, or older than the window) is left
+            # to the next full look.
+            self._pending = {v: at for v, at in self._pending.items() if now - at < self.full_interval_s}
+            full = overflowed or now >= self._full_at
+            if not full and not self._pending:
+                return
+            wanted = None if full else set(self._pending)
         try:
-            record_versions(store, since_s=time.time() - self.window_s)
+            record_versions(store, since_s=time.time() - self.window_s, versions=wanted)
+            stored = {row[0] for row in store.query(f"SELECT Version FROM {CONFIG_VERSIONS_TABLE}").result_rows}
         except Exception as exc:
             logger.warning("could not record configuration versions: %s", exc)
+            return
+        with self._lock:
+            self._known = stored
+            self._pending = {v: at for v, at in self._pending.items() if v not in stored}
+            if full:
+                self._full_at = now + self.full_interval_s

@@ -111,6 +111,7 @@ class SpoolWriter:
         self._in_store: bool | None = None  # decided once the store is open
         self._idle = threading.Condition()
         self._versions = VersionRecorder()
+        self._purge_due = False
         # What status reports.
         self.inserted_spans = 0
         self.inserted_groups = 0
@@ -258,6 +259,9 @@ class SpoolWriter:
             return False
         self._fill(store, draining=draining)
         if not self._inflight:
+            if self._purge_due:  # caught up: hand what the inserts freed back to the system
+                self._purge_due = False
+                store.release_free_memory()
             self._notify_idle()
             return False
         head = self._inflight[0]
@@ -380,6 +384,7 @@ class SpoolWriter:
         self._spool.confirm(head.group)
         self._succeeded(head.group, rows, elapsed_s)
         self._versions.after_insert(store)
+        self._purge_due = True
         self._inflight.popleft()
         self._fill(store, draining=draining)
         return True

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.servers import PROTOBUF, make_request, start_server
+from tracemill.collector.store.schema import COMPACT_PART_MAX_BYTES
 
 MiB = 1 << 20
 MAX_REQUEST_BYTES = 3 * MiB
@@ -24,8 +25,9 @@ BATCH_BYTES = 4 * MiB
 def worst_case_growth_bytes(max_inflight_bytes: int, batch_bytes: int, max_request_bytes: int) -> int:
     """The bound docs/collector.md states, above the idle server: 160 MiB of engine working memory,
     4x the receiver's bytes in flight, 20x the writer's (at most one group of batch_bytes, or one
-    larger request)."""
-    return 160 * MiB + 4 * max_inflight_bytes + 20 * max(batch_bytes, max_request_bytes)
+    larger request), and 3x the largest Compact part for the store's background merges."""
+    return (160 * MiB + 4 * max_inflight_bytes + 20 * max(batch_bytes, max_request_bytes)
+            + 3 * COMPACT_PART_MAX_BYTES)
 
 
 def _bytes(pid: int, field: str) -> int:

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import tracemill
 from tracemill.collector.ingest.exporter import StoreSpanExporter
 from tracemill.collector.ingest.otlp import decode_request
-from tracemill.collector.ingest.rows import sdk_spans_to_request
+from tracemill.collector.ingest.rows import request_to_rows, sdk_spans_to_request
 from tracemill.collector.ingest.versions import record_versions
 from tracemill.collector.store.schema_versions import CONFIG_VERSIONS_TABLE
 from tracemill.tracer.versions.config_version import CONFIG_VERSION
@@ -91,3 +91,79 @@ def test_versions_table_holds_each_version_once_with_its_content(store):
     assert contents[0]["tools"][0]["name"] == "search_flights"
     assert contents[0]["params"] == {"gen_ai.request.max_tokens": 300, "gen_ai.request.temperature": 0.2}
     assert {model for _, model, _ in rows} == {"gpt-4o"}
+
+
+def _conversation_span(turns: int, system_in_messages: bool) -> ExportTraceServiceRequest:
+    """A plain GenAI span of one configuration on its ``turns``-th turn (the conversation grows)."""
+    messages = [{"role": "user", "parts": [{"type": "text", "content": f"turn {i}"}]} for i in range(turns)]
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.input.messages": json.dumps(messages), "gen_ai.tool.definitions": json.dumps(TOOLS)}
+    if system_in_messages:
+        messages.insert(0, {"role": "system", "parts": [{"type": "text", "content": SYSTEM}]})
+        attributes["gen_ai.input.messages"] = json.dumps(messages)
+    else:
+        attributes["gen_ai.system_instructions"] = json.dumps([{"type": "text", "content": SYSTEM}])
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("plain.genai").start_as_current_span("chat", kind=trace.SpanKind.CLIENT) as span:
+        span.set_attributes(attributes)
+    provider.shutdown()
+    return sdk_spans_to_request(list(memory.get_finished_spans()))
+
+
+def test_versions_of_a_growing_conversation_match_the_uncached_computation():
+    """The cache leaves out input messages that name no system role; the versions must not change."""
+    from tracemill.collector.ingest.versions import stamp_request
+    from tracemill.tracer.versions.config_version import attributes_content, version_of
+
+    for system_in_messages in (False, True):
+        versions = set()
+        for turns in (1, 2, 5):
+            request = _conversation_span(turns, system_in_messages)
+            span = request.resource_spans[0].scope_spans[0].spans[0]
+            expected = version_of(attributes_content({kv.key: kv.value.string_value for kv in span.attributes}))
+            assert stamp_request(request) == 1
+            versions.add(_stamped(request.SerializeToString())[CONFIG_VERSION])
+            assert versions == {expected}
+        assert len(versions) == 1  # one configuration, however long the conversation
+
+
+class _CountingStore:
+    """The real store, counting the queries made through it."""
+
+    def __init__(self, store) -> None:
+        self.store, self.queries = store, 0
+
+    def query(self, *args, **kwargs):
+        self.queries += 1
+        return self.store.query(*args, **kwargs)
+
+    def insert(self, *args, **kwargs):
+        return self.store.insert(*args, **kwargs)
+
+
+def test_recorder_looks_again_only_for_versions_the_receiver_saw(store):
+    from tracemill.collector.ingest.versions import SIGHTINGS, VersionRecorder, stamp_request
+
+    SIGHTINGS.take()
+    counting = _CountingStore(store)
+    recorder = VersionRecorder(interval_s=0, full_interval_s=3600)
+
+    def ingest(system: str) -> None:
+        request = sdk_spans_to_request(_plain_genai_spans(system))
+        stamp_request(request)
+        store.insert_spans(request_to_rows(request))
+        recorder.after_insert(counting)
+
+    def stored() -> int:
+        return store.query(f"SELECT count() FROM {CONFIG_VERSIONS_TABLE} FINAL").result_rows[0][0]
+
+    ingest(SYSTEM)  # the first look is a full one
+    assert stored() == 1
+    first = counting.queries
+    ingest(SYSTEM)  # the same version again: nothing to look for
+    assert counting.queries == first
+    ingest(SYSTEM + " Prefer trains.")  # a new version: looked for at once, and stored
+    assert counting.queries > first
+    assert stored() == 2

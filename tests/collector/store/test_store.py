@@ -261,3 +261,18 @@ def test_server_store_round_trips_spans_and_deduplicates(sdk_spans):
                     assert stored[name][column] == value, f"{name}: {column}"
         finally:
             store.command(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) << 10 for line in status if line.startswith("VmRSS:"))
+
+
+def test_release_free_memory_hands_back_what_a_large_query_freed(store):
+    """The embedded engine keeps freed memory for reuse; the writer purges it once it has caught up."""
+    before = _rss_bytes()
+    store.query("SELECT length(groupArray(randomString(1000))) FROM numbers(100000)")
+    grown = _rss_bytes() - before
+    assert grown > 100 << 20, "the query should leave the engine holding freed memory"
+    store.release_free_memory()
+    assert _rss_bytes() - before < grown / 2
