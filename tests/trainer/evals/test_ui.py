@@ -8,13 +8,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from conftest import World, cli
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -50,47 +47,44 @@ def served(world: World, models, tmp_path_factory: pytest.TempPathFactory) -> It
         proc.wait(30)
 
 
-def test_evals_page_lists_runs_and_the_comparison_colours_each_case_and_links_both_traces(served, world, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run scripts/setup.sh (apt-get install chromium)"
+def test_evals_page_lists_runs_and_the_comparison_colours_each_case_and_links_both_traces(served, world, tmp_path,
+                                                                                       browser):
     url, half, fixed = served
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(f"{url}/ui/")
-            page.click("a.evals-link")
-            page.wait_for_url("**/ui/evals")
-            assert "ui-suite" in page.inner_text("#suites")
-            page.check(f'#runs tr[data-run="{half["run_id"]}"] input[name="baseline"]')
-            page.check(f'#runs tr[data-run="{fixed["run_id"]}"] input[name="candidate"]')
-            page.click("#compare")
-            page.wait_for_selector("#verdict")
-            assert page.inner_text("#verdict") == "improvement"
-            improved = page.locator("tr.case-improved")
-            assert improved.count() == len(world.corrected) - half["passed"] > 0
-            assert page.locator("tr.case-same").count() == half["passed"]
-            assert page.locator("tr.case-regressed").count() == 0
-            colour = improved.first.evaluate("row => getComputedStyle(row).backgroundColor")
-            assert colour == "rgb(215, 245, 221)"
-            page.screenshot(path=str(tmp_path / "eval-compare.png"), full_page=True)
-            improved.first.locator("a.candidate-trace").click()
-            page.wait_for_url("**/ui/traces/*")
-            assert page.url.split("/ui/traces/")[1].split("?")[0] in {r["trace_id"] for r in fixed["results"]}
-            page.go_back()
-            page.goto(f"{url}/ui/evals/compare?baseline={fixed['run_id']}&candidate={half['run_id']}")
-            assert page.inner_text("#verdict") == "regression"
-            assert page.locator("tr.case-regressed").count() == len(world.corrected) - half["passed"]
-            assert errors == []
-            response = page.goto(f"{url}/ui/evals/compare?baseline=nope&candidate={half['run_id']}")
-            assert response is not None and response.status == 404
-            assert "no eval run 'nope'" in page.inner_text("main")
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(f"{url}/ui/")
+        page.click("a.evals-link")
+        page.wait_for_url("**/ui/evals")
+        assert "ui-suite" in page.inner_text("#suites")
+        page.check(f'#runs tr[data-run="{half["run_id"]}"] input[name="baseline"]')
+        page.check(f'#runs tr[data-run="{fixed["run_id"]}"] input[name="candidate"]')
+        page.click("#compare")
+        page.wait_for_selector("#verdict")
+        assert page.inner_text("#verdict") == "improvement"
+        improved = page.locator("tr.case-improved")
+        assert improved.count() == len(world.corrected) - half["passed"] > 0
+        assert page.locator("tr.case-same").count() == half["passed"]
+        assert page.locator("tr.case-regressed").count() == 0
+        colour = improved.first.evaluate("row => getComputedStyle(row).backgroundColor")
+        assert colour == "rgb(215, 245, 221)"
+        page.screenshot(path=str(tmp_path / "eval-compare.png"), full_page=True)
+        improved.first.locator("a.candidate-trace").click()
+        page.wait_for_url("**/ui/traces/*")
+        assert page.url.split("/ui/traces/")[1].split("?")[0] in {r["trace_id"] for r in fixed["results"]}
+        page.go_back()
+        page.goto(f"{url}/ui/evals/compare?baseline={fixed['run_id']}&candidate={half['run_id']}")
+        assert page.inner_text("#verdict") == "regression"
+        assert page.locator("tr.case-regressed").count() == len(world.corrected) - half["passed"]
+        assert errors == []
+        response = page.goto(f"{url}/ui/evals/compare?baseline=nope&candidate={half['run_id']}")
+        assert response is not None and response.status == 404
+        assert "no eval run 'nope'" in page.inner_text("main")
+    finally:
+        context.close()
 
 
 def test_eval_list_asks_the_server_that_owns_the_embedded_store(served, world):
