@@ -182,7 +182,8 @@ def record_versions(store: Store, *, since_s: float | None = None, versions: set
     version; a span recorded with content capture off gives the model and parameters only. Returns
     how many versions were written.
     """
-    conditions, parameters = ["1"], {}
+    conditions: list[str] = ["1"]
+    parameters: dict[str, Any] = {}
     if since_s is not None:
         conditions.append("Timestamp >= fromUnixTimestamp64Nano({since:Int64})")
         parameters["since"] = int(since_s * 1e9)
