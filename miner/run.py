@@ -107,12 +107,14 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
     clock.done("localize")
 
     from tracemill.miner.quality.calibration import calibrate_flags
-    from tracemill.miner.scoring.scorer import score_traces
+    from tracemill.miner.scoring.scorer import planned_version, score_traces
 
     calibrated = calibrate_flags(frame, flags, config)
     flags = calibrated.flags
     result.detectors = [row.to_dict() for row in calibrated.table.values()]
     result.grouping = calibrated.grouping
+    if not full and model_changed(store, planned_version(frame, config, calibrated.groups)):
+        return None  # known before training: the labels or settings changed
     scored = score_traces(frame, config, flags, calibrated.groups, store)
     if not full and model_changed(store, scored.model_version):
         return None

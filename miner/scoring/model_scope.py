@@ -25,7 +25,9 @@ UNSUPERVISED = frozenset({"none", "isolation-forest-1"})
 
 
 def _family(version: str) -> str:
-    return "unsupervised" if version in UNSUPERVISED else version
+    """Unsupervised scores are one family; a supervised model is named by its digest (``NAME-2-DIGEST``): the
+    same labels and settings choose and train the same model."""
+    return "unsupervised" if version in UNSUPERVISED else version.rsplit("-2-", 1)[-1]
 
 
 def model_changed(store: Store, version: str) -> bool:

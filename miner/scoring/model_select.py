@@ -2,7 +2,8 @@
 
 Candidates are well-known scikit-learn models over the same features: an L2-regularised logistic regression
 (numeric features scaled, hashed tokens sparse) and gradient-boosted trees (``HistGradientBoostingClassifier``
-over the numeric features and a small dense hashing of the tokens). Each is cross-validated with folds grouped
+over the numeric features and a small dense hashing of the tokens). Each candidate's matrix is built once for
+every trace, not again in every fold: hashing needs no fitting. Each is cross-validated with folds grouped
 by task; the trees win only when their AUROC is at least 0.03 higher. Its probabilities are calibrated by Platt scaling
 fitted on its out-of-fold predictions (what ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does,
 without fitting every fold again), and the ``outcome_model`` flag threshold is the lowest one whose
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "Platt", "choose", "fit_predict", "make_model", "precision_threshold"]
+__all__ = ["CANDIDATES", "Platt", "choose", "features", "fit_predict", "make_model", "precision_threshold"]
 
 CANDIDATES = ("logreg", "hgb")
 
@@ -25,44 +26,55 @@ def _log1p(x: Any) -> Any:
     return np.log1p(np.maximum(np.asarray(x, dtype=float), 0.0))
 
 
-def make_model(name: str, n_numeric: int) -> Any:
-    """The pipeline of candidate ``name`` over a design of ``n_numeric`` numbers then documents, tool sequences
-    and error texts."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
+def features(name: str, n_numeric: int, design: np.ndarray, fit_rows: np.ndarray) -> Any:
+    """Candidate ``name``'s feature matrix for every row of ``design`` (``n_numeric`` numbers, then documents,
+    tool sequences and error texts).
+
+    Built once and sliced by the folds: hashing the texts needs no fitting, and the numbers are scaled
+    with statistics of ``fit_rows`` (the labelled traces, so a trace's score never depends on which
+    unlabelled traces a run mines with it). No label is read here.
+    """
+    from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
     n = n_numeric
-    numeric = Pipeline([("log", FunctionTransformer(_log1p)), ("scale", StandardScaler())])
+    numeric = _log1p(design[:, :n].astype(float))
+    documents, sequences, errors = (list(design[:, n + k]) for k in range(3))
     if name == "logreg":
-        columns = ColumnTransformer([
-            ("numeric", numeric, list(range(n))),
-            ("text", HashingVectorizer(n_features=2**14, token_pattern=r"[^ ]+", lowercase=False,
-                                       alternate_sign=False, norm="l2"), n),
-            ("tools", HashingVectorizer(n_features=2**12, token_pattern=r"[^ ]+", ngram_range=(1, 2),
-                                        lowercase=False, alternate_sign=False, norm="l2"), n + 1),
-            ("errors", HashingVectorizer(n_features=2**12, alternate_sign=False, norm="l2"), n + 2),
-        ])  # fmt: skip
-        return Pipeline([("features", columns), ("model", LogisticRegression(C=0.5, max_iter=3000))])
-    columns = ColumnTransformer([
-        ("numeric", FunctionTransformer(_log1p), list(range(n))),
-        ("text", HashingVectorizer(n_features=2**6, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
-                                   norm=None), n),
-        ("tools", HashingVectorizer(n_features=2**4, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
-                                    norm=None), n + 1),
-    ], sparse_threshold=0.0)  # fmt: skip
-    trees = HistGradientBoostingClassifier(max_iter=80, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=8,
-                                           l2_regularization=1.0, random_state=0)
-    return Pipeline([("features", columns), ("model", trees)])
+        scaled = StandardScaler().fit(numeric[fit_rows]).transform(numeric)
+        hashed = [
+            HashingVectorizer(n_features=2**14, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
+                              norm="l2").transform(documents),
+            HashingVectorizer(n_features=2**12, token_pattern=r"[^ ]+", ngram_range=(1, 2), lowercase=False,
+                              alternate_sign=False, norm="l2").transform(sequences),
+            HashingVectorizer(n_features=2**12, alternate_sign=False, norm="l2").transform(errors),
+        ]  # fmt: skip
+        return sparse.hstack([sparse.csr_matrix(scaled), *hashed], format="csr")
+    hashed = [
+        HashingVectorizer(n_features=2**6, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
+                          norm=None).transform(documents),
+        HashingVectorizer(n_features=2**4, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
+                          norm=None).transform(sequences),
+    ]  # fmt: skip
+    return np.hstack([numeric, *(h.toarray() for h in hashed)])
 
 
-def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int,
-           n_numeric: int) -> tuple[str, dict[str, Any], np.ndarray]:
+def make_model(name: str) -> Any:
+    """Candidate ``name``'s estimator, over the matrix :func:`features` builds for it."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    if name == "logreg":
+        return LogisticRegression(C=0.5, max_iter=3000)
+    return HistGradientBoostingClassifier(max_iter=80, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=8,
+                                          l2_regularization=1.0, random_state=0)
+
+
+def choose(matrices: dict[str, Any], y: np.ndarray, groups: np.ndarray,
+           folds: int) -> tuple[str, dict[str, Any], np.ndarray]:
     """The candidate with the best grouped-CV AUROC, each candidate's AUROC, and the winner's out-of-fold
-    probabilities."""
+    probabilities; ``matrices`` holds each candidate's features of the labelled traces."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
     from threadpoolctl import threadpool_limits
@@ -71,7 +83,7 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int,
     predictions: dict[str, np.ndarray] = {}
     with threadpool_limits(1):
         for name in CANDIDATES:
-            predictions[name] = cross_val_predict(make_model(name, n_numeric), x, y, groups=groups,
+            predictions[name] = cross_val_predict(make_model(name), matrices[name], y, groups=groups,
                                                   cv=GroupKFold(n_splits=folds), method="predict_proba")[:, 1]
             scores[name] = round(float(roc_auc_score(y, predictions[name])), 4)
     # The trees must beat the linear model clearly: on a few hundred runs, small AUROC differences are noise.
@@ -96,12 +108,12 @@ class Platt:
         return np.asarray(self.model.predict_proba(_logit(probabilities))[:, 1])
 
 
-def fit_predict(name: str, n_numeric: int, x: np.ndarray, y: np.ndarray, design: np.ndarray) -> np.ndarray:
-    """Fit candidate ``name`` on every label and predict the whole design (uncalibrated)."""
+def fit_predict(name: str, x: Any, y: np.ndarray, everything: Any) -> np.ndarray:
+    """Fit candidate ``name`` on the labelled rows ``x`` and predict ``everything`` (uncalibrated)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        return np.asarray(make_model(name, n_numeric).fit(x, y).predict_proba(design)[:, 1])
+        return np.asarray(make_model(name).fit(x, y).predict_proba(everything)[:, 1])
 
 
 def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_flags: int = 3) -> tuple[float, bool]:

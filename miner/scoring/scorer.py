@@ -27,7 +27,7 @@ from tracemill.miner.scoring.text_features import TEXT_NUMERIC
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["NUMERIC_FEATURES", "ScoreResult", "score_traces"]
+__all__ = ["NUMERIC_FEATURES", "ScoreResult", "planned_version", "score_traces"]
 
 NUMERIC_FEATURES = (
     "spans", "llm_calls", "tool_calls", "errors", "tool_errors", "result_errors", "llm_errors", "timeouts",
@@ -97,25 +97,9 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
     ``group_keys`` (see :mod:`tracemill.miner.grouping`; by default the peer groups). With ``store``, the
     supervised scorer also reads the conversations (:mod:`tracemill.miner.scoring.text_features`)."""
     require("sklearn", extra="miner", feature="The miner's scorer")
-    labels = labels_of(frame, config)
-    labelled = np.flatnonzero(labels >= 0)
-    keys = group_keys if group_keys is not None else [frame.peer_group(i) for i in range(len(frame))]
-    groups = np.asarray(list(keys), dtype=object)
-    positives = int(labels[labelled].sum()) if labelled.size else 0
-    negatives = int(labelled.size - positives)
-    group_count = len(set(groups[labelled])) if labelled.size else 0
-    enough = (
-        labelled.size >= config.min_labels
-        and min(positives, negatives) >= config.min_per_class
-        and group_count >= 3
-    )
-    if not enough:
-        why = (
-            f"too few outcome labels for a supervised scorer ({labelled.size} traces with outcome feedback "
-            f"({positives} failures, {negatives} successes, "
-            f"{group_count} task groups); the scorer needs at least {config.min_labels}, with "
-            f"{config.min_per_class} of each and 3 groups)"
-        )
+    labels, labelled, groups = _labels_and_groups(frame, config, group_keys)
+    why = _why_unsupervised(labels, labelled, groups, config)
+    if why:
         return _anomaly(frame, why)
     try:
         return _supervised(frame, config, labels, labelled, groups, rule_flags, store)
@@ -123,26 +107,69 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
         return _anomaly(frame, f"the grouped cross-validation could not train: {exc}")
 
 
+def planned_version(frame: Frame, config: MinerConfig, group_keys: Sequence[str] | None = None) -> str:
+    """The scorer's version as far as it is known before training: the unsupervised family, or the digest of
+    what a supervised model depends on. An incremental run compares it with the stored scores' versions and
+    mines every trace at once when they differ, instead of training a model on the run's traces first."""
+    labels, labelled, groups = _labels_and_groups(frame, config, group_keys)
+    if _why_unsupervised(labels, labelled, groups, config):
+        return "isolation-forest-1"
+    return f"planned-2-{_digest(frame, config, labels, labelled)}"
+
+
+def _labels_and_groups(frame: Frame, config: MinerConfig,
+                       group_keys: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    labels = labels_of(frame, config)
+    keys = group_keys if group_keys is not None else [frame.peer_group(i) for i in range(len(frame))]
+    return labels, np.flatnonzero(labels >= 0), np.asarray(list(keys), dtype=object)
+
+
+def _why_unsupervised(labels: np.ndarray, labelled: np.ndarray, groups: np.ndarray, config: MinerConfig) -> str:
+    """Why the labels cannot train a supervised scorer; '' when they can."""
+    positives = int(labels[labelled].sum()) if labelled.size else 0
+    negatives = int(labelled.size - positives)
+    group_count = len(set(groups[labelled])) if labelled.size else 0
+    if labelled.size >= config.min_labels and min(positives, negatives) >= config.min_per_class and group_count >= 3:
+        return ""
+    return (
+        f"too few outcome labels for a supervised scorer ({labelled.size} traces with outcome feedback "
+        f"({positives} failures, {negatives} successes, "
+        f"{group_count} task groups); the scorer needs at least {config.min_labels}, with "
+        f"{config.min_per_class} of each and 3 groups)"
+    )
+
+
+def _digest(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray) -> str:
+    return version_digest([MINER_VERSION, repr(config), *(f"{frame['trace_id'][i]} {labels[i]}" for i in labelled)])
+
+
 def _supervised(
     frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray, groups: np.ndarray,
     rule_flags: Sequence[Flag], store: Store | None,
 ) -> ScoreResult:
-    from tracemill.miner.scoring.model_select import Platt, choose, fit_predict, precision_threshold
+    from tracemill.miner.scoring.model_select import (
+        CANDIDATES,
+        Platt,
+        choose,
+        features,
+        fit_predict,
+        precision_threshold,
+    )
 
     n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)
     design = _design(frame, store)
-    x, y, g = design[labelled], labels[labelled], groups[labelled]
+    matrices = {name: features(name, n, design, labelled) for name in CANDIDATES}
+    y, g = labels[labelled], groups[labelled]
     folds = min(config.cv_folds, len(set(g)))
-    name, candidates, out_of_fold = choose(x, y, g, folds, n)
+    name, candidates, out_of_fold = choose({k: m[labelled] for k, m in matrices.items()}, y, g, folds)
     platt = Platt(out_of_fold, y)
     cv_probs = platt(out_of_fold)
     threshold, precise = precision_threshold(y, cv_probs, config.flag_precision)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
     rules = _quality(y, _rule_scores(frame, rule_flags)[labelled], 1e-9)
-    probabilities = platt(fit_predict(name, n, x, y, design))
-    digest = version_digest([MINER_VERSION, repr(config), *(f"{frame['trace_id'][i]} {labels[i]}" for i in labelled)])
-    version = f"{name}-2-{digest}"
+    probabilities = platt(fit_predict(name, matrices[name][labelled], y, matrices[name]))
+    version = f"{name}-2-{_digest(frame, config, labels, labelled)}"
     good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
     flags = _model_flags(frame, labels, probabilities, threshold, version) if good_enough else []
     why = ("" if good_enough else f"; it flags nothing: its AUROC is below {config.min_model_auroc}" if precise
