@@ -30,8 +30,17 @@ from tracemill.tracer.config import local_server_url
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["Backend", "ServerBackend", "ServerError", "StoreBackend", "connect", "default_server_url", "fill_authors",
-           "open_backend"]
+__all__ = [
+    "Backend",
+    "ServerBackend",
+    "ServerError",
+    "StoreBackend",
+    "connect",
+    "default_server_url",
+    "fill_authors",
+    "open_backend",
+    "unauthenticated_author",
+]
 
 
 Progress = Callable[[str, int, int], None]
@@ -315,8 +324,13 @@ def fill_authors(
     out = [{k: v for k, v in item.items() if not (k == "author" and v is None)} for item in items]
     if any("author" not in item for item in out) and (identity is None or identity().get("role") == "open"):
         for item in out:
-            item.setdefault("author", os.environ.get("USER") or "anonymous")
+            item.setdefault("author", unauthenticated_author())
     return out
+
+
+def unauthenticated_author() -> str:
+    """Who writes where nobody is authenticated (a store opened here, an open server): ``$USER``."""
+    return os.environ.get("USER") or "anonymous"
 
 
 def connect(

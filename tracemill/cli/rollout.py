@@ -6,7 +6,6 @@ A state set here reaches every traced process within 30 s (the tracer's cache).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import typer
@@ -31,10 +30,10 @@ def rollout_action(
     *, server: str | None, store: str | None, token: str | None, name: str, action: str, reason: str
 ) -> dict[str, Any]:
     """A person's halt, resume or promote, recorded with who gave it."""
-    from tracemill.client import connect
+    from tracemill.client import connect, unauthenticated_author
     from tracemill.feedback import default_author
 
-    author = default_author() or os.environ.get("USER") or "anonymous"  # a server with tokens names it itself
+    author = default_author() or unauthenticated_author()  # a server with tokens names it itself
     with connect(server=server, store=store, token=token) as backend:
         return backend.rollout_action(name, action, reason=reason, author=author)
 
