@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,3 +232,48 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         [sys.executable, "-m", "tracemill.cli", *args],
         capture_output=True, text=True, env=clean_env(**{"COLUMNS": "200", **(env or {})}), timeout=timeout,
     )
+
+
+# -- a stand-in OTLP backend ------------------------------------------------------------------------
+
+
+@dataclass
+class CapturedPosts:
+    """What :func:`otlp_capture` received: the body of every POST, in order."""
+
+    url: str
+    bodies: list[bytes] = field(default_factory=list)
+
+    def wait(self, count: int = 1, timeout_s: float = 20.0) -> list[bytes]:
+        """The bodies once ``count`` have arrived (fewer when ``timeout_s`` passes first)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.bodies) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.bodies)
+
+
+@contextmanager
+def otlp_capture() -> Iterator[CapturedPosts]:
+    """A local HTTP endpoint that answers 200 to every POST and keeps its body: the backend a server forwards to."""
+    import http.server
+    import threading
+
+    captured = CapturedPosts("")
+
+    class Capture(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            captured.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    captured.url = f"http://127.0.0.1:{target.server_port}"
+    try:
+        yield captured
+    finally:
+        target.shutdown()
+        target.server_close()

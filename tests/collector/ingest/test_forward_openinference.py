@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
-import time
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from tests.servers import make_request, start_server
+from tests.servers import make_request, otlp_capture, start_server
 from tracemill.collector.ingest.openinference_otlp import add_openinference
 
 
@@ -63,35 +60,15 @@ def test_request_without_agent_spans_is_forwarded_byte_for_byte():
 
 
 def test_serve_forward_openinference_converts_what_it_forwards_and_stores_the_original(tmp_path, servers):
-    received: list[bytes] = []
-
-    class Capture(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Capture)
-    threading.Thread(target=target.serve_forever, daemon=True).start()
-    try:
-        server = start_server(tmp_path, args=("--forward", f"http://127.0.0.1:{target.server_port}",
-                                              "--openinference"))
+    with otlp_capture() as target:
+        server = start_server(tmp_path, args=("--forward", target.url, "--openinference"))
         servers.append(server)
         request = _genai_request()
         assert server.post(request.SerializeToString()).status_code == 200
-        deadline = time.monotonic() + 20
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (forwarded,) = received
+        (forwarded,) = target.wait()
         llm = _attributes(ExportTraceServiceRequest.FromString(forwarded).resource_spans[0].scope_spans[0].spans[0])
         assert llm["openinference.span.kind"] == "LLM"
         server.wait_inserted(3)
         trace_id = request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
         stored = server.client.get(f"/api/traces/{trace_id}").json()
         assert "openinference.span.kind" not in json.dumps(stored)
-    finally:
-        target.shutdown()
-        target.server_close()

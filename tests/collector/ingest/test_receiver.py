@@ -25,6 +25,7 @@ from tests.servers import (
     clean_env,
     free_port,
     make_request,
+    otlp_capture,
     run_cli,
     start_server,
 )
@@ -228,34 +229,13 @@ def test_fuzzed_bodies_never_take_the_server_down(server, body, content_type, gz
 
 
 def test_forward_sends_received_spans_to_another_otlp_endpoint(tmp_path, servers):
-    import http.server
-
-    received: list[bytes] = []
-
-    class Capture(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Capture)
-    threading.Thread(target=target.serve_forever, daemon=True).start()
-    try:
-        server = start_server(tmp_path, args=("--forward", f"http://127.0.0.1:{target.server_port}"))
+    with otlp_capture() as target:
+        server = start_server(tmp_path, args=("--forward", target.url))
         servers.append(server)
         request = make_request(6, seed=74)
         assert server.post(request.SerializeToString()).status_code == 200
-        deadline = time.monotonic() + 20
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert received == [request.SerializeToString()]
+        assert target.wait() == [request.SerializeToString()]
         assert server.status()["forward"]["forwarded_requests"] == 1
-    finally:
-        target.shutdown()
-        target.server_close()
 
 
 def test_binding_beyond_loopback_without_a_token_refuses_to_start(tmp_path):

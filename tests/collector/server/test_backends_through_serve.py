@@ -9,19 +9,16 @@ forwards with ``--openinference`` reaches the backend with the same attributes.
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.servers import clean_env, start_server
+from tests.servers import clean_env, otlp_capture, start_server
 from tests.tracer.test_openinference import SPEC_ATTRIBUTES, SPEC_KINDS, _spec_names, openinference_keys
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -93,30 +90,14 @@ def test_readme_example_with_openinference_stores_a_root_with_input_and_output_v
 
 
 def test_serve_forward_openinference_gives_the_backend_the_same_view(tmp_path, servers):
-    received: list[bytes] = []
-
-    class Backend(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
-    try:
-        server = start_server(tmp_path, args=("--forward", f"http://127.0.0.1:{backend.server_port}",
-                                              "--openinference"))
+    with otlp_capture() as backend:
+        server = start_server(tmp_path, args=("--forward", backend.url, "--openinference"))
         servers.append(server)
         trace_id = run_example(f"tracemill.init(endpoint={server.url!r})")
         server.wait_inserted(4)
-        deadline = time.monotonic() + 20
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.05)
+        backend.wait()
         forwarded: dict[str, dict[str, Any]] = {}
-        for payload in received:
+        for payload in backend.bodies:
             for resource_spans in ExportTraceServiceRequest.FromString(payload).resource_spans:
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
@@ -126,6 +107,3 @@ def test_serve_forward_openinference_gives_the_backend_the_same_view(tmp_path, s
         stored = stored_spans(server, trace_id)  # the store keeps the spans as the agent sent them
         assert "input.value" not in stored["invoke_workflow travel_desk"]
         assert json.loads(stored["execute_tool get_weather"]["tracemill.tool.parameters"]) == GET_WEATHER_SCHEMA
-    finally:
-        backend.shutdown()
-        backend.server_close()
