@@ -47,6 +47,9 @@ class MinerConfig:
     does, the scorer flags nothing."""
     cv_folds: int = 5
     """Folds of the grouped cross-validation (fewer when there are fewer groups)."""
+    max_training_runs: int = 20_000
+    """The scorer is cross-validated and trained on at most this many labelled runs: a fixed sample chosen by
+    trace id, so the same labels give the same model, and re-scoring a large store stays bounded."""
     calibration_min_runs: int = 5
     """A detector is measured (its confidence becomes its precision, and it may be muted) once it fires on this
     many labelled runs."""
@@ -64,5 +67,7 @@ class MinerConfig:
             raise ConfigError(f"outcome_threshold must be between 0 and 1 (got {self.outcome_threshold})")
         if self.calibration_min_runs < 1:
             raise ConfigError(f"calibration_min_runs must be 1 or more (got {self.calibration_min_runs})")
+        if self.max_training_runs < 20:
+            raise ConfigError(f"max_training_runs must be 20 or more (got {self.max_training_runs})")
         if self.cv_folds < 2:
             raise ConfigError(f"cv_folds must be 2 or more (got {self.cv_folds})")

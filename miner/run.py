@@ -79,7 +79,8 @@ def mine_store(
     if scored is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
         return mine_store(store, config=config, remine=True, progress=progress)
 
-    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh)
+    _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh,
+           every_trace=where == "1")
     _predict_decisive(store, config, result)
     result.top_steps = _top_steps(store, result.run_id)
     record_run(store, result)
@@ -223,9 +224,11 @@ def _messages(frame: Frame, flags: list[Flag]) -> list[Message]:
 
 
 def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, model_version: str, *,
-           replace_old: bool) -> None:
+           replace_old: bool, every_trace: bool) -> None:
     now = datetime.now(timezone.utc)
-    if replace_old:
+    if replace_old and every_trace:  # every trace was mined again: no earlier flag stands (no list of ids)
+        store.command(f"DELETE FROM {FLAGS_TABLE} WHERE RunId != {{run:String}}", {"run": result.run_id})
+    elif replace_old:
         # A re-mined trace's flags are this run's: drop what earlier runs said about it.
         store.command(
             f"DELETE FROM {FLAGS_TABLE} WHERE TraceId IN {{ids:Array(String)}} AND RunId != {{run:String}}",

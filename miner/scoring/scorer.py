@@ -11,6 +11,7 @@ says so.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -158,17 +159,18 @@ def _supervised(
 
     n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)
     design = _design(frame, store)
-    matrices = {name: features(name, n, design, labelled) for name in CANDIDATES}
-    y, g = labels[labelled], groups[labelled]
+    train = _training_sample(frame, labelled, config.max_training_runs)
+    matrices = {name: features(name, n, design, train) for name in CANDIDATES}
+    y, g = labels[train], groups[train]
     folds = min(config.cv_folds, len(set(g)))
-    name, candidates, out_of_fold = choose({k: m[labelled] for k, m in matrices.items()}, y, g, folds)
+    name, candidates, out_of_fold = choose({k: m[train] for k, m in matrices.items()}, y, g, folds)
     platt = Platt(out_of_fold, y)
     cv_probs = platt(out_of_fold)
     threshold, precise = precision_threshold(y, cv_probs, config.flag_precision)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
-    rules = _quality(y, _rule_scores(frame, rule_flags)[labelled], 1e-9)
-    probabilities = platt(fit_predict(name, matrices[name][labelled], y, matrices[name]))
+    rules = _quality(y, _rule_scores(frame, rule_flags)[train], 1e-9)
+    probabilities = platt(fit_predict(name, matrices[name][train], y, matrices[name]))
     version = f"{name}-2-{_digest(frame, config, labels, labelled)}"
     good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
     flags = _model_flags(frame, labels, probabilities, threshold, version) if good_enough else []
@@ -179,14 +181,27 @@ def _supervised(
         "mode": "supervised", "model_version": version, "model_name": name, "candidates": candidates,
         "note": f"{_NAMES[name]} chosen by {folds}-fold cross-validation grouped by task (AUROC "
                 + ", ".join(f"{_NAMES[k]} {v}" for k, v in candidates.items())
-                + f"), probabilities calibrated; threshold for precision {config.flag_precision}" + why,
-        "labelled": int(labelled.size), "failures": int(y.sum()), "groups": len(set(g)), "threshold": threshold,
+                + f"), probabilities calibrated; threshold for precision {config.flag_precision}" + why
+                + ("" if train.size == labelled.size else f"; trained on a fixed sample of {train.size} of the "
+                   f"{labelled.size} labelled runs"),
+        "labelled": int(labelled.size), "trained_on": int(train.size), "failures": int(y.sum()),
+        "groups": len(set(g)), "threshold": threshold,
         "model": quality, "rules": rules,
     }  # fmt: skip
     return ScoreResult(probabilities, version, report, flags)
 
 
 _NAMES = {"logreg": "logistic regression", "hgb": "gradient-boosted trees"}
+
+
+def _training_sample(frame: Frame, labelled: np.ndarray, limit: int) -> np.ndarray:
+    """The labelled rows the model learns from: all of them, or the ``limit`` whose trace ids hash lowest (the
+    same labels give the same sample, whatever else a run mines)."""
+    if labelled.size <= limit:
+        return labelled
+    ids = frame["trace_id"]
+    chosen = sorted(labelled, key=lambda i: hashlib.blake2b(ids[i].encode(), digest_size=8).digest())[:limit]
+    return np.sort(np.asarray(chosen, dtype=labelled.dtype))
 
 
 def _rule_scores(frame: Frame, rule_flags: Sequence[Flag]) -> np.ndarray:

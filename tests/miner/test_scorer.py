@@ -139,3 +139,29 @@ def test_scorer_learns_from_the_conversation_where_no_error_is_raised(half_label
     assert len(flagged & failed) / len(failed) >= 0.4
     row = store.query("SELECT Auroc, RulesAuroc, Grouping FROM tracemill_miner_runs").result_rows
     assert row == [(model["auroc"], rules["auroc"], "conversation id (100 runs)")]
+
+
+def test_scorer_trains_on_a_fixed_sample_when_labels_exceed_its_limit(new_database: Any, drop_database: Any,
+                                                                       corpus: Any):
+    from tracemill.miner.config import MinerConfig
+
+    store = new_database("scorer_sample")
+    labelled, unlabelled = _scorer_corpus(corpus)
+    written = corpus.write_with_otel(store, labelled + unlabelled)
+    corpus.record_outcomes(store, written)
+    config = MinerConfig(max_training_runs=60)
+    try:
+        first = miner.mine(store, config=config)
+        report = first.scorer
+        assert (report["mode"], report["labelled"], report["trained_on"]) == ("supervised", 140, 60)
+        assert "fixed sample of 60 of the 140 labelled runs" in report["note"]
+        assert sum(b["count"] for b in report["model"]["reliability"]) == 60
+        scores = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
+        assert len(scores) == len(written)
+        again = miner.mine(store, config=config, remine=True)  # the same labels: the same sample and model
+        assert again.scorer["model_version"] == report["model_version"]
+        rescored = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL")
+                        .result_rows)
+        assert rescored == pytest.approx(scores)
+    finally:
+        drop_database(store)
