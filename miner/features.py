@@ -33,6 +33,10 @@ class Frame:
     """Feature columns of the traces of one run: ``frame["tool_errors"][i]`` is trace ``i``'s value."""
 
     columns: dict[str, list[Any]]
+    where: str = "1"
+    """The condition on ``otel_traces`` that selected these traces, for reads of more of their spans."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The parameters of ``where``."""
     _groups: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -151,5 +155,6 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
     sql = features_sql(where=where, bad_args_check=tool_schema_check(definitions))
     result = store.query(sql, {**params, "loop_min": loop_min})
     if not result.result_columns:
-        return Frame({name: [] for name in result.column_names})
-    return Frame({name: list(values) for name, values in zip(result.column_names, result.result_columns, strict=True)})
+        return Frame({name: [] for name in result.column_names}, where, params)
+    columns = {name: list(values) for name, values in zip(result.column_names, result.result_columns, strict=True)}
+    return Frame(columns, where, params)

@@ -81,7 +81,7 @@ def _design(frame: Frame, store: Store | None) -> np.ndarray:
     and the error text: one row per trace."""
     from tracemill.miner.scoring.text_features import conversation_features, load_conversations, peer_keys
 
-    conversations = load_conversations(store, list(frame["trace_id"])) if store is not None else {}
+    conversations = load_conversations(store, frame) if store is not None else {}
     documents, numbers = conversation_features(frame, conversations, peer_keys(frame))
     sequences, errors = _texts(frame)
     n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)

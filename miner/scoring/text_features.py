@@ -54,17 +54,21 @@ class Conversation:
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # (tool, arguments, result), in order
 
 
-def load_conversations(store: Store, trace_ids: Sequence[str]) -> dict[str, Conversation]:
-    """The user's turns and the tool calls of each trace."""
+def load_conversations(store: Store, frame: Frame) -> dict[str, Conversation]:
+    """The user's turns and the tool calls of each trace of ``frame``.
+
+    The spans are selected by the condition that selected the frame's traces, not by a list of their ids:
+    a parameter of 100,000 ids made each of these reads take minutes.
+    """
     out: dict[str, Conversation] = defaultdict(Conversation)
-    if not trace_ids:
+    if not len(frame):
         return out
-    ids = {"ids": list(trace_ids)}
+    where = f"TraceId != '' AND {frame.where}"
     calls = store.query(
         f"SELECT TraceId, arrayMap(x -> (x.2, x.3, x.4), arraySort(groupArray((start_ns, tool, substring(args, 1, 400),"
         f" substring(result, 1, 400))))) FROM (SELECT {span_columns('0')} FROM {SPANS_TABLE} "
-        "WHERE TraceId IN {ids:Array(String)}) WHERE is_tool GROUP BY TraceId",
-        ids,
+        f"WHERE {where}) WHERE is_tool GROUP BY TraceId",
+        frame.params,
     ).result_rows
     for trace, items in calls:
         out[trace].calls = [tuple(item) for item in items]
@@ -72,9 +76,9 @@ def load_conversations(store: Store, trace_ids: Sequence[str]) -> dict[str, Conv
         "SELECT TraceId, argMax(SpanAttributes['gen_ai.input.messages'], Timestamp), "
         "argMax(mapFilter((k, v) -> startsWith(k, 'llm.input_messages.') AND (endsWith(k, '.message.role') "
         "OR endsWith(k, '.message.content')), SpanAttributes), Timestamp) "
-        f"FROM {SPANS_TABLE} WHERE TraceId IN {{ids:Array(String)}} AND (SpanAttributes['gen_ai.input.messages'] != '' "
+        f"FROM {SPANS_TABLE} WHERE {where} AND (SpanAttributes['gen_ai.input.messages'] != '' "
         "OR mapContains(SpanAttributes, 'llm.input_messages.0.message.role')) GROUP BY TraceId",
-        ids,
+        frame.params,
     ).result_rows
     for trace, genai, flattened in inputs:
         out[trace].user = _user_turns(genai, flattened)
