@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,28 @@ def make_request(spans: int, *, seed: int = 0, service: str = "test-agent", pref
         span.end_time_unix_nano = now + i + 1000
         span.attributes.append(KeyValue(key="i", value=AnyValue(int_value=i)))
     return request
+
+
+def add_span(scope: Any, trace_id: str, span: int, parent: int | None, name: str, *, start_ns: int,
+             duration_ns: int, error: bool = False, attributes: Mapping[str, Any] | None = None) -> Any:
+    """Add a span to an OTLP ``scope_spans``: ids from a hex trace id and small integers, attribute values
+    as given (an ``AnyValue``) or as strings."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    s = scope.spans.add()
+    s.trace_id = bytes.fromhex(trace_id)
+    s.span_id = span.to_bytes(8, "big")
+    if parent:
+        s.parent_span_id = parent.to_bytes(8, "big")
+    s.name = name
+    s.start_time_unix_nano = start_ns
+    s.end_time_unix_nano = start_ns + duration_ns
+    if error:
+        s.status.code = 2
+    for key, value in (attributes or {}).items():
+        value = value if isinstance(value, AnyValue) else AnyValue(string_value=str(value))
+        s.attributes.append(KeyValue(key=key, value=value))
+    return s
 
 
 def span_ids(request: Any) -> set[str]:

@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from tests.servers import add_span
 from tracemill.collector.ingest.rows import request_to_rows
 from tracemill.collector.server.api import (
     TraceNotFoundError,
@@ -23,18 +24,8 @@ NOW = time.time_ns()
 
 
 def _span(scope, trace: str, span: int, parent: int | None, name: str, start_ms: int, **attributes):
-    s = scope.spans.add()
-    s.trace_id = bytes.fromhex(trace)
-    s.span_id = span.to_bytes(8, "big")
-    if parent:
-        s.parent_span_id = parent.to_bytes(8, "big")
-    s.name = name
-    s.start_time_unix_nano = NOW + start_ms * 1_000_000
-    s.end_time_unix_nano = s.start_time_unix_nano + 10_000_000
-    for key, value in attributes.items():
-        kv = KeyValue(key=key.replace("__", "."), value=AnyValue(string_value=str(value)))
-        s.attributes.append(kv)
-    return s
+    return add_span(scope, trace, span, parent, name, start_ns=NOW + start_ms * 1_000_000, duration_ns=10_000_000,
+                    attributes={k.replace("__", "."): v for k, v in attributes.items()})
 
 
 def _request(service: str) -> tuple[ExportTraceServiceRequest, object]:

@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
+from tests.servers import add_span
 from tracemill.collector.ingest.rows import request_to_rows
 from tracemill.collector.server.api import list_traces
 
@@ -16,13 +17,8 @@ STOPPED, LENGTH, EMPTY, ESCAPED = ("a1" * 16, "b2" * 16, "c3" * 16, "d4" * 16)
 
 
 def _add(scope, trace: str, span: int, name: str, attributes: dict[str, AnyValue]) -> None:
-    s = scope.spans.add()
-    s.trace_id = bytes.fromhex(trace)
-    s.span_id = span.to_bytes(8, "big")
-    s.name = name
-    s.start_time_unix_nano = NOW + span * 1_000_000
-    s.end_time_unix_nano = s.start_time_unix_nano + 1_000_000
-    s.attributes.extend(KeyValue(key=k, value=v) for k, v in attributes.items())
+    add_span(scope, trace, span, None, name, start_ns=NOW + span * 1_000_000, duration_ns=1_000_000,
+             attributes=attributes)
 
 
 def _strings(*values: str) -> AnyValue:

@@ -7,6 +7,7 @@ import time
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from tests.servers import add_span
 from tracemill.collector.ingest.rows import request_to_rows
 from tracemill.collector.server.api import get_trace, list_traces
 
@@ -15,16 +16,8 @@ TEAM, ORPHANED = "e5" * 16, "f6" * 16
 
 
 def _add(scope, trace: str, span: int, parent: int | None, name: str, **attributes: str) -> None:
-    s = scope.spans.add()
-    s.trace_id = bytes.fromhex(trace)
-    s.span_id = span.to_bytes(8, "big")
-    if parent:
-        s.parent_span_id = parent.to_bytes(8, "big")
-    s.name = name
-    s.start_time_unix_nano = NOW + span * 1_000_000
-    s.end_time_unix_nano = s.start_time_unix_nano + 1_000_000
-    for key, value in attributes.items():
-        s.attributes.append(KeyValue(key=key.replace("__", "."), value=AnyValue(string_value=value)))
+    add_span(scope, trace, span, parent, name, start_ns=NOW + span * 1_000_000, duration_ns=1_000_000,
+             attributes={k.replace("__", "."): v for k, v in attributes.items()})
 
 
 def _store_traces(store) -> None:

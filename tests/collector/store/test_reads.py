@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from tests.servers import add_span
 from tracemill.collector.feedback.feedback import list_feedback, list_flags
 from tracemill.collector.ingest.rows import request_to_rows
 from tracemill.collector.server.api import get_trace, list_traces, span_json
@@ -26,18 +27,8 @@ TOOLS = '[{"type":"function","name":"refund","parameters":{"type":"object"}}]'
 
 
 def _add(scope, trace: str, span: int, parent: int | None, name: str, *, error: bool = False, **attributes) -> None:
-    s = scope.spans.add()
-    s.trace_id = bytes.fromhex(trace)
-    s.span_id = span.to_bytes(8, "big")
-    if parent:
-        s.parent_span_id = parent.to_bytes(8, "big")
-    s.name = name
-    s.start_time_unix_nano = NOW + span * 1_000_000
-    s.end_time_unix_nano = s.start_time_unix_nano + 2_000_000
-    if error:
-        s.status.code = 2
-    for key, value in attributes.items():
-        s.attributes.append(KeyValue(key=key.replace("__", "."), value=AnyValue(string_value=str(value))))
+    add_span(scope, trace, span, parent, name, start_ns=NOW + span * 1_000_000, duration_ns=2_000_000, error=error,
+             attributes={k.replace("__", "."): v for k, v in attributes.items()})
 
 
 @pytest.fixture
