@@ -63,6 +63,8 @@ def mine_store(
 
     since_s = None if since is None else parse_since(since)
     where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine)
+    if where != "1" and _labels_changed(store, config):
+        where, params = "1", {}  # the stored scores come from another model: re-score (and re-flag) every trace
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats)
@@ -129,6 +131,19 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
     clock.done("taxonomy")
 
     return scored
+
+
+def _labels_changed(store: Store, config: MinerConfig) -> bool:
+    """Whether the outcome labels or the settings changed since the stored scores were written."""
+    from tracemill.miner.quality.miner_runs import latest_run
+    from tracemill.miner.scoring.scorer import planned_version_in_store
+
+    planned = planned_version_in_store(store, config)
+    if not model_changed(store, planned):
+        return False
+    # Labels that could not train a model (too few task groups) were tried already: nothing to re-score.
+    latest = latest_run(store)
+    return not latest or latest["scorer"].get("labels_digest") != planned.rsplit("-2-", 1)[-1]
 
 
 def _predict_decisive(store: Store, config: MinerConfig, result: MineResult) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
+__all__ = ["FEEDBACK_PER_TRACE", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
 
 A = "SpanAttributes"
 
@@ -142,7 +142,7 @@ FROM (
     GROUP BY TraceId
 ) AS t
 LEFT JOIN (
-{_FEEDBACK_PER_TRACE}
+{FEEDBACK_PER_TRACE}
 ) AS fb ON fb.TraceId = t.TraceId
 ORDER BY trace_id
 SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
@@ -210,7 +210,7 @@ _SPAN_AGGREGATES = """        count() AS spans,
         mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS parent_of"""
 """The per-trace aggregates over the span columns of :func:`span_columns` (the inner query of the features)."""
 
-_FEEDBACK_PER_TRACE = f"""    SELECT
+FEEDBACK_PER_TRACE = f"""    SELECT
         TraceId,
         argMaxIf(Label, UpdatedAt, Kind = 'outcome') AS outcome_label,
         argMaxIf(Score, UpdatedAt, Kind = 'outcome') AS outcome_score,

@@ -12,7 +12,7 @@ says so.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from tracemill.miner.scoring.text_features import TEXT_NUMERIC
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["NUMERIC_FEATURES", "ScoreResult", "planned_version", "score_traces"]
+__all__ = ["NUMERIC_FEATURES", "ScoreResult", "planned_version", "planned_version_in_store", "score_traces"]
 
 NUMERIC_FEATURES = (
     "spans", "llm_calls", "tool_calls", "errors", "tool_errors", "result_errors", "llm_errors", "timeouts",
@@ -100,12 +100,14 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
     require("sklearn", extra="miner", feature="The miner's scorer")
     labels, labelled, groups = _labels_and_groups(frame, config, group_keys)
     why = _why_unsupervised(labels, labelled, groups, config)
-    if why:
-        return _anomaly(frame, why)
     try:
-        return _supervised(frame, config, labels, labelled, groups, rule_flags, store)
+        scored = _anomaly(frame, why) if why else _supervised(frame, config, labels, labelled, groups, rule_flags,
+                                                              store)
     except ValueError as exc:  # e.g. a fold whose training tasks hold one class only
-        return _anomaly(frame, f"the grouped cross-validation could not train: {exc}")
+        scored = _anomaly(frame, f"the grouped cross-validation could not train: {exc}")
+    if labelled.size:  # the labels this run tried, trained on or not (see planned_version_in_store)
+        scored.report["labels_digest"] = _digest(frame, config, labels, labelled)
+    return scored
 
 
 def planned_version(frame: Frame, config: MinerConfig, group_keys: Sequence[str] | None = None) -> str:
@@ -116,6 +118,25 @@ def planned_version(frame: Frame, config: MinerConfig, group_keys: Sequence[str]
     if _why_unsupervised(labels, labelled, groups, config):
         return "isolation-forest-1"
     return f"planned-2-{_digest(frame, config, labels, labelled)}"
+
+
+def planned_version_in_store(store: Store, config: MinerConfig) -> str:
+    """:func:`planned_version` from the store's outcome feedback alone, before any feature is computed: a run
+    whose labels changed since the stored scores then mines every trace once, instead of mining the changed
+    ones, finding the model changed, and starting over. (Whether the labels span three task groups needs
+    the features; the run checks again after training.)"""
+    from tracemill.collector.store.schema import SPANS_TABLE
+    from tracemill.miner.sql import FEEDBACK_PER_TRACE
+
+    rows = store.query(
+        f"SELECT TraceId, outcome_label, outcome_score FROM ({FEEDBACK_PER_TRACE}) WHERE has_outcome > 0 "
+        f"AND TraceId IN (SELECT TraceId FROM {SPANS_TABLE}) ORDER BY TraceId"
+    ).result_rows
+    labels = [(trace, int(outcome_failed(label, score, 1, config.outcome_threshold))) for trace, label, score in rows]
+    positives = sum(label for _, label in labels)
+    if len(labels) < config.min_labels or min(positives, len(labels) - positives) < config.min_per_class:
+        return "isolation-forest-1"
+    return f"planned-2-{_digest_of(config, labels)}"
 
 
 def _labels_and_groups(frame: Frame, config: MinerConfig,
@@ -141,7 +162,13 @@ def _why_unsupervised(labels: np.ndarray, labelled: np.ndarray, groups: np.ndarr
 
 
 def _digest(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray) -> str:
-    return version_digest([MINER_VERSION, repr(config), *(f"{frame['trace_id'][i]} {labels[i]}" for i in labelled)])
+    return _digest_of(config, ((frame["trace_id"][i], int(labels[i])) for i in labelled))
+
+
+def _digest_of(config: MinerConfig, labels: Iterable[tuple[str, int]]) -> str:
+    """What a supervised model depends on: the miner version, the settings, each labelled trace (in trace id
+    order) and its label."""
+    return version_digest([MINER_VERSION, repr(config), *(f"{trace} {label}" for trace, label in labels)])
 
 
 def _supervised(

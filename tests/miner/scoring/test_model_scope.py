@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 import tracemill.miner as miner
+from tracemill.miner.config import MinerConfig
+from tracemill.miner.scoring.model_scope import model_changed
+from tracemill.miner.scoring.scorer import planned_version_in_store
 
 
 def _state(store: Any, traced: list[Any]) -> tuple[list[tuple[str, float]], list[set[tuple[str, str]]]]:
@@ -37,15 +40,18 @@ def both_orders(new_database: Any, drop_database: Any, support: Any) -> Any:
         b = a
         before = miner.mine(mine_first)
         support.record_outcomes(mine_first, b, tasks=half)
+        changed = model_changed(mine_first, planned_version_in_store(mine_first, MinerConfig()))
         result_b = miner.mine(mine_first)
-        yield (_state(label_first, a), result_a), (_state(mine_first, b), result_b), before, conversations, half
+        unchanged = not model_changed(mine_first, planned_version_in_store(mine_first, MinerConfig()))
+        yield ((_state(label_first, a), result_a), (_state(mine_first, b), result_b), before, conversations, half,
+               (changed, unchanged))
     finally:
         drop_database(label_first)
         drop_database(mine_first)
 
 
 def test_mining_before_labelling_gives_the_same_scores_as_labelling_first(both_orders: Any):
-    (state_a, result_a), (state_b, result_b), before, _, _ = both_orders
+    (state_a, result_a), (state_b, result_b), before, *_ = both_orders
     assert before.scorer["mode"] == "anomaly"
     assert result_a.scorer["mode"] == result_b.scorer["mode"] == "supervised"
     assert result_a.scorer["model_version"] == result_b.scorer["model_version"]
@@ -55,6 +61,29 @@ def test_mining_before_labelling_gives_the_same_scores_as_labelling_first(both_o
     assert [p for _, p in state_a[0]] == pytest.approx([p for _, p in state_b[0]], abs=1e-6)
     assert state_a[1] == state_b[1]
     assert result_b.traces == len(state_b[0])  # the second run re-mined every trace, not only the labelled ones
+
+
+def test_the_labels_tell_before_any_feature_is_computed_whether_every_trace_needs_re_scoring(both_orders: Any):
+    """The version planned from the feedback alone names the model the run then trains: new labels make the
+    run re-score every trace in one pass, and once scored, the same labels ask for nothing more."""
+    *_, (changed, unchanged) = both_orders
+    assert changed and unchanged
+
+
+def test_labels_that_cannot_train_a_model_do_not_re_mine_the_store_every_time(new_database: Any,
+                                                                               drop_database: Any, support: Any):
+    store = new_database("two_groups")
+    try:
+        traced = support.write_tracemill(store, support.build(seed=8, tasks=4, trials=12))
+        tasks = sorted({t.conversation.task.task_id for t in traced})[:2]
+        labelled = support.record_outcomes(store, traced, tasks=set(tasks))
+        first = miner.mine(store)
+        again = miner.mine(store)
+    finally:
+        drop_database(store)
+    assert first.scorer["mode"] == "anomaly" and "2 task groups" in first.scorer["note"]
+    assert first.traces == len(traced)
+    assert again.traces == labelled < len(traced)  # only the labelled runs the scorer reads, not every trace
 
 
 def test_a_new_unlabelled_trace_is_scored_without_re_mining_the_store(new_database: Any, drop_database: Any,
