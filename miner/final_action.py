@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from tracemill.miner.features import Frame
 
 __all__ = ["COLUMNS", "GIVE_UP_PATTERN", "HANDOFF_PATTERN", "HANDOFF_TOOL_PATTERN", "FinalAction", "add_final_actions",
@@ -83,7 +85,7 @@ def _genai_text_and_call(raw: str) -> tuple[str, str, str] | None:
     if not raw.startswith(("[", "{")):
         return None
     try:
-        value = json.loads(raw)
+        value = msgspec.json.decode(raw)
     except ValueError:
         return None
     messages = value if isinstance(value, list) else [value]
@@ -119,7 +121,7 @@ def _text_of(raw: str) -> str:
         return parsed[0].strip()
     if raw.startswith('"'):
         try:
-            value = json.loads(raw)
+            value = msgspec.json.decode(raw)
         except ValueError:
             return raw
         return value.strip() if isinstance(value, str) else raw

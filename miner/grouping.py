@@ -9,52 +9,22 @@ supervised scorer.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from typing import Any
 
 from tracemill.miner.features import Frame
 from tracemill.miner.taxonomy import normalize
 
-__all__ = ["GROUPINGS", "first_user_input", "group_keys", "grouping_note"]
+__all__ = ["GROUPINGS", "group_keys", "grouping_note"]
 
 GROUPINGS = ("task id", "conversation id", "first user input", "trace")
-
-
-def _user_text(message: Any) -> str:
-    if not isinstance(message, dict) or message.get("role") != "user":
-        return ""
-    if isinstance(message.get("content"), str):
-        return str(message["content"])
-    parts = message.get("parts")
-    if isinstance(parts, list):
-        return " ".join(str(p.get("content", "")) for p in parts if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
-def first_user_input(genai_input: str, openinference_user: str, root_input: str) -> str:
-    """The first user message: from the first LLM call's GenAI messages, else OpenInference's, else the root's
-    input."""
-    if genai_input.startswith("["):
-        try:
-            messages = json.loads(genai_input)
-        except ValueError:
-            messages = []
-        for message in messages if isinstance(messages, list) else []:
-            text = _user_text(message)
-            if text:
-                return text
-    return openinference_user or root_input
 
 
 def group_keys(frame: Frame) -> tuple[list[str], list[str]]:
     """Each trace's group key and which of :data:`GROUPINGS` gave it."""
     c = frame.columns
     keys, sources = [], []
-    for trace, task, conversation, genai, oi, root in zip(
-        c["trace_id"], c["task_id"], c["conversation_id"], c["first_llm_input"], c["first_oi_user"],
-        c["root_input"], strict=True,
-    ):
+    for trace, task, conversation, first_user in zip(c["trace_id"], c["task_id"], c["conversation_id"],
+                                                     c["first_user"], strict=True):
         if task:
             keys.append("task:" + task)
             sources.append("task id")
@@ -63,7 +33,7 @@ def group_keys(frame: Frame) -> tuple[list[str], list[str]]:
             keys.append("conversation:" + conversation)
             sources.append("conversation id")
             continue
-        text = normalize(first_user_input(genai, oi, root))
+        text = normalize(first_user)
         if text:
             keys.append("input:" + text)
             sources.append("first user input")

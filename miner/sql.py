@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["FEEDBACK_PER_TRACE", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "features_sql"]
+__all__ = ["FEEDBACK_PER_TRACE", "GENAI_USER_TURNS", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN",
+           "TIMEOUT_PATTERN", "features_sql"]  # fmt: skip
 
 A = "SpanAttributes"
 
@@ -112,11 +113,20 @@ def _conversation_columns() -> str:
         if(ConversationId != '', ConversationId, {A}['session.id']) AS conversation,
         if(is_root, multiIf({A}['tracemill.input'] != '', {A}['tracemill.input'], {A}['input.value']), '')
             AS root_input,
-        if(is_llm, substring({A}['gen_ai.input.messages'], 1, 3000), '') AS genai_input,
+        if(is_llm, {A}['gen_ai.input.messages'], '') AS genai_input,
         if(is_llm, multiIf({_oi_user(0)}, {_oi_user(1)}, {_oi_user(2)}, ''), '') AS oi_first_user,
         if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.name'], '') AS oi_tool,
         if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments'], '') AS oi_args"""
 
+
+GENAI_USER_TURNS = """(messages) -> arrayFilter(x -> x != '', arrayMap(m -> if(JSONExtractString(m, 'role') = 'user',
+        if(JSONType(m, 'content') = 'String', JSONExtractString(m, 'content'),
+           arrayStringConcat(arrayMap(p -> JSONExtractString(p, 'content'),
+                                      arrayFilter(p -> JSONExtractString(p, 'type') = 'text',
+                                                  JSONExtractArrayRaw(m, 'parts'))), ' ')), ''),
+        JSONExtractArrayRaw(messages))) AS genai_user_turns"""
+"""A lambda in a WITH clause: the texts of the user's turns in GenAI JSON messages (a string content, or the
+text parts joined)."""
 
 def _depth_expr(levels: int = 6) -> str:
     """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span."""
@@ -130,6 +140,7 @@ def features_sql(*, where: str, bad_args_check: str = "0") -> str:
     """The per-trace feature query over the spans selected by ``where``, joined with their feedback."""
     return f"""
 WITH
+    {GENAI_USER_TURNS},
     arrayMap(x -> x.4, tool_steps) AS call_keys,
     arrayEnumerateUniq(call_keys) AS occurrences,
     arrayMap(x -> x.4, arrayFilter(x -> x.5, tool_steps)) AS failed_keys
@@ -171,7 +182,7 @@ _SPAN_AGGREGATES = """        count() AS spans,
         anyIf(agent_name, agent_name != '') AS agent_name,
         anyIf(conversation, conversation != '') AS conversation_id,
         substring(argMinIf(root_input, start_ns, is_root), 1, 2000) AS root_input,
-        argMinIf(genai_input, start_ns, is_llm AND genai_input != '') AS first_llm_input,
+        argMinIf(genai_input, start_ns, is_llm AND genai_input != '') AS first_llm_messages,
         substring(argMinIf(oi_first_user, start_ns, is_llm AND oi_first_user != ''), 1, 2000) AS first_oi_user,
         argMin(ServiceName, start_ns) AS service,
         anyIf(version, version != '') AS version,
@@ -236,7 +247,9 @@ def _trace_features() -> str:
     return f"""
     t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
     bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
-    conversation_id, root_input, first_llm_input, first_oi_user,
+    conversation_id, root_input, first_oi_user,
+    substring(genai_user_turns(first_llm_messages)[1], 1, 2000) AS first_llm_user,
+    multiIf(first_llm_user != '', first_llm_user, first_oi_user != '', first_oi_user, root_input) AS first_user,
     service, version, start_s,
     first_error_span, first_error_text,
     first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,

@@ -2,22 +2,24 @@
 
 Candidates are well-known scikit-learn models over the same features: an L2-regularised logistic regression
 (numeric features scaled, hashed tokens sparse) and gradient-boosted trees (``HistGradientBoostingClassifier``
-over the numeric features and a small dense hashing of the tokens). Each candidate's matrix is built once for
-every trace, not again in every fold: hashing needs no fitting. Each is cross-validated with folds grouped
-by task; the trees win only when their AUROC is at least 0.03 higher. Its probabilities are calibrated by Platt scaling
-fitted on its out-of-fold predictions (what ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does,
-without fitting every fold again), and the ``outcome_model`` flag threshold is the lowest one whose
-cross-validated precision reaches the target, so a failure flag is one a reviewer can trust. Fits run on one
-thread: OpenMP's threads in the trees slow down by an order of magnitude on a machine shared with other work.
+over the numeric features and the token counts folded onto a few dense columns). Each candidate's matrix is
+built once for every trace, not again in every fold: hashing needs no fitting. Each is cross-validated with
+folds grouped by task; the trees win only when their AUROC is at least 0.03 higher. Its probabilities are
+calibrated by Platt scaling fitted on its out-of-fold predictions (what
+``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does, without fitting every fold again), and the
+``outcome_model`` flag threshold is the lowest one whose cross-validated precision reaches the target, so a
+failure flag is one a reviewer can trust. Fits run on one thread: OpenMP's threads in the trees slow down by
+an order of magnitude on a machine shared with other work.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "Platt", "choose", "features", "fit_predict", "make_model", "precision_threshold"]
+__all__ = ["CANDIDATES", "Design", "Platt", "choose", "features", "fit_predict", "make_model", "precision_threshold"]
 
 CANDIDATES = ("logreg", "hgb")
 
@@ -26,9 +28,18 @@ def _log1p(x: Any) -> Any:
     return np.log1p(np.maximum(np.asarray(x, dtype=float), 0.0))
 
 
-def features(name: str, n_numeric: int, design: np.ndarray, fit_rows: np.ndarray) -> Any:
-    """Candidate ``name``'s feature matrix for every row of ``design`` (``n_numeric`` numbers, then documents,
-    tool sequences and error texts).
+@dataclass
+class Design:
+    """One row per trace: trace features (numbers), hashed conversation token counts, tool sequences, error texts."""
+
+    numbers: np.ndarray
+    tokens: Any
+    sequences: list[str]
+    errors: list[str]
+
+
+def features(name: str, design: Design, fit_rows: np.ndarray) -> Any:
+    """Candidate ``name``'s feature matrix for every row of ``design``.
 
     Built once and sliced by the folds: hashing the texts needs no fitting, and the numbers are scaled
     with statistics of ``fit_rows`` (the labelled traces, so a trace's score never depends on which
@@ -36,28 +47,23 @@ def features(name: str, n_numeric: int, design: np.ndarray, fit_rows: np.ndarray
     """
     from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import StandardScaler, normalize
 
-    n = n_numeric
-    numeric = _log1p(design[:, :n].astype(float))
-    documents, sequences, errors = (list(design[:, n + k]) for k in range(3))
+    numeric = _log1p(design.numbers)
     if name == "logreg":
         scaled = StandardScaler().fit(numeric[fit_rows]).transform(numeric)
         hashed = [
-            HashingVectorizer(n_features=2**14, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
-                              norm="l2").transform(documents),
+            normalize(design.tokens),
             HashingVectorizer(n_features=2**12, token_pattern=r"[^ ]+", ngram_range=(1, 2), lowercase=False,
-                              alternate_sign=False, norm="l2").transform(sequences),
-            HashingVectorizer(n_features=2**12, alternate_sign=False, norm="l2").transform(errors),
+                              alternate_sign=False, norm="l2").transform(design.sequences),
+            HashingVectorizer(n_features=2**12, alternate_sign=False, norm="l2").transform(design.errors),
         ]  # fmt: skip
         return sparse.hstack([sparse.csr_matrix(scaled), *hashed], format="csr")
-    hashed = [
-        HashingVectorizer(n_features=2**6, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
-                          norm=None).transform(documents),
-        HashingVectorizer(n_features=2**4, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
-                          norm=None).transform(sequences),
-    ]  # fmt: skip
-    return np.hstack([numeric, *(h.toarray() for h in hashed)])
+    tokens = design.tokens.tocoo()  # folded onto 64 columns: the trees split on a few dense counts
+    folded = sparse.csr_matrix((tokens.data, (tokens.row, tokens.col % 2**6)), shape=(tokens.shape[0], 2**6))
+    sequences = HashingVectorizer(n_features=2**4, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
+                                  norm=None).transform(design.sequences)  # fmt: skip
+    return np.hstack([numeric, folded.toarray(), sequences.toarray()])
 
 
 def make_model(name: str) -> Any:

@@ -23,10 +23,10 @@ from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import DETECTORS, Flag, outcome_failed
 from tracemill.miner.features import Frame
 from tracemill.miner.scoring.model_scope import version_digest
-from tracemill.miner.scoring.text_features import TEXT_NUMERIC
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
+    from tracemill.miner.scoring.model_select import Design
 
 __all__ = ["NUMERIC_FEATURES", "ScoreResult", "planned_version", "planned_version_in_store", "score_traces"]
 
@@ -76,20 +76,15 @@ def _texts(frame: Frame) -> tuple[list[str], list[str]]:
     return sequences, errors
 
 
-def _design(frame: Frame, store: Store | None) -> np.ndarray:
-    """Numbers (trace features, then the conversation's), then the conversation document, the tool sequence
-    and the error text: one row per trace."""
-    from tracemill.miner.scoring.text_features import conversation_features, load_conversations, peer_keys
+def _design(frame: Frame, store: Store | None) -> Design:
+    """Trace features and the conversation's numbers, its hashed tokens, the tool sequence and the error text:
+    one row per trace."""
+    from tracemill.miner.scoring.model_select import Design
+    from tracemill.miner.scoring.text_features import conversation_features, peer_keys
 
-    conversations = load_conversations(store, frame) if store is not None else {}
-    documents, numbers = conversation_features(frame, conversations, peer_keys(frame))
+    conversation = conversation_features(store, frame, peer_keys(frame))
     sequences, errors = _texts(frame)
-    n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)
-    design = np.empty((len(frame), n + 3), dtype=object)
-    design[:, : len(NUMERIC_FEATURES)] = _numeric(frame)
-    design[:, len(NUMERIC_FEATURES) : n] = np.asarray(numbers, dtype=float).reshape(len(frame), len(TEXT_NUMERIC))
-    design[:, n], design[:, n + 1], design[:, n + 2] = documents, sequences, errors
-    return design
+    return Design(np.hstack([_numeric(frame), conversation.numbers]), conversation.tokens, sequences, errors)
 
 
 def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
@@ -184,10 +179,9 @@ def _supervised(
         precision_threshold,
     )
 
-    n = len(NUMERIC_FEATURES) + len(TEXT_NUMERIC)
     design = _design(frame, store)
     train = _training_sample(frame, labelled, config.max_training_runs)
-    matrices = {name: features(name, n, design, train) for name in CANDIDATES}
+    matrices = {name: features(name, design, train) for name in CANDIDATES}
     y, g = labels[train], groups[train]
     folds = min(config.cv_folds, len(set(g)))
     name, candidates, out_of_fold = choose({k: m[train] for k, m in matrices.items()}, y, g, folds)

@@ -4,30 +4,36 @@ differ in what the user asked, which state-changing calls were made with which a
 Per trace: the user's turns (from the last LLM call's input messages, GenAI JSON or OpenInference's flattened
 ``llm.input_messages.*``), the tool calls in order with their arguments and results, which tools write
 (change state) and which only read, the last actions and the final answer, and peer statistics among runs of
-the same task (the share of peers that made the same state-changing calls with the same arguments). Read only
-when the supervised scorer trains, over the traces being scored, in two queries.
+the same task (the share of peers that made the same state-changing calls with the same arguments).
+
+Read only when the supervised scorer trains, over the traces being scored, in one query that does the work
+inside ClickHouse: it parses the messages, tokenizes the turns, arguments and results, and hashes each token
+to a column of the token matrix, so Python receives a few numbers and an array of column indices per trace
+instead of every conversation's text. The few tokens of the final action (known only after
+:mod:`tracemill.miner.final_action`) are hashed in Python into the same columns.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.miner.features import Frame
-from tracemill.miner.final_action import HANDOFF_TOOL_PATTERN
-from tracemill.miner.grouping import first_user_input
-from tracemill.miner.sql import span_columns
+from tracemill.miner.sql import GENAI_USER_TURNS, _q, span_columns
 
 if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
     from tracemill.collector.store.store import Store
 
-__all__ = ["READ_TOOL_PATTERN", "TEXT_NUMERIC", "Conversation", "conversation_features", "is_write_tool",
-           "load_conversations"]  # fmt: skip
+__all__ = ["READ_TOOL_PATTERN", "TEXT_NUMERIC", "TOKEN_COLUMNS", "ConversationFeatures", "conversation_features",
+           "peer_keys"]  # fmt: skip
 
 READ_TOOL_PATTERN = (
     r"(?i)^(get|find|search|list|lookup|look_up|read|fetch|check|query|calculate|compute|think|view|show|describe"
@@ -39,123 +45,153 @@ TEXT_NUMERIC = ("write_calls", "read_calls", "write_tools", "peer_agreement", "p
                 "final_handoff", "final_gives_up", "user_turns", "final_chars")  # fmt: skip
 """Numeric features this module adds to the scorer's trace features."""
 
-_READ = re.compile(READ_TOOL_PATTERN)
-_HANDOFF = re.compile(HANDOFF_TOOL_PATTERN)
-_VALUE = re.compile(r"[A-Za-z_#]*\d[\w#.-]*|[A-Za-z]{2,}")
+TOKEN_COLUMNS = 2**14
+"""Columns of the hashed token matrix."""
 
+VALUE_PATTERN = r"[A-Za-z_#]*\d[\w#.-]*|[A-Za-z]{2,}"
+"""A token: a value with a digit (an id, an amount, a date) or a word of two letters or more."""
 
-def is_write_tool(name: str) -> bool:
-    return bool(name) and not _READ.search(name)
+_TOKENS_PER_TEXT, _TOKENS_PER_RESULT, _CHARS = 60, 20, 400
 
 
 @dataclass
-class Conversation:
-    user: list[str] = field(default_factory=list)
-    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (tool, arguments, result), in order
+class ConversationFeatures:
+    """Per trace of a frame: the :data:`TEXT_NUMERIC` values and the hashed token counts (one row each)."""
+
+    numbers: np.ndarray
+    tokens: csr_matrix
 
 
-def load_conversations(store: Store, frame: Frame) -> dict[str, Conversation]:
-    """The user's turns and the tool calls of each trace of ``frame``.
-
-    The spans are selected by the condition that selected the frame's traces, not by a list of their ids:
-    a parameter of 100,000 ids made each of these reads take minutes.
-    """
-    out: dict[str, Conversation] = defaultdict(Conversation)
-    if not len(frame):
-        return out
-    where = f"TraceId != '' AND {frame.where}"
-    calls = store.query(
-        f"SELECT TraceId, arrayMap(x -> (x.2, x.3, x.4), arraySort(groupArray((start_ns, tool, substring(args, 1, 400),"
-        f" substring(result, 1, 400))))) FROM (SELECT {span_columns('0')} FROM {SPANS_TABLE} "
-        f"WHERE {where}) WHERE is_tool GROUP BY TraceId",
-        frame.params,
-    ).result_rows
-    for trace, items in calls:
-        out[trace].calls = [tuple(item) for item in items]
-    inputs = store.query(
-        "SELECT TraceId, argMax(SpanAttributes['gen_ai.input.messages'], Timestamp), "
-        "argMax(mapFilter((k, v) -> startsWith(k, 'llm.input_messages.') AND (endsWith(k, '.message.role') "
-        "OR endsWith(k, '.message.content')), SpanAttributes), Timestamp) "
-        f"FROM {SPANS_TABLE} WHERE {where} AND (SpanAttributes['gen_ai.input.messages'] != '' "
-        "OR mapContains(SpanAttributes, 'llm.input_messages.0.message.role')) GROUP BY TraceId",
-        frame.params,
-    ).result_rows
-    for trace, genai, flattened in inputs:
-        out[trace].user = _user_turns(genai, flattened)
-    return out
+def _tokens_sql(text: str, prefix: str, limit: int) -> str:
+    """The prefixed, lower-cased tokens of ``text`` (at most ``limit``), as a ClickHouse array expression."""
+    return (f"arrayMap(t -> concat({prefix}, lowerUTF8(t)), "
+            f"arraySlice(extractAll({text}, {_q(VALUE_PATTERN)}), 1, {limit}))")  # fmt: skip
 
 
-def _user_turns(genai: str, flattened: dict[str, str]) -> list[str]:
-    turns = []
-    if genai.startswith("["):
-        try:
-            messages = json.loads(genai)
-        except ValueError:
-            messages = []
-        for message in messages if isinstance(messages, list) else []:
-            text = first_user_input(json.dumps([message]), "", "")
-            if text:
-                turns.append(text)
-        if turns:
-            return turns
-    by_index: dict[int, dict[str, str]] = defaultdict(dict)
-    for key, value in flattened.items():
-        parts = key.split(".")
-        if len(parts) >= 5 and parts[2].isdigit():
-            by_index[int(parts[2])][parts[-1]] = value
-    return [m.get("content", "") for _, m in sorted(by_index.items()) if m.get("role") == "user" and m.get("content")]
+def _user_turns_sql() -> str:
+    """The user's turns in the last LLM call's input: GenAI JSON messages, else OpenInference's flattened ones."""
+    key = "concat('llm.input_messages.', toString(i), '.message.')"
+    flattened = (f"arrayFilter(x -> x != '', arrayMap(i -> if(oi[concat({key}, 'role')] = 'user', "
+                 f"oi[concat({key}, 'content')], ''), range(toUInt32(length(oi)))))")  # fmt: skip
+    return f"if(notEmpty(genai_user_turns(genai)), genai_user_turns(genai), {flattened})"
 
 
-def _tokens(text: str, prefix: str, limit: int = 60) -> list[str]:
-    return [f"{prefix}:{t.lower()}" for t in _VALUE.findall(text or "")[:limit]]
+def _conversation_sql(where: str) -> str:
+    arguments = _tokens_sql("c.3", "concat(c.1, 'a:')", _TOKENS_PER_TEXT)
+    results = _tokens_sql("c.4", "concat(c.1, 'r:')", _TOKENS_PER_RESULT)
+    turns = _tokens_sql("u", "'u:'", _TOKENS_PER_TEXT)
+    last = "arrayMap((c, k) -> concat('last', toString(length(last_calls) - k + 1), ':', c.2), last_calls, " \
+           "arrayEnumerate(last_calls))"
+    tokens = (f"arrayConcat(arrayFlatten(arrayMap(u -> {turns}, user)), arrayFlatten(arrayMap(c -> "
+              f"arrayConcat([concat(c.1, ':', c.2)], {arguments}, {results}), calls)), {last}, "
+              "[concat('writes:', toString(length(arrayFilter(c -> c.1 = 'w', calls))))])")  # fmt: skip
+    writes = "arrayFilter(c -> c.1 = 'w', calls)"
+    return f"""
+WITH {GENAI_USER_TURNS}
+SELECT
+    TraceId,
+    arrayMap(t -> toUInt16(cityHash64(t) % {TOKEN_COLUMNS}), {tokens}) AS token_columns,
+    length(user) AS user_turns,
+    length({writes}) AS write_calls,
+    length(calls) - write_calls AS read_calls,
+    length(arrayDistinct(arrayMap(c -> c.2, {writes}))) AS write_tools,
+    arrayStringConcat(arraySort(arrayMap(c -> concat(c.2, '(', c.3, ')'), {writes})), '|') AS write_signature
+FROM (
+    SELECT
+        TraceId,
+        arrayMap(x -> (if(x.2 != '' AND NOT match(x.2, {_q(READ_TOOL_PATTERN)}), 'w', 'r'), x.2, x.3, x.4),
+                 arraySort(groupArrayIf((start_ns, tool, substring(args, 1, {_CHARS}),
+                                         substring(result, 1, {_CHARS})), is_tool))) AS calls,
+        argMaxIf(genai_messages, ts, genai_messages != '') AS genai,
+        argMaxIf(oi_messages, ts, notEmpty(oi_messages)) AS oi,
+        {_user_turns_sql()} AS user,
+        arraySlice(calls, -2) AS last_calls
+    FROM (
+        SELECT {span_columns('0')},
+            if(is_llm, SpanAttributes['gen_ai.input.messages'], '') AS genai_messages,
+            if(is_llm, mapFilter((k, v) -> startsWith(k, 'llm.input_messages.') AND (endsWith(k, '.message.role')
+                                 OR endsWith(k, '.message.content')), SpanAttributes), map()) AS oi_messages
+        FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}
+    )
+    GROUP BY TraceId
+)
+ORDER BY TraceId
+SETTINGS short_circuit_function_evaluation = 'force_enable'"""
 
 
-def _write_signature(calls: list[tuple[str, str, str]]) -> str:
-    return "|".join(sorted(f"{tool}({args})" for tool, args, _ in calls if is_write_tool(tool)))
+def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence[str]) -> ConversationFeatures:
+    """The :data:`TEXT_NUMERIC` values and hashed token counts of each trace of ``frame`` (read from ``store``;
+    without one, only what the frame holds)."""
+    from scipy import sparse
+
+    n = len(frame)
+    counts = np.zeros((n, 4))  # user turns, write calls, read calls, write tools
+    signatures: list[str] = [""] * n
+    from_store = sparse.csr_matrix((n, TOKEN_COLUMNS))
+    result = store.query(_conversation_sql(frame.where), frame.params).result_columns if store and n else []
+    if result:
+        traces, token_columns, *numbers, signature = result
+        # The same condition selected the frame's traces, in the same order; a trace written in between is left out.
+        rows = np.arange(n) if list(traces) == frame["trace_id"] else _rows_of(frame, traces)
+        kept = rows >= 0
+        counts[rows[kept]] = np.column_stack(numbers)[kept]
+        for i, value in zip(rows[kept], (s for s, k in zip(signature, kept, strict=True) if k), strict=True):
+            signatures[i] = value
+        lengths = np.fromiter(map(len, token_columns), dtype=np.int64, count=len(token_columns))
+        columns = np.fromiter(chain.from_iterable(token_columns), dtype=np.int64, count=int(lengths.sum()))
+        row_of_token = np.repeat(rows, lengths)
+        keep = row_of_token >= 0
+        from_store = sparse.csr_matrix((np.ones(int(keep.sum())), (row_of_token[keep], columns[keep])),
+                                       shape=(n, TOKEN_COLUMNS))  # fmt: skip
+    agreement, others = _peer_agreement(peer_keys, signatures)
+    kinds, tools = frame["final_kind"], frame["final_tool"]
+    ending = [f"end:{kind} endtool:{tool} agree:{a:.1f}" for kind, tool, a in zip(kinds, tools, agreement, strict=True)]
+    answers = [text or "" for text in frame["final_output"]]
+    turns, writes, reads, write_tools = counts.T
+    numbers_out = np.column_stack([
+        writes, reads, write_tools, agreement, others, np.asarray([kind == "tool_call" for kind in kinds], float),
+        np.asarray(frame["final_handoff"], float), np.asarray(frame["final_gives_up"], float), turns,
+        np.fromiter(map(len, answers), dtype=float, count=n),
+    ]) if n else np.zeros((0, len(TEXT_NUMERIC)))  # fmt: skip
+    return ConversationFeatures(numbers_out, (from_store + _hashed(ending, r"[^ ]+") + _hashed(answers)).tocsr())
 
 
-def conversation_features(frame: Frame, conversations: dict[str, Conversation],
-                          peer_keys: Sequence[str]) -> tuple[list[str], list[list[float]]]:
-    """(a document of prefixed tokens, the :data:`TEXT_NUMERIC` values) for each trace of ``frame``."""
-    traces = frame["trace_id"]
-    signatures = [_write_signature(conversations[t].calls) if t in conversations else "" for t in traces]
+def _rows_of(frame: Frame, traces: Sequence[str]) -> np.ndarray:
+    """The frame row of each trace (-1 for a trace the frame lacks)."""
+    index = {trace: i for i, trace in enumerate(frame["trace_id"])}
+    return np.fromiter((index.get(t, -1) for t in traces), dtype=np.int64, count=len(traces))
+
+
+def _peer_agreement(peer_keys: Sequence[str], signatures: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per trace, the share of its peers that made the same state-changing calls (0.5 without peers), and how
+    many peers it has."""
     by_peer: dict[str, Counter[str]] = defaultdict(Counter)
     for key, signature in zip(peer_keys, signatures, strict=True):
         if key:
             by_peer[key][signature] += 1
-    documents, numeric = [], []
-    for i, trace in enumerate(traces):
-        c = conversations.get(trace) or Conversation()
-        writes = [(tool, args, result) for tool, args, result in c.calls if is_write_tool(tool)]
-        peers = by_peer[peer_keys[i]] if peer_keys[i] else Counter()
-        others = sum(peers.values()) - 1
-        agreement = (peers[signatures[i]] - 1) / others if others > 0 else 0.5
-        tokens = [t for turn in c.user for t in _tokens(turn, "u")]
-        tokens += _tokens(frame["final_output"][i], "a")
-        for tool, args, result in c.calls:
-            mark = "w" if is_write_tool(tool) else "r"
-            tokens += [f"{mark}:{tool}", *_tokens(args, f"{mark}a"), *_tokens(result, f"{mark}r", 20)]
-        last = [tool for tool, _, _ in c.calls[-2:]]
-        tokens += [f"last{len(last) - n}:{tool}" for n, tool in enumerate(last)]
-        tokens += [f"end:{frame['final_kind'][i]}", f"endtool:{frame['final_tool'][i]}",
-                   f"writes:{len(writes)}", f"agree:{round(agreement, 1)}"]  # fmt: skip
-        documents.append(" ".join(tokens))
-        numeric.append([len(writes), len(c.calls) - len(writes), len({w[0] for w in writes}), agreement,
-                        max(others, 0), float(frame["final_kind"][i] == "tool_call"), frame["final_handoff"][i],
-                        frame["final_gives_up"][i], len(c.user), len(frame["final_output"][i] or "")])  # fmt: skip
-    return documents, numeric
+    sizes = {key: sum(counter.values()) for key, counter in by_peer.items()}
+    agreement, others = np.full(len(signatures), 0.5), np.zeros(len(signatures))
+    for i, (key, signature) in enumerate(zip(peer_keys, signatures, strict=True)):
+        if key and sizes[key] > 1:
+            others[i] = sizes[key] - 1
+            agreement[i] = (by_peer[key][signature] - 1) / others[i]
+    return agreement, others
+
+
+def _hashed(texts: list[str], token_pattern: str = VALUE_PATTERN) -> Any:
+    """Token counts of ``texts`` in the token matrix's columns (the final answer's tokens, the ending)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    lowercase = token_pattern == VALUE_PATTERN
+    return HashingVectorizer(n_features=TOKEN_COLUMNS, token_pattern=token_pattern, lowercase=lowercase,
+                             alternate_sign=False, norm=None).transform(texts)  # fmt: skip
 
 
 def peer_keys(frame: Frame) -> list[str]:
     """Runs of the same task for peer statistics: the task id, else the exact first user input (lower case);
     a conversation id names one run, not a task, so it makes no peers."""
     keys = []
-    for task, genai, oi, root in zip(frame["task_id"], frame["first_llm_input"], frame["first_oi_user"],
-                                     frame["root_input"], strict=True):
-        text = " ".join(first_user_input(genai, oi, root).lower().split())
+    for task, first_user in zip(frame["task_id"], frame["first_user"], strict=True):
+        text = " ".join(first_user.lower().split())
         keys.append("task:" + task if task else ("input:" + text if text else ""))
     return keys
-
-
-def handoff_tool(name: str) -> bool:
-    return bool(_HANDOFF.search(name or ""))

@@ -1,0 +1,39 @@
+"""The conversation's features read the same from GenAI JSON messages and from OpenInference's flattened ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tracemill.miner.features import load_features
+from tracemill.miner.final_action import add_final_actions
+from tracemill.miner.scoring.text_features import TEXT_NUMERIC, conversation_features, peer_keys
+
+
+def _features(store: Any, traced: list[Any]) -> tuple[np.ndarray, Any]:
+    frame = load_features(store, "1", {}, loop_min=3)
+    add_final_actions(frame)
+    features = conversation_features(store, frame, peer_keys(frame))
+    order = [frame["trace_id"].index(t.trace_id) for t in traced]
+    return features.numbers[order], features.tokens[order]
+
+
+def test_genai_and_openinference_conversations_give_the_same_features(new_database: Any, drop_database: Any,
+                                                                      support: Any):
+    conversations = support.build(seed=4, tasks=6, trials=3)
+    genai, openinference = new_database("text_genai"), new_database("text_oi")
+    try:
+        numbers_g, tokens_g = _features(genai, support.write_genai(genai, conversations))
+        numbers_o, tokens_o = _features(openinference, support.write_openinference(openinference, conversations))
+    finally:
+        drop_database(genai)
+        drop_database(openinference)
+    column = {name: k for k, name in enumerate(TEXT_NUMERIC)}
+    users = [sum(e.kind == "user" for e in c.events) for c in conversations]
+    writes = [sum(e.kind == "tool" and e.tool not in support.READ_TOOLS for e in c.events) for c in conversations]
+    assert numbers_g[:, column["user_turns"]].tolist() == users
+    assert numbers_g[:, column["write_calls"]].tolist() == writes and max(writes) > 0
+    assert np.array_equal(numbers_g, numbers_o)
+    assert tokens_g.nnz > 50 * len(conversations)  # user turns, arguments and results, not only the ending
+    assert (tokens_g != tokens_o).nnz == 0
