@@ -30,40 +30,40 @@ def _log1p(x: Any) -> Any:
 
 @dataclass
 class Design:
-    """One row per trace: trace features (numbers), hashed conversation token counts, tool sequences, error texts."""
+    """One row per trace: trace features (numbers), then hashed counts of the conversation's tokens, of the tool
+    sequence's steps and step pairs, and of the error text's words (sparse matrices)."""
 
     numbers: np.ndarray
     tokens: Any
-    sequences: list[str]
-    errors: list[str]
+    sequences: Any
+    errors: Any
 
 
 def features(name: str, design: Design, fit_rows: np.ndarray) -> Any:
     """Candidate ``name``'s feature matrix for every row of ``design``.
 
-    Built once and sliced by the folds: hashing the texts needs no fitting, and the numbers are scaled
-    with statistics of ``fit_rows`` (the labelled traces, so a trace's score never depends on which
-    unlabelled traces a run mines with it). No label is read here.
+    Built once and sliced by the folds: hashing needs no fitting, and the numbers are scaled with
+    statistics of ``fit_rows`` (the labelled traces, so a trace's score never depends on which unlabelled
+    traces a run mines with it). No label is read here.
     """
     from scipy import sparse
-    from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.preprocessing import StandardScaler, normalize
 
     numeric = _log1p(design.numbers)
     if name == "logreg":
         scaled = StandardScaler().fit(numeric[fit_rows]).transform(numeric)
-        hashed = [
-            normalize(design.tokens),
-            HashingVectorizer(n_features=2**12, token_pattern=r"[^ ]+", ngram_range=(1, 2), lowercase=False,
-                              alternate_sign=False, norm="l2").transform(design.sequences),
-            HashingVectorizer(n_features=2**12, alternate_sign=False, norm="l2").transform(design.errors),
-        ]  # fmt: skip
+        hashed = [normalize(design.tokens), normalize(design.sequences), normalize(design.errors)]
         return sparse.hstack([sparse.csr_matrix(scaled), *hashed], format="csr")
-    tokens = design.tokens.tocoo()  # folded onto 64 columns: the trees split on a few dense counts
-    folded = sparse.csr_matrix((tokens.data, (tokens.row, tokens.col % 2**6)), shape=(tokens.shape[0], 2**6))
-    sequences = HashingVectorizer(n_features=2**4, token_pattern=r"[^ ]+", lowercase=False, alternate_sign=False,
-                                  norm=None).transform(design.sequences)  # fmt: skip
-    return np.hstack([numeric, folded.toarray(), sequences.toarray()])
+    # The trees split on a few dense counts: the hashed columns folded onto 64 and 16.
+    return np.hstack([numeric, _fold(design.tokens, 2**6), _fold(design.sequences, 2**4)])
+
+
+def _fold(matrix: Any, columns: int) -> np.ndarray:
+    """A hashed count matrix folded onto ``columns`` columns (a power of two, as is the matrix's width), dense."""
+    from scipy import sparse
+
+    coo = matrix.tocoo()
+    return sparse.csr_matrix((coo.data, (coo.row, coo.col % columns)), shape=(coo.shape[0], columns)).toarray()
 
 
 def make_model(name: str) -> Any:
