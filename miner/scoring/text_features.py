@@ -128,7 +128,7 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
     counts = np.zeros((n, 4))  # user turns, write calls, read calls, write tools
     signatures: list[str] = [""] * n
     from_store = sparse.csr_matrix((n, TOKEN_COLUMNS))
-    result = store.query(_conversation_sql(frame.where), frame.params).result_columns if store and n else []
+    result = store.query(_conversation_sql(frame.where), frame.params).result_columns if store is not None and n else []
     if result:
         traces, token_columns, *numbers, signature = result
         # The same condition selected the frame's traces, in the same order; a trace written in between is left out.
@@ -153,7 +153,8 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
         np.asarray(frame["final_handoff"], float), np.asarray(frame["final_gives_up"], float), turns,
         np.fromiter(map(len, answers), dtype=float, count=n),
     ]) if n else np.zeros((0, len(TEXT_NUMERIC)))  # fmt: skip
-    return ConversationFeatures(numbers_out, (from_store + _hashed(ending, r"[^ ]+") + _hashed(answers)).tocsr())
+    hashed = _hashed(ending, r"[^ ]+", lowercase=False) + _hashed(answers, VALUE_PATTERN, lowercase=True)
+    return ConversationFeatures(numbers_out, (from_store + hashed).tocsr())
 
 
 def _rows_of(frame: Frame, traces: Sequence[str]) -> np.ndarray:
@@ -178,11 +179,10 @@ def _peer_agreement(peer_keys: Sequence[str], signatures: Sequence[str]) -> tupl
     return agreement, others
 
 
-def _hashed(texts: list[str], token_pattern: str = VALUE_PATTERN) -> Any:
+def _hashed(texts: list[str], token_pattern: str, *, lowercase: bool) -> Any:
     """Token counts of ``texts`` in the token matrix's columns (the final answer's tokens, the ending)."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    lowercase = token_pattern == VALUE_PATTERN
     return HashingVectorizer(n_features=TOKEN_COLUMNS, token_pattern=token_pattern, lowercase=lowercase,
                              alternate_sign=False, norm=None).transform(texts)  # fmt: skip
 
