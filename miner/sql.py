@@ -128,6 +128,7 @@ GENAI_USER_TURNS = """(messages) -> arrayFilter(x -> x != '', arrayMap(m -> if(J
 """A lambda in a WITH clause: the texts of the user's turns in GenAI JSON messages (a string content, or the
 text parts joined)."""
 
+
 def _depth_expr(levels: int = 6) -> str:
     """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span."""
     parts = ["arrayMap(p -> p, parents)"]
