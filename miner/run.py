@@ -244,10 +244,12 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
     if replace_old and every_trace:  # every trace was mined again: no earlier flag stands (no list of ids)
         store.command(f"DELETE FROM {FLAGS_TABLE} WHERE RunId != {{run:String}}", {"run": result.run_id})
     elif replace_old:
-        # A re-mined trace's flags are this run's: drop what earlier runs said about it.
+        # A re-mined trace's flags are this run's: drop what earlier runs said about it. The traces are named by
+        # the condition that selected them: a parameter listing 100,000 ids makes the delete take a minute.
         store.command(
-            f"DELETE FROM {FLAGS_TABLE} WHERE TraceId IN {{ids:Array(String)}} AND RunId != {{run:String}}",
-            {"ids": list(frame["trace_id"]), "run": result.run_id},
+            f"DELETE FROM {FLAGS_TABLE} WHERE TraceId IN (SELECT DISTINCT TraceId FROM {SPANS_TABLE} "
+            f"WHERE TraceId != '' AND {frame.where}) AND RunId != {{run:String}}",
+            {**frame.params, "run": result.run_id},
         )
     if result.flags:
         flags = result.flags
