@@ -87,7 +87,7 @@ def _scorer_section(scorer: dict[str, Any]) -> str:
         q = scorer[name]
         rows.append([("learned scorer" if name == "model" else "rule detectors alone"), q["auroc"], q["precision"],
                      q["recall"], q["brier"]])
-    out.append(f"<p>threshold {scorer['threshold']} on {scorer['labelled']} labelled traces in {scorer['groups']} "
+    out.append(f"<p>threshold {scorer['threshold']:.4g} on {scorer['labelled']} labelled traces in {scorer['groups']} "
                "task groups (cross-validated, no task in both train and test)</p>")
     out.append(_table(["", "AUROC", "precision", "recall", "Brier"], rows))
     out.append(_plot_roc_calibration(scorer))

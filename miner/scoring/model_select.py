@@ -131,9 +131,9 @@ def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_fla
     flagged = np.asarray([int((probs >= t).sum()) for t in thresholds])
     ok = np.flatnonzero((precision[:-1] >= target) & (flagged >= min_flags))
     if ok.size:
-        return round(float(thresholds[ok[0]]), 4), True
+        return float(thresholds[ok[0]]), True
     usable = np.flatnonzero(flagged >= min_flags)
     if not usable.size:
-        return round(float(thresholds[-1]), 4), False
+        return float(thresholds[-1]), False
     best = usable[int(np.argmax(precision[:-1][usable]))]
-    return round(float(thresholds[best]), 4), False
+    return float(thresholds[best]), False

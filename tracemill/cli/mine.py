@@ -170,7 +170,7 @@ def render_summary(console: Console, result: dict[str, Any]) -> None:
     if scorer:
         console.print(f"scorer: {scorer['mode']} ({scorer['model_version']}); {scorer['note']}", highlight=False)
         if scorer["mode"] == "supervised":
-            quality = Table(title=f"Scorer quality (threshold {scorer['threshold']})")
+            quality = Table(title=f"Scorer quality (threshold {scorer['threshold']:.4g})")
             for column in ("", "AUROC", "precision", "recall", "Brier"):
                 quality.add_column(column)
             for name, label in (("model", "learned scorer"), ("rules", "rule detectors alone")):

@@ -1,0 +1,23 @@
+"""The outcome_model threshold: the lowest whose cross-validated precision reaches the target, kept exact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracemill.miner.scoring.model_select import precision_threshold
+
+
+def test_a_threshold_below_four_decimals_is_kept_exact_and_flags_only_what_it_chose():
+    # A model that separates perfectly can put the cut at a tiny probability; rounding it to 0 would flag every run.
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    probs = np.array([3e-5, 4e-5, 5e-5, 1e-7, 2e-7, 3e-7, 4e-7, 5e-7, 6e-7, 7e-7])
+    threshold, precise = precision_threshold(y, probs, 0.8)
+    assert precise and threshold == 3e-5
+    assert ((probs >= threshold) == (y == 1)).all()
+
+
+def test_without_a_precise_threshold_the_best_precision_is_returned():
+    y = np.array([1, 0, 1, 0, 1, 0, 0, 1])
+    probs = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    threshold, precise = precision_threshold(y, probs, 0.95)
+    assert not precise and threshold == 0.7  # 2 of the 3 runs at or above 0.7 failed: the best with 3 flags
