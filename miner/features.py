@@ -19,7 +19,7 @@ from tracemill.miner.sql import _q, features_sql
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["Frame", "candidate_condition", "load_features", "tool_schema_check"]
+__all__ = ["NEW_OR_CHANGED", "Frame", "anything_new", "candidate_condition", "load_features", "tool_schema_check"]
 
 _MAX_DEFINITIONS = 500
 _JSON_TYPES = {
@@ -83,13 +83,28 @@ def candidate_condition(store: Store, *, since_s: float | None, remine: bool) ->
         return "1", params, fresh
     params["mined_at"] = mined[1]
     return (
-        f"(TraceId NOT IN (SELECT TraceId FROM {TRACE_SCORES_TABLE}) "
-        # Without FINAL, so a tombstone (withdrawn feedback) counts as a change too.
-        f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} WHERE UpdatedAt > {{mined_at:DateTime64(6)}}) "
+        f"({NEW_OR_CHANGED} "
         f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} FINAL WHERE Kind = 'outcome' AND IsDeleted = 0))",
         params,
         fresh,
     )
+
+
+NEW_OR_CHANGED = (
+    f"(TraceId NOT IN (SELECT TraceId FROM {TRACE_SCORES_TABLE}) "
+    # Without FINAL, so a tombstone (withdrawn feedback) counts as a change too.
+    f"OR TraceId IN (SELECT TraceId FROM {FEEDBACK_TABLE} WHERE UpdatedAt > {{mined_at:DateTime64(6)}}))"
+)
+"""Traces never mined, and traces whose feedback changed after ``mined_at`` (the latest stored score)."""
+
+
+def anything_new(store: Store, params: dict[str, Any]) -> bool:
+    """Whether an incremental run (``params`` from :func:`candidate_condition`) has a trace that is new or whose
+    feedback changed; without one, it would only read the labelled traces again to train the same model."""
+    return bool(store.query(
+        f"SELECT count() > 0 FROM (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {NEW_OR_CHANGED} "
+        "LIMIT 1)", params,
+    ).result_rows[0][0])
 
 
 def tool_schema_check(definitions: Sequence[str]) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
-from tracemill.miner.features import Frame, candidate_condition, load_features
+from tracemill.miner.features import Frame, anything_new, candidate_condition, load_features
 from tracemill.miner.final_action import add_final_actions
 from tracemill.miner.peers import PeerStats
 from tracemill.miner.quality.miner_runs import record_run
@@ -65,6 +65,8 @@ def mine_store(
     where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine)
     if where != "1" and _labels_changed(store, config):
         where, params = "1", {}  # the stored scores come from another model: re-score (and re-flag) every trace
+    elif since_s is None and where != "1" and not anything_new(store, params):
+        where = "0"  # nothing new or changed, and the same labels: the stored scores and flags stand
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats)

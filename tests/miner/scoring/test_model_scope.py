@@ -79,11 +79,14 @@ def test_labels_that_cannot_train_a_model_do_not_re_mine_the_store_every_time(ne
         labelled = support.record_outcomes(store, traced, tasks=set(tasks))
         first = miner.mine(store)
         again = miner.mine(store)
+        support.write_tracemill(store, support.build(seed=9, tasks=1, trials=1))
+        third = miner.mine(store)
     finally:
         drop_database(store)
     assert first.scorer["mode"] == "anomaly" and "2 task groups" in first.scorer["note"]
     assert first.traces == len(traced)
-    assert again.traces == labelled < len(traced)  # only the labelled runs the scorer reads, not every trace
+    assert again.traces == 0  # nothing new, the same labels
+    assert third.traces == labelled + 1 < len(traced)  # the new run and the labelled ones the scorer reads
 
 
 def test_a_new_unlabelled_trace_is_scored_without_re_mining_the_store(new_database: Any, drop_database: Any,
