@@ -16,7 +16,7 @@ ids, about 10 spans a trace. Then, in the same process:
 
 Then outcomes are recorded for every run of half the tasks, as a user does after a first mine, and the
 store is mined again: the scorer's model changes, so every trace is re-scored by the supervised model. A last
-mine with nothing new reads the labelled runs again, which the scorer trains on.
+mine finds nothing new and the same labels, so it reads no trace.
 
 Prints the mining time, its ratio to the scan, the peak memory, the re-scoring time, and the 1M/100k
 time ratio (linear scaling gives 10). Target: 1M spans mined, re-scoring included, in under 5 s.
@@ -298,7 +298,7 @@ def main() -> None:
               f"\n    outcomes recorded for {r['labelled']:,} runs of half the tasks; mined again, every trace "
               f"re-scored by the {r['rescore_model']!r} model: {r['rescore_s']:.2f} s ({r['rescore_cpu_s']:.2f} CPU-s, "
               f"{r['rescore_traces']:,} traces)\n    stages: {r['rescore_timings']}"
-              f"\n    mined again, nothing new (the labelled runs are read again to train the scorer): "
+              f"\n    mined again, nothing new and the same labels: "
               f"{r['settled_s']:.2f} s ({r['settled_traces']:,} traces)\n    stages: {r['settled_timings']}",
               flush=True)
     if len(results) >= 2:
