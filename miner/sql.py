@@ -130,10 +130,11 @@ text parts joined)."""
 
 
 def _depth_expr(levels: int = 6) -> str:
-    """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span."""
-    parts = ["arrayMap(p -> p, parents)"]
+    """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span. A parent is
+    found by its position in the trace's span ids: a lookup in a Map column scans it too, at a higher cost."""
+    parts = ["parents"]
     for _ in range(levels - 1):
-        parts.append(f"arrayMap(p -> parent_of[p], {parts[-1]})")
+        parts.append(f"arrayMap(p -> parents[indexOf(span_ids, p)], {parts[-1]})")
     return "1 + " + " + ".join(f"arrayExists(p -> p != '', {level})" for level in parts)
 
 
@@ -219,7 +220,7 @@ _SPAN_AGGREGATES = """        count() AS spans,
         arraySort(groupArrayIf((start_ns, SpanId), is_llm)) AS llm_steps,
         arraySort(groupArrayIf((start_ns, SpanId, tool, cityHash64(tool, args), tool_failed), is_tool)) AS tool_steps,
         groupArray(ParentSpanId) AS parents,
-        mapFromArrays(groupArray(SpanId), groupArray(ParentSpanId)) AS parent_of"""
+        groupArray(SpanId) AS span_ids"""
 """The per-trace aggregates over the span columns of :func:`span_columns` (the inner query of the features)."""
 
 FEEDBACK_PER_TRACE = f"""    SELECT
