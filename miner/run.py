@@ -2,7 +2,8 @@
 
 Incremental and idempotent: a run mines the traces that have no row in ``tracemill_trace_scores``
 yet (every mined trace gets one), those whose feedback changed since, and the labelled ones the
-scorer trains on; ``since`` mines every trace with a span after that time instead. Flags land in
+scorer trains on, or nothing when no trace is new or changed and the labels are unchanged; ``since``
+mines every trace with a span after that time instead. Flags land in
 ``tracemill_flags``, keyed (TraceId, Detector, SpanId) in a ReplacingMergeTree, and a re-mined
 trace's earlier flags are deleted first, so mining again never duplicates a flag.
 """
