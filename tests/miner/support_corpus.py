@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -420,16 +422,22 @@ class Traced:
     trace_id: str
 
 
-def _provider(service: str) -> tuple[Any, Any]:
+@contextmanager
+def sdk_tracer(store: Any, service: str = "plain-agent") -> Iterator[Any]:
+    """A tracer of the plain OTel SDK (no tracemill tracer); its spans reach ``store`` when the block ends."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from tracemill.collector.ingest.exporter import StoreSpanExporter
+
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "2025.06"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    return provider, memory
+    yield provider.get_tracer("retail-agent")
+    provider.shutdown()
+    StoreSpanExporter(store).export(memory.get_finished_spans())
 
 
 def write_genai(store: Any, conversations: list[Conversation]) -> list[Traced]:
@@ -446,38 +454,33 @@ def write_openinference(store: Any, conversations: list[Conversation]) -> list[T
 def _write_plain(store: Any, conversations: list[Conversation], attributes: Any, service: str) -> list[Traced]:
     from opentelemetry import trace
 
-    from tracemill.collector.ingest.exporter import StoreSpanExporter
-
-    provider, memory = _provider(service)
-    tracer = provider.get_tracer("retail-agent")
     clock = 1_750_000_000 * 10**9
     out = []
-    for c in conversations:
-        clock += 600 * 10**9
-        root = tracer.start_span(*attributes(c, "root", None, []), start_time=clock)
-        context = trace.set_span_in_context(root)
-        now = clock + 10**6
-        for index, e in enumerate(c.events):
-            if e.kind == "user":
-                now += int(3e9)
-                continue
-            name, kwargs = attributes(c, e.kind, e, c.events[:index])
-            span = tracer.start_span(name, context=context, start_time=now, **kwargs)
-            now += int(e.seconds * 1e9)
-            if e.failed:
-                from opentelemetry.trace import Status, StatusCode
+    with sdk_tracer(store, service) as tracer:
+        for c in conversations:
+            clock += 600 * 10**9
+            root = tracer.start_span(*attributes(c, "root", None, []), start_time=clock)
+            context = trace.set_span_in_context(root)
+            now = clock + 10**6
+            for index, e in enumerate(c.events):
+                if e.kind == "user":
+                    now += int(3e9)
+                    continue
+                name, kwargs = attributes(c, e.kind, e, c.events[:index])
+                span = tracer.start_span(name, context=context, start_time=now, **kwargs)
+                now += int(e.seconds * 1e9)
+                if e.failed:
+                    from opentelemetry.trace import Status, StatusCode
 
-                span.set_status(Status(StatusCode.ERROR, result_text(e)))
-            span.end(end_time=now)
-        final = c.final_text
-        if final is not None:
-            root.set_attribute("output.value" if service.endswith("-oi") else "gen_ai.output.messages",
-                               final if service.endswith("-oi") else json.dumps(genai_messages(
-                                   [{"role": "assistant", "content": final}])))
-        root.end(end_time=now + 10**6)
-        out.append(Traced(c, format(root.get_span_context().trace_id, "032x")))
-    provider.shutdown()
-    StoreSpanExporter(store).export(memory.get_finished_spans())
+                    span.set_status(Status(StatusCode.ERROR, result_text(e)))
+                span.end(end_time=now)
+            final = c.final_text
+            if final is not None:
+                root.set_attribute("output.value" if service.endswith("-oi") else "gen_ai.output.messages",
+                                   final if service.endswith("-oi") else json.dumps(genai_messages(
+                                       [{"role": "assistant", "content": final}])))
+            root.end(end_time=now + 10**6)
+            out.append(Traced(c, format(root.get_span_context().trace_id, "032x")))
     return out
 
 

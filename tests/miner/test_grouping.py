@@ -9,35 +9,24 @@ from tracemill.miner.features import load_features
 from tracemill.miner.grouping import group_keys
 
 
-def _write(store: Any, runs: list[tuple[str, list[dict[str, Any]]]]) -> None:
+def _write(store: Any, support: Any, runs: list[tuple[str, list[dict[str, Any]]]]) -> None:
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from tracemill.collector.ingest.exporter import StoreSpanExporter
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("plain-agent")
-    for name, messages in runs:
-        root = tracer.start_span(f"invoke_agent {name}", attributes={"gen_ai.operation.name": "invoke_agent"})
-        context = trace.set_span_in_context(root)
-        tracer.start_span("chat gpt-4o", context=context, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(messages)}).end()
-        root.end()
-    provider.shutdown()
-    StoreSpanExporter(store).export(memory.get_finished_spans())
+    with support.sdk_tracer(store) as tracer:
+        for name, messages in runs:
+            root = tracer.start_span(f"invoke_agent {name}", attributes={"gen_ai.operation.name": "invoke_agent"})
+            tracer.start_span("chat gpt-4o", context=trace.set_span_in_context(root), attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(messages)}).end()
+            root.end()
 
 
-def test_the_first_user_turn_is_read_after_a_long_system_prompt(store: Any):
+def test_the_first_user_turn_is_read_after_a_long_system_prompt(store: Any, support: Any):
     system = {"role": "system", "parts": [{"type": "text", "content": "Follow the refund policy. " * 400}]}
 
     def user(text: str) -> dict[str, Any]:
         return {"role": "user", "parts": [{"type": "text", "content": text}]}
 
-    _write(store, [("a", [system, user("Refund order 1")]), ("b", [system, user("Refund order 2")]),
+    _write(store, support, [("a", [system, user("Refund order 1")]), ("b", [system, user("Refund order 2")]),
                    ("c", [system, {"role": "user", "content": "Where is my parcel?"}]), ("d", [system])])
     frame = load_features(store, "1", {}, loop_min=3)
     keys, sources = group_keys(frame)

@@ -7,35 +7,25 @@ from typing import Any
 from tracemill.miner.features import load_features
 
 
-def _chains(store: Any, lengths: list[int]) -> list[str]:
+def _chains(store: Any, support: Any, lengths: list[int]) -> list[str]:
     """One trace per length: a chain of nested spans that deep, plus a sibling of the root's first child."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from tracemill.collector.ingest.exporter import StoreSpanExporter
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("nested-agent")
     traces = []
-    for length in lengths:
-        spans = [tracer.start_span("invoke_agent root")]
-        for level in range(1, length):
-            spans.append(tracer.start_span(f"step {level}", context=trace.set_span_in_context(spans[-1])))
-        tracer.start_span("execute_tool sibling", context=trace.set_span_in_context(spans[0])).end()
-        for span in reversed(spans):
-            span.end()
-        traces.append(format(spans[0].get_span_context().trace_id, "032x"))
-    provider.shutdown()
-    StoreSpanExporter(store).export(memory.get_finished_spans())
+    with support.sdk_tracer(store) as tracer:
+        for length in lengths:
+            spans = [tracer.start_span("invoke_agent root")]
+            for level in range(1, length):
+                spans.append(tracer.start_span(f"step {level}", context=trace.set_span_in_context(spans[-1])))
+            tracer.start_span("execute_tool sibling", context=trace.set_span_in_context(spans[0])).end()
+            for span in reversed(spans):
+                span.end()
+            traces.append(format(spans[0].get_span_context().trace_id, "032x"))
     return traces
 
 
-def test_depth_counts_nested_spans_up_to_seven(store: Any):
-    traces = _chains(store, [1, 2, 3, 5, 9])
+def test_depth_counts_nested_spans_up_to_seven(store: Any, support: Any):
+    traces = _chains(store, support, [1, 2, 3, 5, 9])
     frame = load_features(store, "1", {}, loop_min=3)
     depth = dict(zip(frame["trace_id"], frame["depth"], strict=True))
     assert [depth[t] for t in traces] == [2, 2, 3, 5, 7]  # a lone root has its sibling child: depth 2
