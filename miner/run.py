@@ -26,7 +26,7 @@ from tracemill.miner.peers import PeerStats
 from tracemill.miner.quality.miner_runs import record_run
 from tracemill.miner.quality.taxonomy_store import store_taxonomy
 from tracemill.miner.result import MineResult
-from tracemill.miner.scoring.model_scope import model_changed
+from tracemill.miner.scoring.model_scope import model_changed, model_family
 from tracemill.miner.sql import span_columns
 from tracemill.miner.taxonomy import Message, build_taxonomy
 
@@ -146,7 +146,7 @@ def _labels_changed(store: Store, config: MinerConfig) -> bool:
         return False
     # Labels that could not train a model (too few task groups) were tried already: nothing to re-score.
     latest = latest_run(store)
-    return not latest or latest["scorer"].get("labels_digest") != planned.rsplit("-2-", 1)[-1]
+    return not latest or latest["scorer"].get("labels_digest") != model_family(planned)
 
 
 def _predict_decisive(store: Store, config: MinerConfig, result: MineResult) -> None:

@@ -19,12 +19,12 @@ from tracemill.collector.store.schema import TRACE_SCORES_TABLE
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["UNSUPERVISED", "model_changed", "version_digest"]
+__all__ = ["UNSUPERVISED", "model_changed", "model_family", "version_digest"]
 
 UNSUPERVISED = frozenset({"none", "isolation-forest-1"})
 
 
-def _family(version: str) -> str:
+def model_family(version: str) -> str:
     """Unsupervised scores are one family; a supervised model is named by its digest (``NAME-2-DIGEST``): the
     same labels and settings choose and train the same model."""
     return "unsupervised" if version in UNSUPERVISED else version.rsplit("-2-", 1)[-1]
@@ -33,7 +33,7 @@ def _family(version: str) -> str:
 def model_changed(store: Store, version: str) -> bool:
     """True when some stored score was written by a scorer other than ``version``."""
     stored = store.query(f"SELECT DISTINCT ModelVersion FROM {TRACE_SCORES_TABLE} FINAL").result_rows
-    return any(_family(row[0]) != _family(version) for row in stored)
+    return any(model_family(row[0]) != model_family(version) for row in stored)
 
 
 def version_digest(parts: Iterable[str]) -> str:

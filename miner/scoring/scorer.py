@@ -135,7 +135,7 @@ def planned_version_in_store(store: Store, config: MinerConfig) -> str:
     ).result_rows
     labels = [(trace, int(outcome_failed(label, score, 1, config.outcome_threshold))) for trace, label, score in rows]
     positives = sum(label for _, label in labels)
-    if len(labels) < config.min_labels or min(positives, len(labels) - positives) < config.min_per_class:
+    if not _enough_labels(len(labels), positives, config):
         return "isolation-forest-1"
     return f"planned-2-{_digest_of(config, labels)}"
 
@@ -152,7 +152,7 @@ def _why_unsupervised(labels: np.ndarray, labelled: np.ndarray, groups: np.ndarr
     positives = int(labels[labelled].sum()) if labelled.size else 0
     negatives = int(labelled.size - positives)
     group_count = len(set(groups[labelled])) if labelled.size else 0
-    if labelled.size >= config.min_labels and min(positives, negatives) >= config.min_per_class and group_count >= 3:
+    if _enough_labels(int(labelled.size), positives, config) and group_count >= 3:
         return ""
     return (
         f"too few outcome labels for a supervised scorer ({labelled.size} traces with outcome feedback "
@@ -160,6 +160,11 @@ def _why_unsupervised(labels: np.ndarray, labelled: np.ndarray, groups: np.ndarr
         f"{group_count} task groups); the scorer needs at least {config.min_labels}, with "
         f"{config.min_per_class} of each and 3 groups)"
     )
+
+
+def _enough_labels(count: int, failures: int, config: MinerConfig) -> bool:
+    """Enough outcome labels of each class for a supervised scorer (the task groups are checked apart)."""
+    return count >= config.min_labels and min(failures, count - failures) >= config.min_per_class
 
 
 def _digest(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray) -> str:

@@ -84,7 +84,7 @@ def _conversation_sql(where: str) -> str:
            "arrayEnumerate(last_calls))"
     tokens = (f"arrayConcat(arrayFlatten(arrayMap(u -> {turns}, user)), arrayFlatten(arrayMap(c -> "
               f"arrayConcat([concat(c.1, ':', c.2)], {arguments}, {results}), calls)), {last}, "
-              "[concat('writes:', toString(length(arrayFilter(c -> c.1 = 'w', calls))))])")  # fmt: skip
+              "[concat('writes:', toString(write_calls))])")  # fmt: skip
     writes = "arrayFilter(c -> c.1 = 'w', calls)"
     return f"""
 WITH {GENAI_USER_TURNS}
