@@ -79,18 +79,14 @@ def _texts(frame: Frame) -> tuple[list[str], list[str]]:
 def _design(frame: Frame, store: Store | None) -> Design:
     """Trace features and the conversation's numbers, its hashed tokens, the tool sequence and the error text:
     one row per trace."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
     from tracemill.miner.scoring.model_select import Design
-    from tracemill.miner.scoring.text_features import conversation_features, peer_keys
+    from tracemill.miner.scoring.text_features import conversation_features, hashed_counts, peer_keys
 
     conversation = conversation_features(store, frame, peer_keys(frame))
     sequences, errors = _texts(frame)
-    steps = HashingVectorizer(n_features=2**12, token_pattern=r"[^ ]+", ngram_range=(1, 2), lowercase=False,
-                              alternate_sign=False, norm=None)  # fmt: skip
-    words = HashingVectorizer(n_features=2**12, alternate_sign=False, norm=None)
-    return Design(np.hstack([_numeric(frame), conversation.numbers]), conversation.tokens,
-                  steps.transform(sequences), words.transform(errors))
+    steps = hashed_counts(sequences, columns=2**12, token_pattern=r"[^ ]+", lowercase=False, ngrams=(1, 2))
+    return Design(np.hstack([_numeric(frame), conversation.numbers]), conversation.tokens, steps,
+                  hashed_counts(errors, columns=2**12))
 
 
 def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
 __all__ = ["READ_TOOL_PATTERN", "TEXT_NUMERIC", "TOKEN_COLUMNS", "ConversationFeatures", "conversation_features",
-           "peer_keys"]  # fmt: skip
+           "hashed_counts", "peer_keys"]  # fmt: skip
 
 READ_TOOL_PATTERN = (
     r"(?i)^(get|find|search|list|lookup|look_up|read|fetch|check|query|calculate|compute|think|view|show|describe"
@@ -153,7 +153,8 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
         np.asarray(frame["final_handoff"], float), np.asarray(frame["final_gives_up"], float), turns,
         np.fromiter(map(len, answers), dtype=float, count=n),
     ]) if n else np.zeros((0, len(TEXT_NUMERIC)))  # fmt: skip
-    hashed = _hashed(ending, r"[^ ]+", lowercase=False) + _hashed(answers, VALUE_PATTERN, lowercase=True)
+    hashed = (hashed_counts(ending, columns=TOKEN_COLUMNS, token_pattern=r"[^ ]+", lowercase=False)
+              + hashed_counts(answers, columns=TOKEN_COLUMNS, token_pattern=VALUE_PATTERN))
     return ConversationFeatures(numbers_out, (from_store + hashed).tocsr())
 
 
@@ -179,12 +180,17 @@ def _peer_agreement(peer_keys: Sequence[str], signatures: Sequence[str]) -> tupl
     return agreement, others
 
 
-def _hashed(texts: list[str], token_pattern: str, *, lowercase: bool) -> Any:
-    """Token counts of ``texts`` in the token matrix's columns (the final answer's tokens, the ending)."""
+def hashed_counts(texts: Sequence[str], *, columns: int, token_pattern: str = r"(?u)\b\w\w+\b",
+                  lowercase: bool = True, ngrams: tuple[int, int] = (1, 1)) -> csr_matrix:
+    """Raw token counts of ``texts`` hashed onto ``columns`` columns. Each distinct text is hashed once: endings,
+    tool sequences, error texts and many final answers repeat from run to run."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    return HashingVectorizer(n_features=TOKEN_COLUMNS, token_pattern=token_pattern, lowercase=lowercase,
-                             alternate_sign=False, norm=None).transform(texts)  # fmt: skip
+    distinct: dict[str, int] = {}
+    rows = np.fromiter((distinct.setdefault(text, len(distinct)) for text in texts), dtype=np.int64, count=len(texts))
+    vectorizer = HashingVectorizer(n_features=columns, token_pattern=token_pattern, lowercase=lowercase,
+                                   ngram_range=ngrams, alternate_sign=False, norm=None)
+    return vectorizer.transform(list(distinct))[rows]
 
 
 def peer_keys(frame: Frame) -> list[str]:
