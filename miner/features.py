@@ -1,9 +1,9 @@
 """Which traces a run mines, and their features as columns (one row per trace).
 
-The features come from :func:`tracemill.miner.sql.features_sql`: one query, grouped by trace inside
-ClickHouse. The only other reads are the distinct tool definitions (a handful of JSON schemas,
-turned into a SQL check so invalid tool arguments are found in the same query) and the
-traces' feedback, joined in that query.
+The features come from :func:`tracemill.miner.sql.trace_features_sql`: one query, grouped by trace inside
+ClickHouse, whose rows :mod:`tracemill.miner.feature_cache` keeps, read back joined with the traces' feedback.
+The only other read is the distinct tool definitions (a handful of JSON schemas, turned into a SQL check so
+invalid tool arguments are found in the same query).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
-from tracemill.miner.sql import _q, features_sql
+from tracemill.miner.sql import _q
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
@@ -157,19 +157,44 @@ def _fits(schema: dict[str, Any]) -> str:
     return "(" + " AND ".join(conditions) + ")"
 
 
-def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int) -> Frame:
-    """Run the feature query over the traces selected by ``where``."""
-    definitions = [
-        row[0]
-        for row in store.query(
-            f"SELECT any(d) FROM (SELECT SpanAttributes['gen_ai.tool.definitions'] AS d FROM {SPANS_TABLE} "
-            f"WHERE TraceId != '' AND {where} AND d != '') GROUP BY cityHash64(d) LIMIT {_MAX_DEFINITIONS}",
-            params,
-        ).result_rows
-    ]
-    sql = features_sql(where=where, bad_args_check=tool_schema_check(definitions))
-    result = store.query(sql, {**params, "loop_min": loop_min})
-    if not result.result_columns:
-        return Frame({name: [] for name in result.column_names}, where, params)
-    columns = {name: list(values) for name, values in zip(result.column_names, result.result_columns, strict=True)}
-    return Frame(columns, where, params)
+def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False) -> Frame:
+    """The features and final actions of the traces selected by ``where``: kept ones from
+    :mod:`tracemill.miner.feature_cache`, the others (every one when ``again``) computed from their spans first."""
+    from tracemill.miner.feature_cache import FeatureCache
+
+    cache = FeatureCache(store, loop_min).create()
+    if where != "0":
+        wanted = where if again else cache.missing(where)
+        definitions = [
+            row[0]
+            for row in store.query(
+                f"SELECT any(d) FROM (SELECT SpanAttributes['gen_ai.tool.definitions'] AS d FROM {SPANS_TABLE} "
+                f"WHERE TraceId != '' AND {wanted} AND d != '') GROUP BY cityHash64(d) LIMIT {_MAX_DEFINITIONS}",
+                params,
+            ).result_rows
+        ]
+        cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
+    result = cache.read(where, params)
+    frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
+                           strict=True)), where, params)  # fmt: skip
+    _add_final_actions(frame, cache)
+    return frame
+
+
+def _add_final_actions(frame: Frame, cache: Any) -> None:
+    """Read the final action of each trace whose action is not kept yet, and keep it."""
+    from tracemill.miner.final_action import final_columns
+
+    rows = [i for i, kind in enumerate(frame.columns.get("final_kind", ())) if not kind]
+    if not rows:
+        return
+    computed = final_columns(frame, rows)
+    for name, values in computed.items():
+        if len(rows) == len(frame):
+            frame.columns[name] = values
+        else:
+            column = frame.columns[name]
+            for i, value in zip(rows, values, strict=True):
+                column[i] = value
+    ids, versions = frame["trace_id"], frame["features_at"]
+    cache.keep_final_actions([ids[i] for i in rows], [versions[i] for i in rows], computed)

@@ -8,13 +8,15 @@ transfers to a human or another agent, or an answer saying so) is told apart fro
 customer service a hand-off is often the correct ending.
 
 The feature query returns the raw pieces (``root_output``, ``agent_output``, ``last_llm_output``, the
-OpenInference fields, the last tool); :func:`add_final_actions` turns them into columns of the frame.
+OpenInference fields, the last tool); :func:`final_columns` turns them into the frame's :data:`FINAL_COLUMNS`,
+which :mod:`tracemill.miner.feature_cache` keeps with the trace's features.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +24,8 @@ import msgspec
 
 from tracemill.miner.features import Frame
 
-__all__ = ["COLUMNS", "GIVE_UP_PATTERN", "HANDOFF_PATTERN", "HANDOFF_TOOL_PATTERN", "FinalAction", "add_final_actions",
-           "final_action"]  # fmt: skip
+__all__ = ["COLUMNS", "FINAL_COLUMNS", "GIVE_UP_PATTERN", "HANDOFF_PATTERN", "HANDOFF_TOOL_PATTERN", "FinalAction",
+           "final_action", "final_columns"]  # fmt: skip
 
 GIVE_UP_PATTERN = (
     r"(?i)\bi (cannot|can't|can not|am unable to|'m unable to|am not able to|could not|couldn't|was unable to"
@@ -56,6 +58,13 @@ COLUMNS = (
     "last_tool_args",
 )
 """The feature columns a final action is read from."""
+
+FINAL_COLUMNS = {
+    "final_output": "String", "final_kind": "LowCardinality(String)", "final_tool": "String",
+    "final_arguments": "String", "final_empty": "UInt8", "final_gives_up": "UInt8", "final_handoff": "UInt8",
+}  # fmt: skip
+"""The columns a final action adds to the frame (with their ClickHouse types): the answer or the closing tool
+call, and whether it is empty, gives up or hands off."""
 
 _GIVE_UP = re.compile(GIVE_UP_PATTERN)
 _HANDOFF = re.compile(HANDOFF_PATTERN)
@@ -150,19 +159,15 @@ def final_action(row: dict[str, Any]) -> FinalAction:
     return FinalAction(kind, text, tool, arguments, gives_up, handoff)
 
 
-def add_final_actions(frame: Frame) -> None:
-    """Add ``final_output``, ``final_kind``, ``final_tool``, ``final_arguments``, ``final_empty``,
-    ``final_gives_up`` and ``final_handoff`` columns to ``frame``."""
-    if not len(frame):
-        actions: list[FinalAction] = []
-    else:
-        rows = zip(*(frame[name] for name in COLUMNS), strict=True)
-        actions = [final_action(dict(zip(COLUMNS, values, strict=True))) for values in rows]
-    c = frame.columns
-    c["final_output"] = [a.text[:1000] for a in actions]
-    c["final_kind"] = [a.kind for a in actions]
-    c["final_tool"] = [a.tool for a in actions]
-    c["final_arguments"] = [a.arguments[:1000] for a in actions]
-    c["final_empty"] = [int(a.kind == "none") for a in actions]
-    c["final_gives_up"] = [int(a.gives_up) for a in actions]
-    c["final_handoff"] = [int(a.handoff) for a in actions]
+def final_columns(frame: Frame, rows: Sequence[int]) -> dict[str, list[Any]]:
+    """The :data:`FINAL_COLUMNS` of ``frame``'s ``rows``."""
+    actions = [final_action({name: frame[name][i] for name in COLUMNS}) for i in rows]
+    return {
+        "final_output": [a.text[:1000] for a in actions],
+        "final_kind": [a.kind for a in actions],
+        "final_tool": [a.tool for a in actions],
+        "final_arguments": [a.arguments[:1000] for a in actions],
+        "final_empty": [int(a.kind == "none") for a in actions],
+        "final_gives_up": [int(a.gives_up) for a in actions],
+        "final_handoff": [int(a.handoff) for a in actions],
+    }

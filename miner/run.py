@@ -21,7 +21,6 @@ from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCO
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.features import Frame, anything_new, candidate_condition, load_features
-from tracemill.miner.final_action import add_final_actions
 from tracemill.miner.peers import PeerStats
 from tracemill.miner.quality.miner_runs import record_run
 from tracemill.miner.quality.taxonomy_store import store_taxonomy
@@ -53,8 +52,10 @@ def mine_store(
     config: MinerConfig | None = None,
     remine: bool = False,
     progress: Progress | None = None,
+    rescore: bool = False,
 ) -> MineResult:
-    """Mine ``store``; see :func:`tracemill.mine`."""
+    """Mine ``store``; see :func:`tracemill.mine`. ``rescore`` mines every trace, reading the span features kept
+    from earlier runs (``remine`` computes them again)."""
     from tracemill.collector.store.query import parse_since
 
     config = config or MinerConfig()
@@ -63,15 +64,15 @@ def mine_store(
     clock = _Clock(result, progress)
 
     since_s = None if since is None else parse_since(since)
-    where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine)
+    where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine or rescore)
     if where != "1" and _labels_changed(store, config):
         where, params = "1", {}  # the stored scores come from another model: re-score (and re-flag) every trace
     elif since_s is None and where != "1" and not anything_new(store, params):
         where = "0"  # nothing new or changed, and the same labels: the stored scores and flags stand
     clock.done("select")
 
-    frame = load_features(store, where, params, loop_min=config.loop_min_repeats)
-    add_final_actions(frame)
+    frame = load_features(store, where, params, loop_min=config.loop_min_repeats,
+                          again=remine or since_s is not None)
     result.traces = len(frame)
     clock.done("features")
     if not len(frame):
@@ -82,7 +83,7 @@ def mine_store(
 
     scored = _flag_and_score(store, frame, config, result, clock, full=where == "1")
     if scored is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
-        return mine_store(store, config=config, remine=True, progress=progress)
+        return mine_store(store, config=config, rescore=True, progress=progress)
 
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh,
            every_trace=where == "1")

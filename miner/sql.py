@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["FEEDBACK_PER_TRACE", "GENAI_USER_TURNS", "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN",
-           "TIMEOUT_PATTERN", "features_sql"]  # fmt: skip
+__all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "GENAI_USER_TURNS", "RESULT_ERROR_LEAD_PATTERN",
+           "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "trace_features_sql"]  # fmt: skip
 
 A = "SpanAttributes"
 
@@ -138,8 +138,9 @@ def _depth_expr(levels: int = 6) -> str:
     return "1 + " + " + ".join(f"arrayExists(p -> p != '', {level})" for level in parts)
 
 
-def features_sql(*, where: str, bad_args_check: str = "0") -> str:
-    """The per-trace feature query over the spans selected by ``where``, joined with their feedback."""
+def trace_features_sql(*, where: str, bad_args_check: str = "0", settings: bool = True) -> str:
+    """The per-trace features of the spans selected by ``where``, without feedback: what a trace's spans say, which
+    :mod:`tracemill.miner.feature_cache` keeps once the trace is mined."""
     return f"""
 WITH
     {GENAI_USER_TURNS},
@@ -153,13 +154,17 @@ FROM (
 {_SPAN_AGGREGATES}
     FROM (SELECT {span_columns(bad_args_check)} FROM {SPANS_TABLE} WHERE TraceId != '' AND {where})
     GROUP BY TraceId
-) AS t
-LEFT JOIN (
-{FEEDBACK_PER_TRACE}
-) AS fb ON fb.TraceId = t.TraceId
-ORDER BY trace_id
-SETTINGS join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'
-"""
+)
+{"SETTINGS " + _SETTINGS if settings else ""}"""
+
+
+_SETTINGS = "join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'"
+
+FEEDBACK_COLUMNS = (
+    "fb.outcome_label, fb.outcome_score, fb.has_outcome, fb.min_score, fb.scores, fb.bad_labels, fb.bad_label_span, "
+    "fb.corrections, fb.correction_span"
+)
+"""The feedback columns of a trace's features (from :data:`FEEDBACK_PER_TRACE`, joined as ``fb``)."""
 
 
 _SPAN_AGGREGATES = """        count() AS spans,
@@ -247,7 +252,7 @@ calibration or the scorer."""
 def _trace_features() -> str:
     """The feature columns computed from the aggregates, one per detector input."""
     return f"""
-    t.TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
+    TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
     bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
     conversation_id, root_input, first_oi_user,
     substring(genai_user_turns(first_llm_messages)[1], 1, 2000) AS first_llm_user,
@@ -275,6 +280,4 @@ def _trace_features() -> str:
         AS loop_tool,
     arrayCount((x, o) -> o >= 2 AND has(failed_keys, x.4), tool_steps, occurrences) AS retries,
     arrayFirst((x, o) -> o = 1 AND x.5 AND countEqual(call_keys, x.4) >= 2, tool_steps, occurrences).2 AS retry_span,
-    {_depth_expr()} AS depth,
-    fb.outcome_label, fb.outcome_score, fb.has_outcome, fb.min_score, fb.scores, fb.bad_labels, fb.bad_label_span,
-    fb.corrections, fb.correction_span"""
+    {_depth_expr()} AS depth"""

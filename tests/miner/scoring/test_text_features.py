@@ -7,13 +7,11 @@ from typing import Any
 import numpy as np
 
 from tracemill.miner.features import load_features
-from tracemill.miner.final_action import add_final_actions
 from tracemill.miner.scoring.text_features import TEXT_NUMERIC, conversation_features, peer_keys
 
 
 def _features(store: Any, traced: list[Any]) -> tuple[np.ndarray, Any]:
     frame = load_features(store, "1", {}, loop_min=3)
-    add_final_actions(frame)
     features = conversation_features(store, frame, peer_keys(frame))
     order = [frame["trace_id"].index(t.trace_id) for t in traced]
     return features.numbers[order], features.tokens[order]

@@ -1,0 +1,106 @@
+"""Each mined trace's span features, kept in a table: a re-score reads one row per trace, not all its spans.
+
+When the outcome labels change, every trace is scored again by the new model; without this table that meant
+aggregating every span of the store again (the bulk of a re-score's time). A trace's span features are
+computed once, inside ClickHouse (``INSERT ... SELECT``: nothing travels through Python), and read back
+joined with the trace's current feedback, which is the part that changes. Its final action, which is read in
+Python from those features (:mod:`tracemill.miner.final_action`), is kept beside them in a second table,
+tied to the feature row it was read from.
+
+A trace is taken as complete once mined, as the incremental miner already does; ``since`` and ``remine``
+compute the features of the traces they select again. The tables' names carry a digest of the feature query,
+the final-action patterns and the setting they read, so a new miner version or loop setting starts new tables
+and drops the older ones. They hold nothing that cannot be computed again: dropping them costs one
+re-computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
+from tracemill.miner.config import MINER_VERSION
+from tracemill.miner.final_action import FINAL_COLUMNS, GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN
+from tracemill.miner.scoring.model_scope import version_digest
+from tracemill.miner.sql import _SETTINGS, FEEDBACK_COLUMNS, FEEDBACK_PER_TRACE, trace_features_sql
+
+if TYPE_CHECKING:
+    from tracemill.collector.store.store import Store
+
+__all__ = ["PREFIX", "FeatureCache"]
+
+PREFIX = "tracemill_trace_features_"
+
+_VERSION = "toUInt64(toUnixTimestamp64Micro(now64(6)))"
+"""A feature row's version (``cached_at``): the newest computation of a trace wins, and its final action names it."""
+
+
+class FeatureCache:
+    """The kept features of one feature query and setting (``loop_min``) in ``store``."""
+
+    def __init__(self, store: Store, loop_min: int) -> None:
+        self.store, self.loop_min = store, loop_min
+        digest = version_digest([MINER_VERSION, trace_features_sql(where="1"), f"loop_min={loop_min}",
+                                 GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN])  # fmt: skip
+        self.table = PREFIX + digest
+        self.endings = self.table + "_endings"
+
+    def create(self) -> FeatureCache:
+        """Create this cache's tables when missing, and drop those of other versions or settings."""
+        found = {row[0] for row in self.store.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {prefix:String})",
+            {"prefix": PREFIX},
+        ).result_rows}  # fmt: skip
+        if self.table not in found:  # the columns are the query's own: an empty SELECT gives names and types
+            self.store.command(
+                f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.table)} ENGINE = ReplacingMergeTree(cached_at) "
+                f"ORDER BY trace_id AS SELECT *, {_VERSION} AS cached_at FROM ({trace_features_sql(where='0')}) "
+                "LIMIT 0",
+                {"loop_min": self.loop_min},
+            )
+        if self.endings not in found:
+            columns = ", ".join(f"{name} {kind}" for name, kind in FINAL_COLUMNS.items())
+            self.store.command(
+                f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.endings)} (trace_id String, "
+                f"features_at UInt64, {columns}) ENGINE = ReplacingMergeTree(features_at) ORDER BY trace_id"
+            )
+        for stale in sorted(found - {self.table, self.endings}):
+            self.store.command(f"DROP TABLE IF EXISTS {quote_identifier(stale)}")
+        return self
+
+    def missing(self, where: str) -> str:
+        """The traces selected by ``where`` whose features are not kept, as a condition on ``otel_traces``."""
+        return f"({where}) AND TraceId NOT IN (SELECT trace_id FROM {quote_identifier(self.table)})"
+
+    def compute(self, where: str, params: dict[str, Any], *, bad_args_check: str) -> None:
+        """Compute the features of the traces selected by ``where`` and keep them (replacing earlier ones)."""
+        query = trace_features_sql(where=where, bad_args_check=bad_args_check, settings=False)
+        self.store.command(
+            f"INSERT INTO {quote_identifier(self.table)} SELECT *, {_VERSION} FROM ({query}) SETTINGS {_SETTINGS}",
+            {**params, "loop_min": self.loop_min},
+        )
+
+    def read(self, where: str, params: dict[str, Any]) -> Any:
+        """The kept features and final actions of the traces selected by ``where`` (and still stored), with their
+        current feedback, ordered by trace id. A trace whose final action is not kept has an empty
+        ``final_kind``; ``features_at`` names the feature row for :meth:`keep_final_actions`."""
+        finals = ", ".join(f"e.{name}" for name in FINAL_COLUMNS)
+        return self.store.query(
+            f"SELECT t.* EXCEPT cached_at, t.cached_at AS features_at, {finals}, {FEEDBACK_COLUMNS} "
+            f"FROM {quote_identifier(self.table)} AS t FINAL "
+            f"LEFT JOIN (SELECT * EXCEPT (trace_id, features_at), trace_id AS ending_of, features_at AS ending_at "
+            f"FROM {quote_identifier(self.endings)} FINAL) AS e "
+            "ON e.ending_of = t.trace_id AND e.ending_at = t.cached_at "
+            f"LEFT JOIN ({FEEDBACK_PER_TRACE}) AS fb ON fb.TraceId = t.trace_id "
+            f"WHERE t.trace_id IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) "
+            f"ORDER BY t.trace_id SETTINGS {_SETTINGS}",
+            params,
+        )
+
+    def keep_final_actions(self, traces: Sequence[str], features_at: Sequence[int],
+                           columns: dict[str, list[Any]]) -> None:
+        """Keep the final actions read from the feature rows ``(traces, features_at)``."""
+        if traces:
+            self.store.insert(self.endings, [list(traces), list(features_at), *columns.values()],
+                              ["trace_id", "features_at", *columns], column_oriented=True)
