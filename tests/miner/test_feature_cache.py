@@ -1,0 +1,78 @@
+"""Each trace's span features and final action are kept once mined: a re-score after labelling reads them with
+the new feedback instead of aggregating the spans again; ``remine`` and another setting compute them again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tracemill.miner as miner
+from tracemill.miner.feature_cache import PREFIX, FeatureCache
+from tracemill.miner.features import load_features
+
+
+def _kept(store: Any, cache: FeatureCache) -> dict[str, int]:
+    return dict(store.query(f"SELECT trace_id, cached_at FROM {cache.table} FINAL").result_rows)
+
+
+def _endings(store: Any, cache: FeatureCache) -> dict[str, tuple[int, str]]:
+    rows = store.query(f"SELECT trace_id, features_at, final_kind FROM {cache.endings} FINAL").result_rows
+    return {trace: (at, kind) for trace, at, kind in rows}
+
+
+def _root_errors(store: Any) -> list[int]:
+    return list(load_features(store, "1", {}, loop_min=3)["root_error"])
+
+
+def test_a_rescore_reads_the_kept_features_with_the_new_labels(store: Any, support: Any):
+    traced = support.write_genai(store, support.build(seed=6, tasks=6, trials=4))
+    ids = {t.trace_id for t in traced}
+    first = miner.mine(store)
+    cache = FeatureCache(store, 3)
+    kept, endings = _kept(store, cache), _endings(store, cache)
+    assert set(kept) == set(endings) == ids
+    assert {at for at, _ in endings.values()} <= set(kept.values())
+    assert {kind for _, kind in endings.values()} <= {"answer", "tool_call", "none"}
+
+    # The kept features are what the spans give when computed again.
+    fresh = load_features(store, "1", {}, loop_min=3, again=True)
+    kept_frame = load_features(store, "1", {}, loop_min=3)
+    assert set(fresh.columns) == set(kept_frame.columns)
+    assert all(fresh[name] == kept_frame[name] for name in fresh.columns if name != "features_at")
+    kept = _kept(store, cache)
+
+    # Spans changed after mining are not read again: a trace is complete once mined.
+    store.command("ALTER TABLE otel_traces UPDATE StatusCode = 'Error', StatusMessage = 'late' "
+                  "WHERE ParentSpanId = '' SETTINGS mutations_sync = 1")
+    support.record_outcomes(store, traced)
+    rescored = miner.mine(store)
+    assert first.scorer["mode"] == "anomaly" and rescored.scorer["mode"] == "supervised"
+    assert rescored.traces == len(ids)  # every trace scored by the new model...
+    assert _kept(store, cache) == kept and _endings(store, cache).keys() == ids  # ...from the kept rows
+    assert _root_errors(store) == list(kept_frame["root_error"]) and 0 in kept_frame["root_error"]
+    labelled = load_features(store, "1", {}, loop_min=3)
+    assert sum(labelled["has_outcome"]) == len(ids) > sum(kept_frame["has_outcome"])  # the feedback as it is now
+
+    # remine computes them again from the spans, and reads the final actions again.
+    again = miner.mine(store, remine=True)
+    recomputed = _kept(store, cache)
+    assert all(recomputed[t] > kept[t] for t in ids)
+    assert {t: at for t, (at, _) in _endings(store, cache).items()} == recomputed
+    assert set(_root_errors(store)) == {1} and any(f.detector == "unhandled_error" for f in again.flags)
+
+
+def test_another_setting_keeps_its_own_features_and_a_dropped_cache_is_computed_again(store: Any, support: Any):
+    support.write_genai(store, support.build(seed=7, tasks=3, trials=3))
+    default = load_features(store, "1", {}, loop_min=3)
+    other = FeatureCache(store, 4)
+    assert other.table != FeatureCache(store, 3).table
+    looser = load_features(store, "1", {}, loop_min=4)
+    names = {row[0] for row in store.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
+        {"p": PREFIX}).result_rows}  # fmt: skip
+    assert names == {other.table, other.endings}  # the other setting's tables were dropped
+    assert looser["trace_id"] == default["trace_id"]
+
+    store.command(f"DROP TABLE {other.table}")
+    store.command(f"DROP TABLE {other.endings}")
+    rebuilt = load_features(store, "1", {}, loop_min=4)
+    assert all(rebuilt[name] == looser[name] for name in rebuilt.columns if name != "features_at")
