@@ -151,6 +151,15 @@ class Store:
         except _driver_errors() as exc:
             raise StoreError(f"query failed in {self.location}: {exc}") from exc
 
+    def query_arrow(self, sql: str, parameters: dict[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run a SELECT and return a ``pyarrow.Table``: array and numeric columns arrive as contiguous buffers, not
+        one Python object per value."""
+        self._check_open()
+        try:
+            return self._client.query_arrow(sql, parameters=parameters)
+        except _driver_errors() as exc:
+            raise StoreError(f"query failed in {self.location}: {exc}") from exc
+
     def command(self, sql: str, parameters: dict[str, Any] | Sequence[Any] | None = None) -> Any:
         """Run a statement that returns no rows (DDL, ALTER, DELETE) or a single value."""
         self._check_open()

@@ -151,6 +151,16 @@ def test_insert_spans_with_wrong_column_count_raises_value_error(store):
 def test_bad_sql_raises_store_error_naming_the_store(store):
     with pytest.raises(StoreError, match=rf"query failed in {store.location}: .*UNKNOWN_TABLE"):
         store.query("SELECT * FROM no_such_table")
+    with pytest.raises(StoreError, match=rf"query failed in {store.location}: .*UNKNOWN_TABLE"):
+        store.query_arrow("SELECT * FROM no_such_table")
+
+
+def test_arrow_query_returns_array_columns_as_buffers(store):
+    table = store.query_arrow("SELECT number AS n, range(toUInt16(number)) AS r FROM numbers({k:UInt32}) ORDER BY n",
+                              {"k": 4})
+    assert table.column("n").to_pylist() == [0, 1, 2, 3]
+    assert table.column("r").combine_chunks().value_lengths().to_pylist() == [0, 1, 2, 3]
+    assert table.column("r").combine_chunks().flatten().to_pylist() == [0, 0, 1, 0, 1, 2]
 
 
 def test_closed_store_raises_store_error_saying_reopen(store):
