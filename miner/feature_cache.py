@@ -23,6 +23,7 @@ from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
 from tracemill.miner.config import MINER_VERSION
 from tracemill.miner.final_action import FINAL_COLUMNS, GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN
 from tracemill.miner.scoring.model_scope import version_digest
+from tracemill.miner.scoring.text_features import conversation_sql
 from tracemill.miner.sql import _SETTINGS, FEEDBACK_COLUMNS, FEEDBACK_PER_TRACE, trace_features_sql
 
 if TYPE_CHECKING:
@@ -42,9 +43,10 @@ class FeatureCache:
     def __init__(self, store: Store, loop_min: int) -> None:
         self.store, self.loop_min = store, loop_min
         digest = version_digest([MINER_VERSION, trace_features_sql(where="1"), f"loop_min={loop_min}",
-                                 GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN])  # fmt: skip
+                                 GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN, conversation_sql("1")])
         self.table = PREFIX + digest
         self.endings = self.table + "_endings"
+        self.conversations = self.table + "_conversations"
 
     def create(self) -> FeatureCache:
         """Create this cache's tables when missing, and drop those of other versions or settings."""
@@ -65,7 +67,13 @@ class FeatureCache:
                 f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.endings)} (trace_id String, "
                 f"features_at UInt64, {columns}) ENGINE = ReplacingMergeTree(features_at) ORDER BY trace_id"
             )
-        for stale in sorted(found - {self.table, self.endings}):
+        if self.conversations not in found:
+            self.store.command(
+                f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.conversations)} ENGINE = "
+                "ReplacingMergeTree(features_at) ORDER BY TraceId AS SELECT *, toUInt64(0) AS features_at "
+                f"FROM ({conversation_sql('0')}) LIMIT 0"
+            )
+        for stale in sorted(found - {self.table, self.endings, self.conversations}):
             self.store.command(f"DROP TABLE IF EXISTS {quote_identifier(stale)}")
         return self
 
@@ -104,3 +112,22 @@ class FeatureCache:
         if traces:
             self.store.insert(self.endings, [list(traces), list(features_at), *columns.values()],
                               ["trace_id", "features_at", *columns], column_oriented=True)
+
+    def read_conversations(self, where: str, params: dict[str, Any]) -> Any:
+        """The conversation features (:func:`~tracemill.miner.scoring.text_features.conversation_sql`) of the
+        traces selected by ``where``, ordered by trace id, as a ``pyarrow.Table``: read from the conversations of
+        their kept features, computed (and kept) first for those that have none."""
+        table, features = quote_identifier(self.conversations), quote_identifier(self.table)
+        current = (f"SELECT c.TraceId FROM {table} AS c INNER JOIN (SELECT trace_id, cached_at FROM {features} FINAL) "
+                   "AS f ON f.trace_id = c.TraceId AND f.cached_at = c.features_at")
+        query = conversation_sql(f"({where}) AND TraceId NOT IN ({current})")
+        self.store.command(
+            f"INSERT INTO {table} SELECT q.*, f.cached_at FROM ({query}) AS q "
+            f"INNER JOIN (SELECT trace_id, cached_at FROM {features} FINAL) AS f ON f.trace_id = q.TraceId",
+            params,
+        )
+        return self.store.query_arrow(
+            f"SELECT * EXCEPT features_at FROM {table} FINAL "
+            f"WHERE TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) ORDER BY TraceId",
+            params,
+        )

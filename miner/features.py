@@ -37,6 +37,9 @@ class Frame:
     """The condition on ``otel_traces`` that selected these traces, for reads of more of their spans."""
     params: dict[str, Any] = field(default_factory=dict)
     """The parameters of ``where``."""
+    cache: Any = None
+    """The :class:`~tracemill.miner.feature_cache.FeatureCache` the rows were read from (more of the traces'
+    features, such as their conversations, are kept there)."""
     _groups: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -176,7 +179,7 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
         cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
     result = cache.read(where, params)
     frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
-                           strict=True)), where, params)  # fmt: skip
+                           strict=True)), where, params, cache)  # fmt: skip
     _add_final_actions(frame, cache)
     return frame
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import compress
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
 __all__ = ["READ_TOOL_PATTERN", "TEXT_NUMERIC", "TOKEN_COLUMNS", "ConversationFeatures", "conversation_features",
-           "hashed_counts", "peer_keys"]  # fmt: skip
+           "conversation_sql", "hashed_counts", "peer_keys"]  # fmt: skip
 
 READ_TOOL_PATTERN = (
     r"(?i)^(get|find|search|list|lookup|look_up|read|fetch|check|query|calculate|compute|think|view|show|describe"
@@ -76,7 +76,9 @@ def _user_turns_sql() -> str:
     return f"if(notEmpty(genai_user_turns(genai)), genai_user_turns(genai), {flattened})"
 
 
-def _conversation_sql(where: str) -> str:
+def conversation_sql(where: str) -> str:
+    """Per trace of the spans selected by ``where``: the token columns, the counts of user turns, write and read
+    calls and written tools, and the write signature (read by :func:`conversation_features`)."""
     arguments = _tokens_sql("c.3", "concat(c.1, 'a:')", _TOKENS_PER_TEXT)
     results = _tokens_sql("c.4", "concat(c.1, 'r:')", _TOKENS_PER_RESULT)
     turns = _tokens_sql("u", "'u:'", _TOKENS_PER_TEXT)
@@ -128,18 +130,19 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
     counts = np.zeros((n, 4))  # user turns, write calls, read calls, write tools
     signatures: list[str] = [""] * n
     from_store = sparse.csr_matrix((n, TOKEN_COLUMNS))
-    result = store.query(_conversation_sql(frame.where), frame.params).result_columns if store is not None and n else []
-    if result:
-        traces, token_columns, *numbers, signature = result
+    table = frame.cache.read_conversations(frame.where, frame.params) if store is not None and n else None
+    if table is not None and table.num_rows:
+        traces = table.column("TraceId").to_pylist()
         # The same condition selected the frame's traces, in the same order; a trace written in between is left out.
-        rows = np.arange(n) if list(traces) == frame["trace_id"] else _rows_of(frame, traces)
+        rows = np.arange(n) if traces == frame["trace_id"] else _rows_of(frame, traces)
         kept = rows >= 0
+        numbers = [table.column(name).to_numpy() for name in ("user_turns", "write_calls", "read_calls", "write_tools")]
         counts[rows[kept]] = np.column_stack(numbers)[kept]
-        for i, value in zip(rows[kept], (s for s, k in zip(signature, kept, strict=True) if k), strict=True):
+        for i, value in zip(rows[kept], compress(table.column("write_signature").to_pylist(), kept), strict=True):
             signatures[i] = value
-        lengths = np.fromiter(map(len, token_columns), dtype=np.int64, count=len(token_columns))
-        columns = np.fromiter(chain.from_iterable(token_columns), dtype=np.int64, count=int(lengths.sum()))
-        row_of_token = np.repeat(rows, lengths)
+        tokens = table.column("token_columns").combine_chunks()
+        columns = tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        row_of_token = np.repeat(rows, tokens.value_lengths().to_numpy(zero_copy_only=False))
         keep = row_of_token >= 0
         from_store = sparse.csr_matrix((np.ones(int(keep.sum())), (row_of_token[keep], columns[keep])),
                                        shape=(n, TOKEN_COLUMNS))  # fmt: skip

@@ -19,6 +19,10 @@ def _endings(store: Any, cache: FeatureCache) -> dict[str, tuple[int, str]]:
     return {trace: (at, kind) for trace, at, kind in rows}
 
 
+def _conversations(store: Any, cache: FeatureCache) -> dict[str, int]:
+    return dict(store.query(f"SELECT TraceId, features_at FROM {cache.conversations} FINAL").result_rows)
+
+
 def _root_errors(store: Any) -> list[int]:
     return list(load_features(store, "1", {}, loop_min=3)["root_error"])
 
@@ -48,6 +52,7 @@ def test_a_rescore_reads_the_kept_features_with_the_new_labels(store: Any, suppo
     assert first.scorer["mode"] == "anomaly" and rescored.scorer["mode"] == "supervised"
     assert rescored.traces == len(ids)  # every trace scored by the new model...
     assert _kept(store, cache) == kept and _endings(store, cache).keys() == ids  # ...from the kept rows
+    assert _conversations(store, cache) == kept  # the supervised scorer read (and kept) their conversations
     assert _root_errors(store) == list(kept_frame["root_error"]) and 0 in kept_frame["root_error"]
     labelled = load_features(store, "1", {}, loop_min=3)
     assert sum(labelled["has_outcome"]) == len(ids) > sum(kept_frame["has_outcome"])  # the feedback as it is now
@@ -57,6 +62,7 @@ def test_a_rescore_reads_the_kept_features_with_the_new_labels(store: Any, suppo
     recomputed = _kept(store, cache)
     assert all(recomputed[t] > kept[t] for t in ids)
     assert {t: at for t, (at, _) in _endings(store, cache).items()} == recomputed
+    assert _conversations(store, cache) == recomputed
     assert set(_root_errors(store)) == {1} and any(f.detector == "unhandled_error" for f in again.flags)
 
 
@@ -69,10 +75,10 @@ def test_another_setting_keeps_its_own_features_and_a_dropped_cache_is_computed_
     names = {row[0] for row in store.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
         {"p": PREFIX}).result_rows}  # fmt: skip
-    assert names == {other.table, other.endings}  # the other setting's tables were dropped
+    assert names == {other.table, other.endings, other.conversations}  # the other setting's tables were dropped
     assert looser["trace_id"] == default["trace_id"]
 
-    store.command(f"DROP TABLE {other.table}")
-    store.command(f"DROP TABLE {other.endings}")
+    for table in (other.table, other.endings, other.conversations):
+        store.command(f"DROP TABLE {table}")
     rebuilt = load_features(store, "1", {}, loop_min=4)
     assert all(rebuilt[name] == looser[name] for name in rebuilt.columns if name != "features_at")
