@@ -39,8 +39,8 @@ class Design:
     errors: Any
 
 
-def features(name: str, design: Design, fit_rows: np.ndarray) -> Any:
-    """Candidate ``name``'s feature matrix for every row of ``design``.
+def features(name: str, design: Design, fit_rows: np.ndarray, rows: np.ndarray | None = None) -> Any:
+    """Candidate ``name``'s feature matrix for ``rows`` of ``design`` (every row by default).
 
     Built once and sliced by the folds: hashing needs no fitting, and the numbers are scaled with
     statistics of ``fit_rows`` (the labelled traces, so a trace's score never depends on which unlabelled
@@ -50,12 +50,13 @@ def features(name: str, design: Design, fit_rows: np.ndarray) -> Any:
     from sklearn.preprocessing import StandardScaler, normalize
 
     numeric = _log1p(design.numbers)
+    take = slice(None) if rows is None else rows
     if name == "logreg":
-        scaled = StandardScaler().fit(numeric[fit_rows]).transform(numeric)
-        hashed = [normalize(design.tokens), normalize(design.sequences), normalize(design.errors)]
+        scaled = StandardScaler().fit(numeric[fit_rows]).transform(numeric[take])
+        hashed = [normalize(design.tokens[take]), normalize(design.sequences[take]), normalize(design.errors[take])]
         return sparse.hstack([sparse.csr_matrix(scaled), *hashed], format="csr")
     # The trees split on a few dense counts: the hashed columns folded onto 64 and 16.
-    return np.hstack([numeric, _fold(design.tokens, 2**6), _fold(design.sequences, 2**4)])
+    return np.hstack([numeric[take], _fold(design.tokens[take], 2**6), _fold(design.sequences[take], 2**4)])
 
 
 def _fold(matrix: Any, columns: int) -> np.ndarray:
