@@ -35,7 +35,9 @@ def mine(
     (the default store). By default the run mines the traces not mined yet (plus those whose feedback
     changed and the labelled ones the scorer learns from); ``since`` (``"2h"``, ``"7d"``, an ISO-8601 time,
     Unix seconds) mines every trace with a span after that time instead, and ``remine=True`` mines them
-    all. Mining again never duplicates a flag. ``progress(stage, done, total)`` is called per stage.
+    all; both compute the features of the traces they mine from the spans again, where other runs read the
+    features kept since each trace was first mined (:mod:`tracemill.miner.feature_cache`). Mining again
+    never duplicates a flag. ``progress(stage, done, total)`` is called per stage.
     """
     from tracemill.collector.store.store import using_store
     from tracemill.deps import require

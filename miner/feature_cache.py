@@ -8,10 +8,10 @@ Python from those features (:mod:`tracemill.miner.final_action`), is kept beside
 tied to the feature row it was read from.
 
 A trace is taken as complete once mined, as the incremental miner already does; ``since`` and ``remine``
-compute the features of the traces they select again. The tables' names carry a digest of the feature query,
-the final-action patterns and the setting they read, so a new miner version or loop setting starts new tables
-and drops the older ones. They hold nothing that cannot be computed again: dropping them costs one
-re-computation.
+(``tracemill mine --since``, ``--all``) compute the features of the traces they select again. The tables'
+names carry a digest of the feature and conversation queries, the final-action patterns and the setting they
+read, so a new miner version or loop setting starts new tables and drops the older ones. They hold nothing
+that cannot be computed again: dropping them costs one re-computation.
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ def mine(
         None, "--since", help="Mine every trace with a span after this (30m, 2h, 7d or an ISO-8601 time) "
                               "instead of only the traces not mined yet.",
     ),
-    remine: bool = typer.Option(False, "--all", help="Mine every trace in the store again."),
+    remine: bool = typer.Option(
+        False, "--all", help="Mine every trace in the store again, computing its features from its spans again."
+    ),
     report: Path = typer.Option(  # noqa: B008 - typer reads the default, it is never mutated
         None, "--report", help="Also write a self-contained HTML report here."
     ),
