@@ -24,7 +24,7 @@ from tracemill.miner.config import MINER_VERSION
 from tracemill.miner.final_action import FINAL_COLUMNS, GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN
 from tracemill.miner.scoring.model_scope import version_digest
 from tracemill.miner.scoring.text_features import conversation_sql
-from tracemill.miner.sql import _SETTINGS, FEEDBACK_COLUMNS, FEEDBACK_PER_TRACE, trace_features_sql
+from tracemill.miner.sql import FEEDBACK_COLUMNS, FEEDBACK_PER_TRACE, QUERY_SETTINGS, trace_features_sql
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
@@ -85,7 +85,7 @@ class FeatureCache:
         """Compute the features of the traces selected by ``where`` and keep them (replacing earlier ones)."""
         query = trace_features_sql(where=where, bad_args_check=bad_args_check, settings=False)
         self.store.command(
-            f"INSERT INTO {quote_identifier(self.table)} SELECT *, {_VERSION} FROM ({query}) SETTINGS {_SETTINGS}",
+            f"INSERT INTO {quote_identifier(self.table)} SELECT *, {_VERSION} FROM ({query}) SETTINGS {QUERY_SETTINGS}",
             {**params, "loop_min": self.loop_min},
         )
 
@@ -102,7 +102,7 @@ class FeatureCache:
             "ON e.ending_of = t.trace_id AND e.ending_at = t.cached_at "
             f"LEFT JOIN ({FEEDBACK_PER_TRACE}) AS fb ON fb.TraceId = t.trace_id "
             f"WHERE t.trace_id IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) "
-            f"ORDER BY t.trace_id SETTINGS {_SETTINGS}",
+            f"ORDER BY t.trace_id SETTINGS {QUERY_SETTINGS}",
             params,
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "GENAI_USER_TURNS", "RESULT_ERROR_LEAD_PATTERN",
+__all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "GENAI_USER_TURNS", "QUERY_SETTINGS", "RESULT_ERROR_LEAD_PATTERN",
            "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "trace_features_sql"]  # fmt: skip
 
 A = "SpanAttributes"
@@ -155,10 +155,12 @@ FROM (
     FROM (SELECT {span_columns(bad_args_check)} FROM {SPANS_TABLE} WHERE TraceId != '' AND {where})
     GROUP BY TraceId
 )
-{"SETTINGS " + _SETTINGS if settings else ""}"""
+{"SETTINGS " + QUERY_SETTINGS if settings else ""}"""
 
 
-_SETTINGS = "join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'"
+QUERY_SETTINGS = "join_use_nulls = 0, short_circuit_function_evaluation = 'force_enable'"
+"""The settings the feature queries run with: a missing join row reads as the column's default, and a
+function's branches run only on the rows they apply to (the JSON checks are costly)."""
 
 FEEDBACK_COLUMNS = (
     "fb.outcome_label, fb.outcome_score, fb.has_outcome, fb.min_score, fb.scores, fb.bad_labels, fb.bad_label_span, "

@@ -130,7 +130,8 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
     counts = np.zeros((n, 4))  # user turns, write calls, read calls, write tools
     signatures: list[str] = [""] * n
     from_store = sparse.csr_matrix((n, TOKEN_COLUMNS))
-    table = frame.cache.read_conversations(frame.where, frame.params) if store is not None and n else None
+    read = store is not None and n and frame.cache is not None
+    table = frame.cache.read_conversations(frame.where, frame.params) if read else None
     if table is not None and table.num_rows:
         traces = table.column("TraceId").to_pylist()
         # The same condition selected the frame's traces, in the same order; a trace written in between is left out.
