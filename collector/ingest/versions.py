@@ -166,10 +166,11 @@ def content_of(attributes: Mapping[str, str]) -> dict[str, Any] | None:
     return attributes_content(attributes)
 
 
+# mapContains first: it reads only the attribute keys, so spans without a version cost little.
 _NEW_VERSIONS = f"""
 SELECT v, min(Timestamp) AS first_seen, argMin(SpanAttributes, Timestamp) AS attributes
 FROM (SELECT SpanAttributes['{CONFIG_VERSION}'] AS v, Timestamp, SpanAttributes FROM {SPANS_TABLE}
-      WHERE v != '' AND {{where}})
+      WHERE mapContains(SpanAttributes, '{CONFIG_VERSION}') AND v != '' AND {{where}})
 WHERE v NOT IN (SELECT Version FROM {CONFIG_VERSIONS_TABLE})
 GROUP BY v
 """

@@ -76,10 +76,17 @@ SETTINGS join_use_nulls = 0
 """
 
 
+_VERSIONED = (
+    f"TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE mapContains(SpanAttributes, '{CONFIG_VERSION}') "
+    f"OR mapContains(SpanAttributes, 'gen_ai.agent.version') OR mapContains(SpanAttributes, '{NAME}'))"
+)
+
+
 def run_versions(store: Store, *, rollout: str | None = None, config: MinerConfig | None = None) -> list[RunVersion]:
     """Every run with a configuration version (or in rollout ``rollout``), oldest first."""
     threshold = (config or MinerConfig()).outcome_threshold
-    where, parameters = "1", {}
+    # Only traces with one of the attributes can have a version: looking for the keys reads no attribute value.
+    where, parameters = _VERSIONED, {}
     if rollout is not None:
         where = f"TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE SpanAttributes['{NAME}'] = {{rollout:String}})"
         parameters = {"rollout": rollout}
