@@ -160,8 +160,11 @@ def final_action(row: dict[str, Any]) -> FinalAction:
 
 
 def final_columns(frame: Frame, rows: Sequence[int]) -> dict[str, list[Any]]:
-    """The :data:`FINAL_COLUMNS` of ``frame``'s ``rows``."""
-    actions = [final_action({name: frame[name][i] for name in COLUMNS}) for i in rows]
+    """The :data:`FINAL_COLUMNS` of ``frame``'s ``rows`` (distinct, in order)."""
+    columns = [frame[name] for name in COLUMNS]
+    every = len(rows) == len(frame)
+    values = zip(*columns, strict=True) if every else ([column[i] for column in columns] for i in rows)
+    actions = [final_action(dict(zip(COLUMNS, row, strict=True))) for row in values]
     return {
         "final_output": [a.text[:1000] for a in actions],
         "final_kind": [a.kind for a in actions],
