@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
 from tracemill.miner.config import MINER_VERSION
-from tracemill.miner.final_action import FINAL_COLUMNS, GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN
+from tracemill.miner.features import MAX_DEFINITIONS, Frame, tool_schema_check
+from tracemill.miner.final_action import (
+    FINAL_COLUMNS,
+    GIVE_UP_PATTERN,
+    HANDOFF_PATTERN,
+    HANDOFF_TOOL_PATTERN,
+    final_columns,
+)
 from tracemill.miner.scoring.model_scope import version_digest
 from tracemill.miner.scoring.text_features import conversation_sql
 from tracemill.miner.sql import FEEDBACK_COLUMNS, FEEDBACK_PER_TRACE, QUERY_SETTINGS, trace_features_sql
@@ -29,7 +36,7 @@ from tracemill.miner.sql import FEEDBACK_COLUMNS, FEEDBACK_PER_TRACE, QUERY_SETT
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["PREFIX", "FeatureCache"]
+__all__ = ["PREFIX", "FeatureCache", "load_features"]
 
 PREFIX = "tracemill_trace_features_"
 
@@ -131,3 +138,42 @@ class FeatureCache:
             f"WHERE TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) ORDER BY TraceId",
             params,
         )
+
+
+def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False) -> Frame:
+    """The features and final actions of the traces selected by ``where``: the kept ones read back, the others
+    (every one when ``again``) computed from their spans and kept first."""
+    cache = FeatureCache(store, loop_min).create()
+    if where != "0":
+        wanted = where if again else cache.missing(where)
+        definitions = [
+            row[0]
+            for row in store.query(
+                f"SELECT any(d) FROM (SELECT SpanAttributes['gen_ai.tool.definitions'] AS d FROM {SPANS_TABLE} "
+                f"WHERE TraceId != '' AND {wanted} AND d != '') GROUP BY cityHash64(d) LIMIT {MAX_DEFINITIONS}",
+                params,
+            ).result_rows
+        ]
+        cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
+    result = cache.read(where, params)
+    frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
+                           strict=True)), where, params, cache)  # fmt: skip
+    _add_final_actions(frame, cache)
+    return frame
+
+
+def _add_final_actions(frame: Frame, cache: FeatureCache) -> None:
+    """Read the final action of each trace whose action is not kept yet, and keep it."""
+    rows = [i for i, kind in enumerate(frame.columns.get("final_kind", ())) if not kind]
+    if not rows:
+        return
+    computed = final_columns(frame, rows)
+    for name, values in computed.items():
+        if len(rows) == len(frame):
+            frame.columns[name] = values
+        else:
+            column = frame.columns[name]
+            for i, value in zip(rows, values, strict=True):
+                column[i] = value
+    ids, versions = frame["trace_id"], frame["features_at"]
+    cache.keep_final_actions([ids[i] for i in rows], [versions[i] for i in rows], computed)

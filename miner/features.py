@@ -1,9 +1,9 @@
 """Which traces a run mines, and their features as columns (one row per trace).
 
 The features come from :func:`tracemill.miner.sql.trace_features_sql`: one query, grouped by trace inside
-ClickHouse, whose rows :mod:`tracemill.miner.feature_cache` keeps, read back joined with the traces' feedback.
-The only other read is the distinct tool definitions (a handful of JSON schemas, turned into a SQL check so
-invalid tool arguments are found in the same query).
+ClickHouse, whose rows :func:`tracemill.miner.feature_cache.load_features` keeps and reads back joined with the
+traces' feedback. The only other read is the distinct tool definitions (a handful of JSON schemas, turned into
+a SQL check by :func:`tool_schema_check` so invalid tool arguments are found in the same query).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from tracemill.miner.sql import _q
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["NEW_OR_CHANGED", "Frame", "anything_new", "candidate_condition", "load_features", "tool_schema_check"]
+__all__ = ["MAX_DEFINITIONS", "NEW_OR_CHANGED", "Frame", "anything_new", "candidate_condition", "tool_schema_check"]
 
-_MAX_DEFINITIONS = 500
+MAX_DEFINITIONS = 500
+"""At most this many distinct tool definitions are turned into the invalid-arguments check."""
 _JSON_TYPES = {
     "string": ("String",), "integer": ("Int64", "UInt64"), "number": ("Int64", "UInt64", "Double"),
     "boolean": ("Bool",), "array": ("Array",), "object": ("Object",), "null": ("Null",),
@@ -158,46 +159,3 @@ def _fits(schema: dict[str, Any]) -> str:
             allowed_types = ", ".join(map(_q, types))
             conditions.append(f"(NOT JSONHas(args, {_q(key)}) OR JSONType(args, {_q(key)}) IN ({allowed_types}))")
     return "(" + " AND ".join(conditions) + ")"
-
-
-def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False) -> Frame:
-    """The features and final actions of the traces selected by ``where``: kept ones from
-    :mod:`tracemill.miner.feature_cache`, the others (every one when ``again``) computed from their spans first."""
-    from tracemill.miner.feature_cache import FeatureCache
-
-    cache = FeatureCache(store, loop_min).create()
-    if where != "0":
-        wanted = where if again else cache.missing(where)
-        definitions = [
-            row[0]
-            for row in store.query(
-                f"SELECT any(d) FROM (SELECT SpanAttributes['gen_ai.tool.definitions'] AS d FROM {SPANS_TABLE} "
-                f"WHERE TraceId != '' AND {wanted} AND d != '') GROUP BY cityHash64(d) LIMIT {_MAX_DEFINITIONS}",
-                params,
-            ).result_rows
-        ]
-        cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
-    result = cache.read(where, params)
-    frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
-                           strict=True)), where, params, cache)  # fmt: skip
-    _add_final_actions(frame, cache)
-    return frame
-
-
-def _add_final_actions(frame: Frame, cache: Any) -> None:
-    """Read the final action of each trace whose action is not kept yet, and keep it."""
-    from tracemill.miner.final_action import final_columns
-
-    rows = [i for i, kind in enumerate(frame.columns.get("final_kind", ())) if not kind]
-    if not rows:
-        return
-    computed = final_columns(frame, rows)
-    for name, values in computed.items():
-        if len(rows) == len(frame):
-            frame.columns[name] = values
-        else:
-            column = frame.columns[name]
-            for i, value in zip(rows, values, strict=True):
-                column[i] = value
-    ids, versions = frame["trace_id"], frame["features_at"]
-    cache.keep_final_actions([ids[i] for i in rows], [versions[i] for i in rows], computed)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
-from tracemill.miner.features import Frame, anything_new, candidate_condition, load_features
+from tracemill.miner.feature_cache import load_features
+from tracemill.miner.features import Frame, anything_new, candidate_condition
 from tracemill.miner.peers import PeerStats
 from tracemill.miner.quality.miner_runs import record_run
 from tracemill.miner.quality.taxonomy_store import store_taxonomy

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import tracemill.miner as miner
-from tracemill.miner.feature_cache import PREFIX, FeatureCache
-from tracemill.miner.features import load_features
+from tracemill.miner.feature_cache import PREFIX, FeatureCache, load_features
 
 
 def _kept(store: Any, cache: FeatureCache) -> dict[str, int]:

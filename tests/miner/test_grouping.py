@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracemill.miner.features import load_features
+from tracemill.miner.feature_cache import load_features
 from tracemill.miner.grouping import group_keys
 
 

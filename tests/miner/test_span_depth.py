@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracemill.miner.features import load_features
+from tracemill.miner.feature_cache import load_features
 
 
 def _chains(store: Any, support: Any, lengths: list[int]) -> list[str]:

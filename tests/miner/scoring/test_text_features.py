@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tracemill.miner.features import load_features
+from tracemill.miner.feature_cache import load_features
 from tracemill.miner.scoring.text_features import TEXT_NUMERIC, conversation_features, peer_keys
 
 
