@@ -188,8 +188,11 @@ def hashed_counts(texts: Sequence[str], *, columns: int, token_pattern: str = r"
                   lowercase: bool = True, ngrams: tuple[int, int] = (1, 1)) -> csr_matrix:
     """Raw token counts of ``texts`` hashed onto ``columns`` columns. Each distinct text is hashed once: endings,
     tool sequences, error texts and many final answers repeat from run to run."""
+    from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
 
+    if not texts:
+        return sparse.csr_matrix((0, columns))
     distinct: dict[str, int] = {}
     rows = np.fromiter((distinct.setdefault(text, len(distinct)) for text in texts), dtype=np.int64, count=len(texts))
     vectorizer = HashingVectorizer(n_features=columns, token_pattern=token_pattern, lowercase=lowercase,

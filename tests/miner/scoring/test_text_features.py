@@ -35,3 +35,17 @@ def test_genai_and_openinference_conversations_give_the_same_features(new_databa
     assert np.array_equal(numbers_g, numbers_o)
     assert tokens_g.nnz > 50 * len(conversations)  # user turns, arguments and results, not only the ending
     assert (tokens_g != tokens_o).nnz == 0
+
+
+def test_hashed_counts_hash_each_distinct_text_once_and_match_the_vectorizer():
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from tracemill.miner.scoring.text_features import hashed_counts
+
+    texts = ["START lookup refund END", "", "START lookup refund END", "Order A-12 was refunded", "START END"]
+    counts = hashed_counts(texts, columns=2**10, token_pattern=r"[^ ]+", lowercase=False, ngrams=(1, 2))
+    direct = HashingVectorizer(n_features=2**10, token_pattern=r"[^ ]+", lowercase=False, ngram_range=(1, 2),
+                               alternate_sign=False, norm=None).transform(texts)
+    assert counts.shape == (5, 2**10) and (counts != direct).nnz == 0
+    assert counts[0].sum() == 7  # four tokens and three pairs, counted again for the repeated text
+    assert hashed_counts([], columns=16).shape == (0, 16)
