@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
 from tracemill.miner.config import MINER_VERSION
-from tracemill.miner.features import MAX_DEFINITIONS, Frame, tool_schema_check
+from tracemill.miner.features import MAX_DEFINITIONS, Frame, any_trace, tool_schema_check
 from tracemill.miner.final_action import (
     FINAL_COLUMNS,
     GIVE_UP_PATTERN,
@@ -124,13 +124,14 @@ class FeatureCache:
         """The conversation features (:func:`~tracemill.miner.scoring.text_features.conversation_sql`) of the
         traces selected by ``where``, ordered by trace id, as a ``pyarrow.Table``: read from the conversations of
         their kept features, computed (and kept) first for those that have none."""
-        table, features = quote_identifier(self.conversations), quote_identifier(self.table)
-        current = (f"SELECT c.TraceId FROM {table} AS c INNER JOIN (SELECT trace_id, cached_at FROM {features} FINAL) "
-                   "AS f ON f.trace_id = c.TraceId AND f.cached_at = c.features_at")
+        table = quote_identifier(self.conversations)
+        features = f"(SELECT trace_id, cached_at FROM {quote_identifier(self.table)} FINAL)"
+        current = (f"SELECT c.TraceId FROM {table} AS c INNER JOIN {features} AS f "
+                   "ON f.trace_id = c.TraceId AND f.cached_at = c.features_at")
         query = conversation_sql(f"({where}) AND TraceId NOT IN ({current})")
         self.store.command(
             f"INSERT INTO {table} SELECT q.*, f.cached_at FROM ({query}) AS q "
-            f"INNER JOIN (SELECT trace_id, cached_at FROM {features} FINAL) AS f ON f.trace_id = q.TraceId",
+            f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId",
             params,
         )
         return self.store.query_arrow(
@@ -144,8 +145,8 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
     """The features and final actions of the traces selected by ``where``: the kept ones read back, the others
     (every one when ``again``) computed from their spans and kept first."""
     cache = FeatureCache(store, loop_min).create()
-    if where != "0":
-        wanted = where if again else cache.missing(where)
+    wanted = where if again else cache.missing(where)
+    if where != "0" and (again or any_trace(store, wanted, params)):  # a re-score has every trace kept already
         definitions = [
             row[0]
             for row in store.query(

@@ -19,7 +19,8 @@ from tracemill.miner.sql import _q
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
-__all__ = ["MAX_DEFINITIONS", "NEW_OR_CHANGED", "Frame", "anything_new", "candidate_condition", "tool_schema_check"]
+__all__ = ["MAX_DEFINITIONS", "NEW_OR_CHANGED", "Frame", "any_trace", "anything_new", "candidate_condition",
+           "tool_schema_check"]
 
 MAX_DEFINITIONS = 500
 """At most this many distinct tool definitions are turned into the invalid-arguments check."""
@@ -105,9 +106,14 @@ NEW_OR_CHANGED = (
 def anything_new(store: Store, params: dict[str, Any]) -> bool:
     """Whether an incremental run (``params`` from :func:`candidate_condition`) has a trace that is new or whose
     feedback changed; without one, it would only read the labelled traces again to train the same model."""
+    return any_trace(store, NEW_OR_CHANGED, params)
+
+
+def any_trace(store: Store, where: str, params: dict[str, Any]) -> bool:
+    """Whether some trace's spans match ``where`` (the scan stops at the first)."""
     return bool(store.query(
-        f"SELECT count() > 0 FROM (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {NEW_OR_CHANGED} "
-        "LIMIT 1)", params,
+        f"SELECT count() > 0 FROM (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where} LIMIT 1)",
+        params,
     ).result_rows[0][0])
 
 
