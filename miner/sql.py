@@ -130,12 +130,16 @@ text parts joined)."""
 
 
 def _depth_expr(levels: int = 6) -> str:
-    """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span. A parent is
-    found by its position in the trace's span ids: a lookup in a Map column scans it too, at a higher cost."""
-    parts = ["parents"]
-    for _ in range(levels - 1):
-        parts.append(f"arrayMap(p -> parents[indexOf(span_ids, p)], {parts[-1]})")
-    return "1 + " + " + ".join(f"arrayExists(p -> p != '', {level})" for level in parts)
+    """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span. A span's
+    parent is found once, by its position in the trace's span ids (``parent_index``, 0 when the parent is not in
+    the trace); each further level follows positions, not ids. A parent id that is set but not in the trace
+    (a remote parent) still counts as a level."""
+    levels_up = ["parent_index"]
+    for _ in range(levels - 2):
+        levels_up.append(f"arrayMap(i -> parent_index[i], {levels_up[-1]})")
+    return "1 + arrayExists(p -> p != '', parents) + " + " + ".join(
+        f"arrayExists(i -> has_parent[i], {level})" for level in levels_up
+    )
 
 
 def trace_features_sql(*, where: str, bad_args_check: str = "0", settings: bool = True) -> str:
@@ -146,7 +150,9 @@ WITH
     {GENAI_USER_TURNS},
     arrayMap(x -> x.4, tool_steps) AS call_keys,
     arrayEnumerateUniq(call_keys) AS occurrences,
-    arrayMap(x -> x.4, arrayFilter(x -> x.5, tool_steps)) AS failed_keys
+    arrayMap(x -> x.4, arrayFilter(x -> x.5, tool_steps)) AS failed_keys,
+    arrayMap(p -> indexOf(span_ids, p), parents) AS parent_index,
+    arrayMap(p -> p != '', parents) AS has_parent
 SELECT{_trace_features()}
 FROM (
     SELECT
