@@ -61,10 +61,10 @@ def features(name: str, design: Design, fit_rows: np.ndarray, rows: np.ndarray |
 
 def _fold(matrix: Any, columns: int) -> np.ndarray:
     """A hashed count matrix folded onto ``columns`` columns (a power of two, as is the matrix's width), dense."""
-    from scipy import sparse
-
-    coo = matrix.tocoo()
-    return sparse.csr_matrix((coo.data, (coo.row, coo.col % columns)), shape=(coo.shape[0], columns)).toarray()
+    csr = matrix.tocsr()
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    cells = rows * columns + (csr.indices & (columns - 1))
+    return np.bincount(cells, weights=csr.data, minlength=csr.shape[0] * columns).reshape(csr.shape[0], columns)
 
 
 def make_model(name: str) -> Any:

@@ -28,6 +28,7 @@ from tracemill.miner.features import Frame
 from tracemill.miner.sql import GENAI_USER_TURNS, _q, span_columns
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from scipy.sparse import csr_matrix
 
     from tracemill.collector.store.store import Store
@@ -141,12 +142,7 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
         counts[rows[kept]] = np.column_stack(numbers)[kept]
         for i, value in zip(rows[kept], compress(table.column("write_signature").to_pylist(), kept), strict=True):
             signatures[i] = value
-        tokens = table.column("token_columns").combine_chunks()
-        columns = tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-        row_of_token = np.repeat(rows, tokens.value_lengths().to_numpy(zero_copy_only=False))
-        keep = row_of_token >= 0
-        from_store = sparse.csr_matrix((np.ones(int(keep.sum())), (row_of_token[keep], columns[keep])),
-                                       shape=(n, TOKEN_COLUMNS))  # fmt: skip
+        from_store = _token_matrix(table.column("token_columns").combine_chunks(), rows, n)
     agreement, others = _peer_agreement(peer_keys, signatures)
     kinds, tools = frame["final_kind"], frame["final_tool"]
     ending = [f"end:{kind} endtool:{tool} agree:{a:.1f}" for kind, tool, a in zip(kinds, tools, agreement, strict=True)]
@@ -160,6 +156,24 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
     hashed = (hashed_counts(ending, columns=TOKEN_COLUMNS, token_pattern=r"[^ ]+", lowercase=False)
               + hashed_counts(answers, columns=TOKEN_COLUMNS, token_pattern=VALUE_PATTERN))
     return ConversationFeatures(numbers_out, (from_store + hashed).tocsr())
+
+
+def _token_matrix(tokens: pa.ListArray, rows: np.ndarray, n: int) -> csr_matrix:
+    """The token columns of each trace (a list per table row) as counts in frame rows ``rows`` (-1: left out).
+    When the table's rows are the frame's, the lists are the matrix's rows as they stand: no sorting."""
+    from scipy import sparse
+
+    columns = tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32)
+    lengths = tokens.value_lengths().to_numpy(zero_copy_only=False)
+    if rows.size == n and np.array_equal(rows, np.arange(n)):
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        matrix = sparse.csr_matrix((np.ones(columns.size), columns, indptr), shape=(n, TOKEN_COLUMNS))
+        matrix.sum_duplicates()
+        return matrix
+    row_of_token = np.repeat(rows, lengths)
+    keep = row_of_token >= 0
+    return sparse.csr_matrix((np.ones(int(keep.sum())), (row_of_token[keep], columns[keep])), shape=(n, TOKEN_COLUMNS))
 
 
 def _rows_of(frame: Frame, traces: Sequence[str]) -> np.ndarray:
