@@ -119,14 +119,19 @@ def _conversation_columns() -> str:
         if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments'], '') AS oi_args"""
 
 
-GENAI_USER_TURNS = """(messages) -> arrayFilter(x -> x != '', arrayMap(m -> if(JSONExtractString(m, 'role') = 'user',
-        if(JSONType(m, 'content') = 'String', JSONExtractString(m, 'content'),
-           arrayStringConcat(arrayMap(p -> JSONExtractString(p, 'content'),
-                                      arrayFilter(p -> JSONExtractString(p, 'type') = 'text',
-                                                  JSONExtractArrayRaw(m, 'parts'))), ' ')), ''),
-        JSONExtractArrayRaw(messages))) AS genai_user_turns"""
-"""A lambda in a WITH clause: the texts of the user's turns in GenAI JSON messages (a string content, or the
-text parts joined)."""
+_MESSAGES_TYPE = "Array(Tuple(role String, content String, parts Array(Tuple(type String, content String))))"
+"""JSON chat messages as ``JSONExtract`` reads them: a content that is not a string comes back as its raw JSON."""
+
+GENAI_USER_TURNS = f"""(messages) -> arrayFilter(x -> x != '', arrayMap(m -> multiIf(
+        startsWith(m.2, '[{{'), arrayStringConcat(arrayMap(p -> if(p.2 != '', p.2, p.3), arrayFilter(p -> p.1 = 'text',
+            JSONExtract(m.2, 'Array(Tuple(type String, text String, content String))'))), ' '),
+        m.2 != '', m.2,
+        arrayStringConcat(arrayMap(p -> p.2, arrayFilter(p -> p.1 = 'text', m.3)), ' ')),
+    arrayFilter(m -> m.1 = 'user', JSONExtract(messages, '{_MESSAGES_TYPE}')))) AS genai_user_turns"""
+"""A lambda in a WITH clause: the texts of the user's turns in JSON chat messages: a string ``content``, the text
+parts of a ``content`` list (``{"type": "text", "text": ...}``, as OpenAI's API writes them), or the GenAI
+conventions' text ``parts`` joined. The messages are parsed once, into typed tuples (``JSONExtract``), not once
+per field."""
 
 
 def _depth_expr(levels: int = 6) -> str:
