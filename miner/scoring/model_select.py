@@ -50,21 +50,34 @@ def features(name: str, design: Design, fit_rows: np.ndarray, rows: np.ndarray |
     from sklearn.preprocessing import StandardScaler, normalize
 
     numeric = _log1p(design.numbers)
-    take = slice(None) if rows is None else rows
+
+    def take(matrix: Any) -> Any:  # every row: the matrix itself, not a copy
+        return matrix if rows is None else matrix[rows]
+
     if name == "logreg":
-        scaled = StandardScaler().fit(numeric[fit_rows]).transform(numeric[take])
-        hashed = [normalize(design.tokens[take]), normalize(design.sequences[take]), normalize(design.errors[take])]
-        return sparse.hstack([sparse.csr_matrix(scaled), *hashed], format="csr")
+        scaled = StandardScaler().fit(numeric[fit_rows]).transform(take(numeric))
+        hashed = [normalize(take(design.tokens)), normalize(take(design.sequences)), normalize(take(design.errors))]
+        return sparse.hstack([_dense_rows(scaled), *hashed], format="csr")
     # The trees split on a few dense counts: the hashed columns folded onto 64 and 16.
-    return np.hstack([numeric[take], _fold(design.tokens[take], 2**6), _fold(design.sequences[take], 2**4)])
+    return np.hstack([take(numeric), _fold(take(design.tokens), 2**6), _fold(take(design.sequences), 2**4)])
+
+
+def _dense_rows(values: np.ndarray) -> Any:
+    """A dense matrix as CSR as it stands, zeros kept: no search for the nonzero cells."""
+    from scipy import sparse
+
+    rows, columns = values.shape
+    return sparse.csr_matrix((values.ravel(), np.tile(np.arange(columns, dtype=np.int32), rows),
+                              np.arange(0, rows * columns + 1, columns, dtype=np.int64)), shape=values.shape)
 
 
 def _fold(matrix: Any, columns: int) -> np.ndarray:
     """A hashed count matrix folded onto ``columns`` columns (a power of two, as is the matrix's width), dense."""
-    csr = matrix.tocsr()
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    cells = rows * columns + (csr.indices & (columns - 1))
-    return np.bincount(cells, weights=csr.data, minlength=csr.shape[0] * columns).reshape(csr.shape[0], columns)
+    from scipy import sparse
+
+    csr = matrix.tocsr()  # the same rows with each column number folded; toarray sums the entries that meet
+    folded = sparse.csr_matrix((csr.data, csr.indices & (columns - 1), csr.indptr), shape=(csr.shape[0], columns))
+    return folded.toarray()
 
 
 def make_model(name: str) -> Any:
