@@ -39,7 +39,7 @@ class Design:
     errors: Any
 
 
-def features(name: str, design: Design, fit_rows: np.ndarray, rows: np.ndarray | None = None) -> Any:
+def features(name: str, design: Design, fit_rows: np.ndarray, rows: np.ndarray | slice | None = None) -> Any:
     """Candidate ``name``'s feature matrix for ``rows`` of ``design`` (every row by default).
 
     Built once and sliced by the folds: hashing needs no fitting, and the numbers are scaled with
@@ -49,17 +49,16 @@ def features(name: str, design: Design, fit_rows: np.ndarray, rows: np.ndarray |
     from scipy import sparse
     from sklearn.preprocessing import StandardScaler, normalize
 
-    numeric = _log1p(design.numbers)
-
     def take(matrix: Any) -> Any:  # every row: the matrix itself, not a copy
         return matrix if rows is None else matrix[rows]
 
+    numeric = _log1p(take(design.numbers))
     if name == "logreg":
-        scaled = StandardScaler().fit(numeric[fit_rows]).transform(take(numeric))
+        scaled = StandardScaler().fit(_log1p(design.numbers[fit_rows])).transform(numeric)
         hashed = [normalize(take(design.tokens)), normalize(take(design.sequences)), normalize(take(design.errors))]
         return sparse.hstack([_dense_rows(scaled), *hashed], format="csr")
     # The trees split on a few dense counts: the hashed columns folded onto 64 and 16.
-    return np.hstack([take(numeric), _fold(take(design.tokens), 2**6), _fold(take(design.sequences), 2**4)])
+    return np.hstack([numeric, _fold(take(design.tokens), 2**6), _fold(take(design.sequences), 2**4)])
 
 
 def _dense_rows(values: np.ndarray) -> Any:
@@ -128,12 +127,20 @@ class Platt:
         return np.asarray(self.model.predict_proba(_logit(probabilities))[:, 1])
 
 
-def fit_predict(name: str, x: Any, y: np.ndarray, everything: Any) -> np.ndarray:
-    """Fit candidate ``name`` on the labelled rows ``x`` and predict ``everything`` (uncalibrated)."""
+def fit_predict(name: str, design: Design, fit_rows: np.ndarray, y: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
+    """Fit candidate ``name`` on the labelled rows ``fit_rows`` (labels ``y``) and predict every row of ``design``
+    (uncalibrated). The rows are built and predicted a slice at a time: a slice's matrix reuses the memory of the
+    one before, where every row's at once takes hundreds of megabytes at a million spans."""
     from threadpoolctl import threadpool_limits
 
+    rows = len(design.numbers)
+    out = np.empty(rows)
     with threadpool_limits(1):
-        return np.asarray(make_model(name).fit(x, y).predict_proba(everything)[:, 1])
+        model = make_model(name).fit(features(name, design, fit_rows, fit_rows), y)
+        for start in range(0, rows, chunk):
+            part = slice(start, min(rows, start + chunk))
+            out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]
+    return out
 
 
 def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_flags: int = 3) -> tuple[float, bool]:
