@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from tracemill.errors import ConfigError
 from tracemill.miner.config import MinerConfig
 from tracemill.miner.features import Frame
@@ -260,12 +262,14 @@ def _latency_outlier(ctx: Context, unit: Detector) -> Iterator[Any]:
     with min_peers peers.
     Points at the slowest step."""
     f, cfg = ctx.frame, ctx.config
-    for i in range(len(f)):
-        z, median = ctx.peers.score(f.peer_group(i), "duration_s", f["duration_s"][i])
-        duration = f["duration_s"][i]
-        if z >= cfg.latency_z and duration >= cfg.latency_ratio * median and duration - median >= cfg.min_excess_s:
-            yield (i, f["slowest_step"][i], "", "medium", min(0.95, 0.5 + z / 40),
-                   f"took {f['duration_s'][i]:.2f} s; peers' median {median:.2f} s (robust z {z:.1f})")
+    zs, medians = ctx.peers.scores(f.peer_groups(), "duration_s", f["duration_s"])
+    durations = np.asarray(f["duration_s"], dtype=float)
+    slow = ((zs >= cfg.latency_z) & (durations >= cfg.latency_ratio * medians)
+            & (durations - medians >= cfg.min_excess_s))
+    for i in np.flatnonzero(slow).tolist():
+        z, median = float(zs[i]), float(medians[i])
+        yield (i, f["slowest_step"][i], "", "medium", min(0.95, 0.5 + z / 40),
+               f"took {f['duration_s'][i]:.2f} s; peers' median {median:.2f} s (robust z {z:.1f})")
 
 
 @detector("empty_output", version="1", category="failure", kind="empty_output")
@@ -342,15 +346,23 @@ def _excess_cost(ctx: Context, unit: Detector) -> Iterator[Any]:
     beyond the peers' median step count
     (filled in by localization), else the slowest step."""
     f, cfg = ctx.frame, ctx.config
-    for i in range(len(f)):
+    groups, columns = f.peer_groups(), {"steps": f.steps(), "tokens": f["tokens"], "duration_s": f["duration_s"]}
+    excess = {}
+    for metric, values in columns.items():
+        zs, medians = ctx.peers.scores(groups, metric, values)
+        array = np.asarray(values, dtype=float)
+        over = (zs >= cfg.excess_z) & (array >= cfg.excess_ratio * medians)
+        if metric == "duration_s":
+            over &= array - medians >= cfg.min_excess_s
+        excess[metric] = (zs, medians, over)
+    anything = np.logical_or.reduce([over for _, _, over in excess.values()])
+    for i in np.flatnonzero(anything).tolist():
         if i in ctx.failed:
             continue
-        group, found = f.peer_group(i), []
-        for metric, label in (("steps", "steps"), ("tokens", "tokens"), ("duration_s", "seconds")):
-            value = f["llm_calls"][i] + f["tool_calls"][i] if metric == "steps" else f[metric][i]
-            z, median = ctx.peers.score(group, metric, value)
-            slow_enough = metric != "duration_s" or value - median >= cfg.min_excess_s
-            if z >= cfg.excess_z and value >= cfg.excess_ratio * median and slow_enough:
+        found = []
+        for (metric, (zs, medians, over)), label in zip(excess.items(), ("steps", "tokens", "seconds"), strict=True):
+            if over[i]:
+                value, z, median = columns[metric][i], float(zs[i]), float(medians[i])
                 found.append((metric, f"{value:.4g} {label} vs peers' median {median:.4g} (robust z {z:.1f})", z))
         if found:
             kind = {"steps": "excess_steps", "tokens": "excess_tokens", "duration_s": "excess_time"}[found[0][0]]

@@ -55,6 +55,14 @@ class Frame:
 
     def peer_group(self, index: int) -> str:
         """Runs of the same task, else of the same agent (root span name, agent, service), are peers."""
+        return self.peer_groups()[index]
+
+    def steps(self) -> list[int]:
+        """Each trace's steps: its LLM and tool calls (the cost peers are compared on)."""
+        return [llm + tool for llm, tool in zip(self.columns["llm_calls"], self.columns["tool_calls"], strict=True)]
+
+    def peer_groups(self) -> list[str]:
+        """:meth:`peer_group` of every trace."""
         if self._groups is None:
             c = self.columns
             self._groups = [
@@ -62,7 +70,7 @@ class Frame:
                 for task, root, agent, service in zip(c["task_id"], c["root_name"], c["agent_name"], c["service"],
                                                       strict=True)
             ]
-        return self._groups[index]
+        return self._groups
 
 
 def candidate_condition(store: Store, *, since_s: float | None, remine: bool) -> tuple[str, dict[str, Any], bool]:

@@ -191,9 +191,7 @@ class _Clock:
 def _peers(store: Store, frame: Frame, config: MinerConfig, *, full: bool) -> PeerStats:
     """Peer statistics over this run's traces and, unless every trace is being mined, the earlier ones."""
     stats = PeerStats(config.min_peers)
-    for i in range(len(frame)):
-        stats.add(frame.peer_group(i), frame["llm_calls"][i] + frame["tool_calls"][i], frame["tokens"][i],
-                  frame["duration_s"][i])
+    stats.add_columns(frame.peer_groups(), frame.steps(), frame["tokens"], frame["duration_s"])
     if not full:
         mine = set(frame["trace_id"])
         rows = store.query(
