@@ -1,14 +1,15 @@
 """How a run ended: its final answer, or the tool call it ended with, and whether that gives up or hands off.
 
 The final answer is the root's output, else the outermost agent span's output, else the text of the last LLM
-message (GenAI JSON messages, OpenInference's flattened ``llm.output_messages.*``, or a plain ``output.value``).
+message (GenAI JSON messages, the flattened ``llm.output_messages.*`` of OpenInference or ``gen_ai.completion.*``
+of OpenLLMetry, or a plain ``output.value``).
 A run whose last LLM decision calls a tool, or whose last step is a tool run, ended with that action: it is
 reported as the final action (tool name and arguments), never as an empty output. A hand-off (a tool that
 transfers to a human or another agent, or an answer saying so) is told apart from giving up, because in
 customer service a hand-off is often the correct ending.
 
 The feature query returns the raw pieces (``root_output``, ``agent_output``, ``last_llm_output``, the
-OpenInference fields, the last tool); :func:`final_columns` turns them into the frame's :data:`FINAL_COLUMNS`,
+flattened fields, the last tool); :func:`final_columns` turns them into the frame's :data:`FINAL_COLUMNS`,
 which :mod:`tracemill.miner.feature_cache` keeps with the trace's features.
 """
 
@@ -50,9 +51,9 @@ COLUMNS = (
     "root_output",
     "agent_output",
     "last_llm_output",
-    "last_oi_text",
-    "last_oi_tool",
-    "last_oi_args",
+    "last_flat_text",
+    "last_flat_tool",
+    "last_flat_args",
     "ends_with_tool",
     "last_tool",
     "last_tool_args",
@@ -143,9 +144,9 @@ def final_action(row: dict[str, Any]) -> FinalAction:
     llm = (row["last_llm_output"] or "").strip()
     parsed = _genai_text_and_call(llm)
     llm_text, tool, arguments = parsed if parsed is not None else (_text_of(llm), "", "")
-    llm_text = llm_text.strip() or (row["last_oi_text"] or "").strip()
-    if not tool and row["last_oi_tool"]:
-        tool, arguments = row["last_oi_tool"], row["last_oi_args"]
+    llm_text = llm_text.strip() or (row["last_flat_text"] or "").strip()
+    if not tool and row["last_flat_tool"]:
+        tool, arguments = row["last_flat_tool"], row["last_flat_args"]
     if not tool and row["ends_with_tool"] and row["last_tool"]:
         tool, arguments = row["last_tool"], row["last_tool_args"]
     if not text and tool:

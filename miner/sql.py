@@ -1,11 +1,12 @@
 """Per-trace features, computed inside ClickHouse in one GROUP BY TraceId query.
 
-Every expression reads the OTel GenAI conventions first and falls back on what other
-instrumentations write (span-name prefixes, OpenInference attributes), so the miner works on
-traces from the plain OTel SDK, OpenLLMetry, OpenInference or the official collector, not only on
-tracemill's. The query returns one row per trace with counts, the first failing span of each kind
-(the decisive-span candidates), the tool sequence and its repetitions, cost, the final output and the
-trace's feedback, so nothing span-level is pulled into Python.
+Every expression reads the OTel GenAI conventions first and falls back on what other instrumentations write
+(span-name prefixes, OpenInference attributes, the indexed ``gen_ai.prompt.N.*`` and
+``gen_ai.completion.N.*``, ``llm.request.type`` and ``traceloop.*`` attributes of OpenLLMetry's releases
+before the current conventions), so the miner works on traces from the plain OTel SDK, OpenLLMetry,
+OpenInference or the official collector, not only on tracemill's. The query returns one row per trace with
+counts, the first failing span of each kind (the decisive-span candidates), the tool sequence and its
+repetitions, cost, the final output and the trace's feedback, so nothing span-level is pulled into Python.
 """
 
 from __future__ import annotations
@@ -44,14 +45,22 @@ def _q(pattern: str) -> str:
     return "'" + pattern.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _oi_user(i: int) -> str:
-    """The condition and value of a multiIf: OpenInference input message ``i`` when it is the user's."""
-    return f"{A}['llm.input_messages.{i}.message.role'] = 'user', {A}['llm.input_messages.{i}.message.content']"
+def _flat_user(i: int) -> str:
+    """The conditions and values of a multiIf: flattened input message ``i`` when it is the user's, as
+    OpenInference (``llm.input_messages.N.message.*``) or OpenLLMetry (``gen_ai.prompt.N.*``) write it."""
+    return (f"{A}['llm.input_messages.{i}.message.role'] = 'user', {A}['llm.input_messages.{i}.message.content'], "
+            f"{A}['gen_ai.prompt.{i}.role'] = 'user', {A}['gen_ai.prompt.{i}.content']")
+
+
+def _first_set(*keys: str) -> str:
+    """The first of these span attributes that is set."""
+    *earlier, last = keys
+    return "multiIf(" + "".join(f"{A}['{k}'] != '', {A}['{k}'], " for k in earlier) + f"{A}['{last}'])"
 
 
 def span_columns(bad_args_check: str) -> str:
     """The per-span derived columns the aggregate reads (``bad_args_check`` is the tool-schema check)."""
-    oi_kind = f"{A}['openinference.span.kind']"
+    oi_kind, traceloop_kind = f"{A}['openinference.span.kind']", f"{A}['traceloop.span.kind']"
     return f"""
         TraceId, SpanId, ParentSpanId, SpanName, ServiceName, Timestamp AS ts,
         toUnixTimestamp64Nano(Timestamp) AS start_ns, start_ns + Duration AS end_ns, Duration AS dur,
@@ -59,16 +68,18 @@ def span_columns(bad_args_check: str) -> str:
                 startsWith(SpanName, 'execute_tool '), 'execute_tool',
                 match(SpanName, '^(chat|text_completion|generate_content) '), 'chat',
                 {oi_kind} = 'LLM', 'chat', {oi_kind} = 'TOOL', 'execute_tool',
-                {oi_kind} = 'AGENT' OR startsWith(SpanName, 'invoke_agent '), 'invoke_agent',
+                {A}['llm.request.type'] IN ('chat', 'completion'), 'chat', {traceloop_kind} = 'tool', 'execute_tool',
+                {oi_kind} = 'AGENT' OR {traceloop_kind} = 'agent' OR startsWith(SpanName, 'invoke_agent '),
+                'invoke_agent',
                 '') AS op,
         op IN ('chat', 'text_completion', 'generate_content') AS is_llm,
         op = 'execute_tool' AS is_tool,
         if(is_tool, multiIf(ToolName != '', ToolName, {A}['tool.name'] != '', {A}['tool.name'],
+                            {A}['traceloop.entity.name'] != '', {A}['traceloop.entity.name'],
                             startsWith(SpanName, 'execute_tool '), substring(SpanName, 14), SpanName), '') AS tool,
-        if(is_tool, if({A}['gen_ai.tool.call.arguments'] != '', {A}['gen_ai.tool.call.arguments'],
-                       {A}['input.value']), '') AS args,
-        if(is_tool, multiIf({A}['gen_ai.tool.call.result'] != '', {A}['gen_ai.tool.call.result'],
-                            {A}['output.value'] != '', {A}['output.value'], {A}['tracemill.output']), '') AS result,
+        if(is_tool, {_first_set('gen_ai.tool.call.arguments', 'input.value', 'traceloop.entity.input')}, '') AS args,
+        if(is_tool, {_first_set('gen_ai.tool.call.result', 'output.value', 'tracemill.output',
+                                'traceloop.entity.output')}, '') AS result,
         {_ERROR_STATUS} AS status_error,
         arrayStringConcat(arrayFilter(x -> x != '', arrayMap((n, at) -> if(n = 'exception',
             concat(at['exception.type'], ': ', at['exception.message']), ''), Events.Name, Events.Attributes)), '; ')
@@ -88,12 +99,14 @@ def span_columns(bad_args_check: str) -> str:
         if(is_tool AND args != '' AND NOT span_error, {bad_args_check}, 0) AS bad_args,
         if(length(Links.SpanId) > 0, Links.SpanId[1], '') AS link_span,
         InputTokens + OutputTokens + if(is_llm AND InputTokens + OutputTokens = 0,
-            toUInt64OrZero({A}['llm.token_count.prompt']) + toUInt64OrZero({A}['llm.token_count.completion']), 0)
+            toUInt64OrZero({_first_set('llm.token_count.prompt', 'gen_ai.usage.prompt_tokens')})
+            + toUInt64OrZero({_first_set('llm.token_count.completion', 'gen_ai.usage.completion_tokens')}), 0)
             AS tokens,
         ParentSpanId = '' AS is_root,
         if(is_llm, if({A}['gen_ai.output.messages'] != '', {A}['gen_ai.output.messages'], {A}['output.value']), '')
             AS llm_output,
-        if(is_llm, {A}['gen_ai.response.finish_reasons'], '') AS finish_reasons,
+        if(is_llm, {_first_set('gen_ai.response.finish_reasons', 'gen_ai.completion.0.finish_reason')}, '')
+            AS finish_reasons,
         {_conversation_columns()},
         TaskId AS task_id,
         AgentName AS agent_name,
@@ -106,17 +119,18 @@ def _conversation_columns() -> str:
     """The per-span columns of the conversation: the run's input and output, the first user turn, the last
     answer and tool call (read by :mod:`tracemill.miner.final_action` and the scorer's text features)."""
     return f"""
-        if(is_root OR op = 'invoke_agent',
-           multiIf({A}['tracemill.output'] != '', {A}['tracemill.output'], {A}['output.value'] != '',
-                   {A}['output.value'], {A}['gen_ai.output.messages']), '') AS run_output,
-        if(is_llm, {A}['llm.output_messages.0.message.content'], '') AS oi_text,
+        if(is_root OR op = 'invoke_agent', {_first_set('tracemill.output', 'output.value', 'gen_ai.output.messages',
+                                                       'traceloop.entity.output')}, '') AS run_output,
+        if(is_llm, {_first_set('llm.output_messages.0.message.content', 'gen_ai.completion.0.content')}, '')
+            AS flat_text,
         if(ConversationId != '', ConversationId, {A}['session.id']) AS conversation,
-        if(is_root, multiIf({A}['tracemill.input'] != '', {A}['tracemill.input'], {A}['input.value']), '')
-            AS root_input,
+        if(is_root, {_first_set('tracemill.input', 'input.value', 'traceloop.entity.input')}, '') AS root_input,
         if(is_llm, {A}['gen_ai.input.messages'], '') AS genai_input,
-        if(is_llm, multiIf({_oi_user(0)}, {_oi_user(1)}, {_oi_user(2)}, ''), '') AS oi_first_user,
-        if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.name'], '') AS oi_tool,
-        if(is_llm, {A}['llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments'], '') AS oi_args"""
+        if(is_llm, multiIf({_flat_user(0)}, {_flat_user(1)}, {_flat_user(2)}, ''), '') AS flat_first_user,
+        if(is_llm, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.name',
+                               'gen_ai.completion.0.tool_calls.0.name')}, '') AS flat_tool,
+        if(is_llm, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments',
+                               'gen_ai.completion.0.tool_calls.0.arguments')}, '') AS flat_args"""
 
 
 _MESSAGES_TYPE = "Array(Tuple(role String, content String, parts Array(Tuple(type String, content String))))"
@@ -203,7 +217,7 @@ _SPAN_AGGREGATES = """        count() AS spans,
         anyIf(conversation, conversation != '') AS conversation_id,
         substring(argMinIf(root_input, start_ns, is_root), 1, 2000) AS root_input,
         argMinIf(genai_input, start_ns, is_llm AND genai_input != '') AS first_llm_messages,
-        substring(argMinIf(oi_first_user, start_ns, is_llm AND oi_first_user != ''), 1, 2000) AS first_oi_user,
+        substring(argMinIf(flat_first_user, start_ns, is_llm AND flat_first_user != ''), 1, 2000) AS first_flat_user,
         argMin(ServiceName, start_ns) AS service,
         anyIf(version, version != '') AS version,
         argMinIf(SpanId, end_ns, span_error) AS first_error_span,
@@ -228,9 +242,9 @@ _SPAN_AGGREGATES = """        count() AS spans,
         maxIf(end_ns, is_llm) AS last_llm_end,
         argMaxIf(llm_output, end_ns, is_llm) AS last_llm_output,
         argMaxIf(finish_reasons, end_ns, is_llm) AS last_finish_reasons,
-        argMaxIf(oi_text, end_ns, is_llm) AS last_oi_text,
-        argMaxIf(oi_tool, end_ns, is_llm) AS last_oi_tool,
-        argMaxIf(oi_args, end_ns, is_llm) AS last_oi_args,
+        argMaxIf(flat_text, end_ns, is_llm) AS last_flat_text,
+        argMaxIf(flat_tool, end_ns, is_llm) AS last_flat_tool,
+        argMaxIf(flat_args, end_ns, is_llm) AS last_flat_args,
         argMaxIf(tool, end_ns, is_tool) AS last_tool,
         argMaxIf(args, end_ns, is_tool) AS last_tool_args,
         maxIf(end_ns, is_tool) AS last_tool_end,
@@ -267,9 +281,9 @@ def _trace_features() -> str:
     return f"""
     TraceId AS trace_id, spans, llm_calls, tool_calls, errors, tool_errors, result_errors, llm_errors, timeouts,
     bad_args_calls, tokens, duration_s, root_span, root_name, root_error, root_error_text, task_id, agent_name,
-    conversation_id, root_input, first_oi_user,
+    conversation_id, root_input, first_flat_user,
     substring(genai_user_turns(first_llm_messages)[1], 1, 2000) AS first_llm_user,
-    multiIf(first_llm_user != '', first_llm_user, first_oi_user != '', first_oi_user, root_input) AS first_user,
+    multiIf(first_llm_user != '', first_llm_user, first_flat_user != '', first_flat_user, root_input) AS first_user,
     service, version, start_s,
     first_error_span, first_error_text,
     first_tool_error_span, first_tool_error_text, first_tool_error_tool, first_tool_error_end,
@@ -282,8 +296,8 @@ def _trace_features() -> str:
                                     tool_steps) AS tool_recovered,
     llm_errors > 0 AND last_llm_end > first_llm_error_end AND NOT last_llm_failed AS llm_recovered,
     substring(root_output, 1, 4000) AS root_output, substring(agent_output, 1, 4000) AS agent_output,
-    substring(last_llm_output, 1, 8000) AS last_llm_output, substring(last_oi_text, 1, 4000) AS last_oi_text,
-    last_oi_tool, substring(last_oi_args, 1, 2000) AS last_oi_args, last_tool, substring(last_tool_args, 1, 2000)
+    substring(last_llm_output, 1, 8000) AS last_llm_output, substring(last_flat_text, 1, 4000) AS last_flat_text,
+    last_flat_tool, substring(last_flat_args, 1, 2000) AS last_flat_args, last_tool, substring(last_tool_args, 1, 2000)
         AS last_tool_args, last_tool_end > last_llm_end AS ends_with_tool,
     arrayStringConcat(arrayMap(x -> x.3, tool_steps), ' ') AS tool_sequence,
     if(empty(occurrences), 0, arrayMax(occurrences)) AS max_repeats,

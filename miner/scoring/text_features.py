@@ -1,10 +1,11 @@
 """What the conversation says, for the learned scorer: when no error is raised, failed and successful runs
 differ in what the user asked, which state-changing calls were made with which arguments, and how it ended.
 
-Per trace: the user's turns (from the last LLM call's input messages, GenAI JSON or OpenInference's flattened
-``llm.input_messages.*``), the tool calls in order with their arguments and results, which tools write
-(change state) and which only read, the last actions and the final answer, and peer statistics among runs of
-the same task (the share of peers that made the same state-changing calls with the same arguments).
+Per trace: the user's turns (from the last LLM call's input messages: GenAI JSON, or the flattened
+``llm.input_messages.*`` of OpenInference and ``gen_ai.prompt.*`` of OpenLLMetry), the tool calls in order with
+their arguments and results, which tools write (change state) and which only read, the last actions and the
+final answer, and peer statistics among runs of the same task (the share of peers that made the same
+state-changing calls with the same arguments).
 
 Read only when the supervised scorer trains, over the traces being scored, in one query that does the work
 inside ClickHouse: it parses the messages, tokenizes the turns, arguments and results, and hashes each token
@@ -69,12 +70,29 @@ def _tokens_sql(text: str, prefix: str, limit: int) -> str:
             f"arraySlice(extractAll({text}, {_q(VALUE_PATTERN)}), 1, {limit}))")  # fmt: skip
 
 
+_FLATTENED = {"oi": ("llm.input_messages.", ".message."), "prompts": ("gen_ai.prompt.", ".")}
+"""Flattened input messages, as (key prefix, key infix): OpenInference's ``llm.input_messages.N.message.role``
+and OpenLLMetry's ``gen_ai.prompt.N.role`` (with ``content`` beside each role)."""
+
+
+def _flattened_messages(name: str) -> str:
+    """The role and content attributes of an LLM span's flattened input messages, as a map."""
+    prefix, infix = _FLATTENED[name]
+    return (f"if(is_llm, mapFilter((k, v) -> startsWith(k, {_q(prefix)}) AND (endsWith(k, {_q(infix + 'role')}) "
+            f"OR endsWith(k, {_q(infix + 'content')})), SpanAttributes), map()) AS {name}_messages")
+
+
+def _flattened_user_turns(name: str) -> str:
+    prefix, infix = _FLATTENED[name]
+    key = f"concat({_q(prefix)}, toString(i), {_q(infix)})"
+    return (f"arrayFilter(x -> x != '', arrayMap(i -> if({name}[concat({key}, 'role')] = 'user', "
+            f"{name}[concat({key}, 'content')], ''), range(toUInt32(length({name})))))")  # fmt: skip
+
+
 def _user_turns_sql() -> str:
-    """The user's turns in the last LLM call's input: GenAI JSON messages, else OpenInference's flattened ones."""
-    key = "concat('llm.input_messages.', toString(i), '.message.')"
-    flattened = (f"arrayFilter(x -> x != '', arrayMap(i -> if(oi[concat({key}, 'role')] = 'user', "
-                 f"oi[concat({key}, 'content')], ''), range(toUInt32(length(oi)))))")  # fmt: skip
-    return f"if(notEmpty(genai_user_turns(genai)), genai_user_turns(genai), {flattened})"
+    """The user's turns in the last LLM call's input: GenAI JSON messages, else the flattened ones."""
+    return (f"multiIf(notEmpty(genai_user_turns(genai)), genai_user_turns(genai), notEmpty(oi), "
+            f"{_flattened_user_turns('oi')}, {_flattened_user_turns('prompts')})")
 
 
 def conversation_sql(where: str) -> str:
@@ -107,13 +125,14 @@ FROM (
                                          substring(result, 1, {_CHARS})), is_tool))) AS calls,
         argMaxIf(genai_messages, ts, genai_messages != '') AS genai,
         argMaxIf(oi_messages, ts, notEmpty(oi_messages)) AS oi,
+        argMaxIf(prompts_messages, ts, notEmpty(prompts_messages)) AS prompts,
         {_user_turns_sql()} AS user,
         arraySlice(calls, -2) AS last_calls
     FROM (
         SELECT {span_columns('0')},
             if(is_llm, SpanAttributes['gen_ai.input.messages'], '') AS genai_messages,
-            if(is_llm, mapFilter((k, v) -> startsWith(k, 'llm.input_messages.') AND (endsWith(k, '.message.role')
-                                 OR endsWith(k, '.message.content')), SpanAttributes), map()) AS oi_messages
+            {_flattened_messages('oi')},
+            {_flattened_messages('prompts')}
         FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}
     )
     GROUP BY TraceId

@@ -442,16 +442,29 @@ def sdk_tracer(store: Any, service: str = "plain-agent") -> Iterator[Any]:
 
 def write_genai(store: Any, conversations: list[Conversation]) -> list[Traced]:
     """Plain OTel SDK spans in the GenAI conventions: JSON messages, a conversation id, no task id."""
-    return _write_plain(store, conversations, _genai_span_attributes, "retail-support")
+    return _write_plain(store, conversations, _genai_span_attributes, "retail-support",
+                        lambda final: {"gen_ai.output.messages": json.dumps(genai_messages(
+                            [{"role": "assistant", "content": final}]))} if final is not None else {})
 
 
 def write_openinference(store: Any, conversations: list[Conversation]) -> list[Traced]:
     """Plain OTel SDK spans the way OpenInference instrumentations write them: flattened messages,
     ``input.value``/``output.value``, ``session.id``, no task id."""
-    return _write_plain(store, conversations, _openinference_span_attributes, "retail-support-oi")
+    return _write_plain(store, conversations, _openinference_span_attributes, "retail-support-oi",
+                        lambda final: {"output.value": final} if final is not None else {})
 
 
-def _write_plain(store: Any, conversations: list[Conversation], attributes: Any, service: str) -> list[Traced]:
+def write_openllmetry(store: Any, conversations: list[Conversation]) -> list[Traced]:
+    """Plain OTel SDK spans the way OpenLLMetry's releases before the current GenAI conventions write them: the
+    traceloop SDK's agent and tool spans (``traceloop.span.kind``, ``traceloop.entity.input``/``output`` as JSON of
+    the function's arguments and return value), LLM spans named ``openai.chat`` with ``llm.request.type`` and
+    indexed ``gen_ai.prompt.N.*``/``gen_ai.completion.N.*``; no task or conversation id."""
+    return _write_plain(store, conversations, _openllmetry_span_attributes, "retail-support-ol",
+                        lambda final: {"traceloop.entity.output": json.dumps(final)})
+
+
+def _write_plain(store: Any, conversations: list[Conversation], attributes: Any, service: str,
+                 final_output: Any) -> list[Traced]:
     from opentelemetry import trace
 
     clock = 1_750_000_000 * 10**9
@@ -474,11 +487,7 @@ def _write_plain(store: Any, conversations: list[Conversation], attributes: Any,
 
                     span.set_status(Status(StatusCode.ERROR, result_text(e)))
                 span.end(end_time=now)
-            final = c.final_text
-            if final is not None:
-                root.set_attribute("output.value" if service.endswith("-oi") else "gen_ai.output.messages",
-                                   final if service.endswith("-oi") else json.dumps(genai_messages(
-                                       [{"role": "assistant", "content": final}])))
+            root.set_attributes(final_output(c.final_text))
             root.end(end_time=now + 10**6)
             out.append(Traced(c, format(root.get_span_context().trace_id, "032x")))
     return out
@@ -530,6 +539,46 @@ def _openinference_span_attributes(c: Conversation, kind: str, e: Event | None,
     return e.tool, {"attributes": {
         "openinference.span.kind": "TOOL", "tool.name": e.tool, "session.id": c.conversation_id,
         "input.value": json.dumps(e.args), "output.value": result_text(e)}}
+
+
+def openllmetry_messages(prefix: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenLLMetry's indexed message attributes under ``prefix`` (gen_ai.prompt / gen_ai.completion)."""
+    out: dict[str, Any] = {}
+    for i, m in enumerate(messages):
+        out[f"{prefix}.{i}.role"] = m["role"]
+        if m.get("content"):
+            out[f"{prefix}.{i}.content"] = m["content"]
+        for j, c in enumerate(m.get("tool_calls", ())):
+            out.update({f"{prefix}.{i}.tool_calls.{j}.id": c["id"], f"{prefix}.{i}.tool_calls.{j}.name":
+                        c["function"]["name"], f"{prefix}.{i}.tool_calls.{j}.arguments": c["function"]["arguments"]})
+        if m["role"] == "tool":
+            out[f"{prefix}.{i}.tool_call_id"] = m["tool_call_id"]
+    return out
+
+
+def _openllmetry_span_attributes(c: Conversation, kind: str, e: Event | None, before: list[Event]) -> tuple[str, dict]:
+    from opentelemetry.trace import SpanKind
+
+    if kind == "root":
+        first = next(x.text for x in c.events if x.kind == "user")
+        return "retail_agent.agent", {"attributes": {
+            "traceloop.span.kind": "agent", "traceloop.entity.name": "retail_agent",
+            "traceloop.workflow.name": "retail_support",
+            "traceloop.entity.input": json.dumps({"args": [first or ""], "kwargs": {}})}}
+    assert e is not None
+    if kind == "llm":
+        return "openai.chat", {"kind": SpanKind.CLIENT, "attributes": {
+            "llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+            **openllmetry_messages("gen_ai.prompt", history(before)),
+            **openllmetry_messages("gen_ai.completion", history([e])[1:]),
+            "gen_ai.completion.0.finish_reason": "tool_calls" if e.tool else "stop",
+            **{f"llm.request.functions.{i}.name": d["function"]["name"] for i, d in enumerate(TOOL_DEFINITIONS)},
+            "gen_ai.usage.prompt_tokens": 300 + 60 * len(before), "gen_ai.usage.completion_tokens": 40,
+            "llm.usage.total_tokens": 340 + 60 * len(before)}}
+    return f"{e.tool}.tool", {"attributes": {
+        "traceloop.span.kind": "tool", "traceloop.entity.name": e.tool, "traceloop.workflow.name": "retail_support",
+        "traceloop.entity.input": json.dumps({"args": [], "kwargs": e.args}),
+        "traceloop.entity.output": json.dumps(e.result)}}
 
 
 def write_tracemill(store: Any, conversations: list[Conversation]) -> list[Traced]:

@@ -75,15 +75,15 @@ def test_final_action_reads_each_convention():
     genai = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Your order ships Monday."}]}])
     assert final_action(_row(last_llm_output=genai)).text == "Your order ships Monday."
     # OpenInference: flattened messages, tool call of the last LLM output.
-    oi = final_action(_row(last_oi_tool="refund_order", last_oi_args='{"order_id": "#W1"}'))
+    oi = final_action(_row(last_flat_tool="refund_order", last_flat_args='{"order_id": "#W1"}'))
     assert (oi.kind, oi.tool, oi.arguments, oi.handoff) == ("tool_call", "refund_order", '{"order_id": "#W1"}', False)
     # The root's output wins over the agent's, which wins over the LLM's.
-    action = final_action(_row(root_output="root", agent_output="agent", last_oi_text="llm"))
+    action = final_action(_row(root_output="root", agent_output="agent", last_flat_text="llm"))
     assert action.text == "root"
-    assert final_action(_row(root_output="null", agent_output='"agent"', last_oi_text="llm")).text == "agent"
+    assert final_action(_row(root_output="null", agent_output='"agent"', last_flat_text="llm")).text == "agent"
     # A hand-off said in words, and a refusal that is not one.
-    assert final_action(_row(last_oi_text="I'm transferring you to a human agent now.")).handoff
-    refusal = final_action(_row(last_oi_text="I can't process a refund: it is past 30 days."))
+    assert final_action(_row(last_flat_text="I'm transferring you to a human agent now.")).handoff
+    refusal = final_action(_row(last_flat_text="I can't process a refund: it is past 30 days."))
     assert refusal.gives_up and not refusal.handoff
     # A run whose last step is a tool run ended with that tool.
     tail = final_action(_row(ends_with_tool=1, last_tool="escalate", last_tool_args="{}"))

@@ -1,4 +1,5 @@
-"""The conversation's features read the same from GenAI JSON messages and from OpenInference's flattened ones."""
+"""The conversation's features read the same from GenAI JSON messages and from the flattened ones of OpenInference
+and OpenLLMetry."""
 
 from __future__ import annotations
 
@@ -17,24 +18,30 @@ def _features(store: Any, traced: list[Any]) -> tuple[np.ndarray, Any]:
     return features.numbers[order], features.tokens[order]
 
 
-def test_genai_and_openinference_conversations_give_the_same_features(new_database: Any, drop_database: Any,
-                                                                      support: Any):
+def test_each_convention_gives_the_same_conversation_features(new_database: Any, drop_database: Any, support: Any):
     conversations = support.build(seed=4, tasks=6, trials=3)
-    genai, openinference = new_database("text_genai"), new_database("text_oi")
-    try:
-        numbers_g, tokens_g = _features(genai, support.write_genai(genai, conversations))
-        numbers_o, tokens_o = _features(openinference, support.write_openinference(openinference, conversations))
-    finally:
-        drop_database(genai)
-        drop_database(openinference)
+    features = {}
+    for name in ("genai", "openinference", "openllmetry"):
+        store = new_database(f"text_{name}")
+        try:
+            features[name] = _features(store, getattr(support, f"write_{name}")(store, conversations))
+        finally:
+            drop_database(store)
+    numbers_g, tokens_g = features["genai"]
     column = {name: k for k, name in enumerate(TEXT_NUMERIC)}
     users = [sum(e.kind == "user" for e in c.events) for c in conversations]
     writes = [sum(e.kind == "tool" and e.tool not in support.READ_TOOLS for e in c.events) for c in conversations]
     assert numbers_g[:, column["user_turns"]].tolist() == users
     assert numbers_g[:, column["write_calls"]].tolist() == writes and max(writes) > 0
-    assert np.array_equal(numbers_g, numbers_o)
     assert tokens_g.nnz > 50 * len(conversations)  # user turns, arguments and results, not only the ending
-    assert (tokens_g != tokens_o).nnz == 0
+    assert np.array_equal(numbers_g, features["openinference"][0])
+    assert (tokens_g != features["openinference"][1]).nnz == 0
+    # OpenLLMetry's tool spans wrap the arguments ({"args": [], "kwargs": {...}}) and JSON-encode the results: the
+    # same numbers, and every token of the GenAI conversation, plus the wrapper's words.
+    numbers_l, tokens_l = features["openllmetry"]
+    assert np.array_equal(numbers_g, numbers_l)
+    for genai_row, openllmetry_row in zip(tokens_g, tokens_l, strict=True):
+        assert set(genai_row.indices) <= set(openllmetry_row.indices)
 
 
 def test_hashed_counts_hash_each_distinct_text_once_and_match_the_vectorizer():
