@@ -103,8 +103,8 @@ def span_columns(bad_args_check: str) -> str:
             + toUInt64OrZero({_first_set('llm.token_count.completion', 'gen_ai.usage.completion_tokens')}), 0)
             AS tokens,
         ParentSpanId = '' AS is_root,
-        if(is_llm, if({A}['gen_ai.output.messages'] != '', {A}['gen_ai.output.messages'], {A}['output.value']), '')
-            AS llm_output,
+        if(is_llm, {A}['gen_ai.output.messages'], '') AS genai_output,
+        if(is_llm, if(genai_output != '', genai_output, {A}['output.value']), '') AS llm_output,
         if(is_llm, {_first_set('gen_ai.response.finish_reasons', 'gen_ai.completion.0.finish_reason')}, '')
             AS finish_reasons,
         {_conversation_columns()},
@@ -117,20 +117,24 @@ def span_columns(bad_args_check: str) -> str:
 
 def _conversation_columns() -> str:
     """The per-span columns of the conversation: the run's input and output, the first user turn, the last
-    answer and tool call (read by :mod:`tracemill.miner.final_action` and the scorer's text features)."""
+    answer and tool call (read by :mod:`tracemill.miner.final_action` and the scorer's text features). The
+    flattened messages are looked up only on LLM spans without the GenAI JSON messages: most spans of a store
+    follow one convention, and each lookup scans the span's attributes."""
     return f"""
         if(is_root OR op = 'invoke_agent', {_first_set('tracemill.output', 'output.value', 'gen_ai.output.messages',
                                                        'traceloop.entity.output')}, '') AS run_output,
-        if(is_llm, {_first_set('llm.output_messages.0.message.content', 'gen_ai.completion.0.content')}, '')
+        is_llm AND genai_output = '' AS flat_output,
+        if(flat_output, {_first_set('llm.output_messages.0.message.content', 'gen_ai.completion.0.content')}, '')
             AS flat_text,
         if(ConversationId != '', ConversationId, {A}['session.id']) AS conversation,
         if(is_root, {_first_set('tracemill.input', 'input.value', 'traceloop.entity.input')}, '') AS root_input,
         if(is_llm, {A}['gen_ai.input.messages'], '') AS genai_input,
-        if(is_llm, multiIf({_flat_user(0)}, {_flat_user(1)}, {_flat_user(2)}, ''), '') AS flat_first_user,
-        if(is_llm, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.name',
-                               'gen_ai.completion.0.tool_calls.0.name')}, '') AS flat_tool,
-        if(is_llm, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments',
-                               'gen_ai.completion.0.tool_calls.0.arguments')}, '') AS flat_args"""
+        if(is_llm AND genai_input = '', multiIf({_flat_user(0)}, {_flat_user(1)}, {_flat_user(2)}, ''), '')
+            AS flat_first_user,
+        if(flat_output, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.name',
+                                    'gen_ai.completion.0.tool_calls.0.name')}, '') AS flat_tool,
+        if(flat_output, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments',
+                                    'gen_ai.completion.0.tool_calls.0.arguments')}, '') AS flat_args"""
 
 
 _MESSAGES_TYPE = "Array(Tuple(role String, content String, parts Array(Tuple(type String, content String))))"
