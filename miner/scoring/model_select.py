@@ -127,16 +127,17 @@ class Platt:
         return np.asarray(self.model.predict_proba(_logit(probabilities))[:, 1])
 
 
-def fit_predict(name: str, design: Design, fit_rows: np.ndarray, y: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
-    """Fit candidate ``name`` on the labelled rows ``fit_rows`` (labels ``y``) and predict every row of ``design``
-    (uncalibrated). The rows are built and predicted a slice at a time: a slice's matrix reuses the memory of the
-    one before, where every row's at once takes hundreds of megabytes at a million spans."""
+def fit_predict(name: str, x: Any, y: np.ndarray, design: Design, fit_rows: np.ndarray, *,
+                chunk: int = 8192) -> np.ndarray:
+    """Fit candidate ``name`` on ``x`` (its matrix of the labelled rows ``fit_rows``, labels ``y``) and predict every
+    row of ``design`` (uncalibrated). The rows are built and predicted a slice at a time: a slice's matrix reuses
+    the memory of the one before, where every row's at once takes hundreds of megabytes at a million spans."""
     from threadpoolctl import threadpool_limits
 
     rows = len(design.numbers)
     out = np.empty(rows)
     with threadpool_limits(1):
-        model = make_model(name).fit(features(name, design, fit_rows, fit_rows), y)
+        model = make_model(name).fit(x, y)
         for start in range(0, rows, chunk):
             part = slice(start, min(rows, start + chunk))
             out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]

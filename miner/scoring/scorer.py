@@ -198,7 +198,7 @@ def _supervised(
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
     rules = _quality(y, _rule_scores(frame, rule_flags)[train], 1e-9)
-    probabilities = platt(fit_predict(name, design, train, y))
+    probabilities = platt(fit_predict(name, matrices[name], y, design, train))
     version = f"{name}-2-{_digest(frame, config, labels, labelled)}"
     good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
     flags = _model_flags(frame, labels, probabilities, threshold, version) if good_enough else []

@@ -179,7 +179,7 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
 
 def _token_matrix(tokens: pa.ListArray, rows: np.ndarray, n: int) -> csr_matrix:
     """The token columns of each trace (a list per table row) as counts in frame rows ``rows`` (-1: left out).
-    When the table's rows are the frame's, the lists are the matrix's rows as they stand: no sorting."""
+    When the table's rows are the frame's, the lists become the matrix's rows directly, without a COO round trip."""
     from scipy import sparse
 
     columns = tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32)
