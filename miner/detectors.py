@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from tracemill.errors import ConfigError
 from tracemill.miner.config import MinerConfig
 from tracemill.miner.features import Frame
@@ -261,6 +259,8 @@ def _latency_outlier(ctx: Context, unit: Detector) -> Iterator[Any]:
     (median/MAD) of at least latency_z, at least latency_ratio times the median and min_excess_s seconds more,
     with min_peers peers.
     Points at the slowest step."""
+    import numpy as np  # the miner extra's; the core install imports this module too
+
     f, cfg = ctx.frame, ctx.config
     zs, medians = ctx.peers.scores(f.peer_groups(), "duration_s", f["duration_s"])
     durations = np.asarray(f["duration_s"], dtype=float)
@@ -345,6 +345,8 @@ def _excess_cost(ctx: Context, unit: Detector) -> Iterator[Any]:
     the median (for time also min_excess_s seconds more), with min_peers peers. Points at the first step
     beyond the peers' median step count
     (filled in by localization), else the slowest step."""
+    import numpy as np
+
     f, cfg = ctx.frame, ctx.config
     groups, columns = f.peer_groups(), {"steps": f.steps(), "tokens": f["tokens"], "duration_s": f["duration_s"]}
     excess = {}
