@@ -33,9 +33,6 @@ class PeerStats:
         self._values: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
         self._stats: dict[tuple[str, str], tuple[int, float, float]] = {}
 
-    def add(self, group: str, steps: float, tokens: float, duration_s: float) -> None:
-        self.add_columns([group], [steps], [tokens], [duration_s])
-
     def add_many(self, rows: Iterable[Sequence[Any]]) -> None:
         """Add (group, steps, tokens, duration_s) rows."""
         columns = list(zip(*rows, strict=True))

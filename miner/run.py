@@ -267,8 +267,7 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
     n = len(frame)
     scores: list[list[Any]] = [
         list(frame["trace_id"]), [model_version] * n, [float(p) for p in probabilities], [now] * n,
-        [frame.peer_group(i) for i in range(n)],
-        [int(a + b) for a, b in zip(frame["llm_calls"], frame["tool_calls"], strict=True)],
+        list(frame.peer_groups()), [int(s) for s in frame.steps()],
         [int(t) for t in frame["tokens"]], [float(d) for d in frame["duration_s"]],
     ]  # fmt: skip
     store.insert(TRACE_SCORES_TABLE, scores, _SCORE_COLUMNS, column_oriented=True)

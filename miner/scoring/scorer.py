@@ -139,7 +139,7 @@ def planned_version_in_store(store: Store, config: MinerConfig) -> str:
 def _labels_and_groups(frame: Frame, config: MinerConfig,
                        group_keys: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     labels = labels_of(frame, config)
-    keys = group_keys if group_keys is not None else [frame.peer_group(i) for i in range(len(frame))]
+    keys = group_keys if group_keys is not None else frame.peer_groups()
     return labels, np.flatnonzero(labels >= 0), np.asarray(list(keys), dtype=object)
 
 
