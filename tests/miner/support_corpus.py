@@ -396,20 +396,28 @@ def genai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def openinference_messages(prefix: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """OpenInference's flattened message attributes under ``prefix`` (llm.input_messages / llm.output_messages)."""
+FLATTENED = {"openinference": (".message", "tool_call.", "function."), "openllmetry": ("", "", "")}
+"""How each convention flattens a message into attributes: what follows the message's index, and what precedes
+a tool call's id and its function's name and arguments (``llm.input_messages.0.message.tool_calls.0.tool_call.
+function.name`` in OpenInference, ``gen_ai.prompt.0.tool_calls.0.name`` in OpenLLMetry)."""
+
+
+def flattened_messages(convention: str, prefix: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A convention's flattened message attributes under ``prefix`` (``llm.input_messages``, ``gen_ai.prompt``...)."""
+    message, call, function = FLATTENED[convention]
     out: dict[str, Any] = {}
     for i, m in enumerate(messages):
-        out[f"{prefix}.{i}.message.role"] = m["role"]
+        base = f"{prefix}.{i}{message}"
+        out[f"{base}.role"] = m["role"]
         if m.get("content"):
-            out[f"{prefix}.{i}.message.content"] = m["content"]
+            out[f"{base}.content"] = m["content"]
         for j, c in enumerate(m.get("tool_calls", ())):
-            base = f"{prefix}.{i}.message.tool_calls.{j}.tool_call"
-            out[f"{base}.id"] = c["id"]
-            out[f"{base}.function.name"] = c["function"]["name"]
-            out[f"{base}.function.arguments"] = c["function"]["arguments"]
+            tool_call = f"{base}.tool_calls.{j}.{call}"
+            out[f"{tool_call}id"] = c["id"]
+            out[f"{tool_call}{function}name"] = c["function"]["name"]
+            out[f"{tool_call}{function}arguments"] = c["function"]["arguments"]
         if m["role"] == "tool":
-            out[f"{prefix}.{i}.message.tool_call_id"] = m["tool_call_id"]
+            out[f"{base}.tool_call_id"] = m["tool_call_id"]
     return out
 
 
@@ -461,6 +469,21 @@ def write_openllmetry(store: Any, conversations: list[Conversation]) -> list[Tra
     indexed ``gen_ai.prompt.N.*``/``gen_ai.completion.N.*``; no task or conversation id."""
     return _write_plain(store, conversations, _openllmetry_span_attributes, "retail-support-ol",
                         lambda final: {"traceloop.entity.output": json.dumps(final)})
+
+
+def in_each_convention(new_database: Any, drop_database: Any, name: str, conversations: list[Conversation],
+                       read: Any) -> dict[str, Any]:
+    """``read(store, traced)`` of the conversations written in each convention through the plain OTel SDK (GenAI,
+    OpenInference, OpenLLMetry), each in a fresh database of its own, dropped afterwards."""
+    out = {}
+    for convention, write in (("genai", write_genai), ("openinference", write_openinference),
+                              ("openllmetry", write_openllmetry)):
+        store = new_database(f"{name}_{convention}")
+        try:
+            out[convention] = read(store, write(store, conversations))
+        finally:
+            drop_database(store)
+    return out
 
 
 def _write_plain(store: Any, conversations: list[Conversation], attributes: Any, service: str,
@@ -532,28 +555,13 @@ def _openinference_span_attributes(c: Conversation, kind: str, e: Event | None,
         return "ChatCompletion", {"kind": SpanKind.CLIENT, "attributes": {
             "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
             "session.id": c.conversation_id,
-            **openinference_messages("llm.input_messages", messages),
-            **openinference_messages("llm.output_messages", history([e])[1:]),
+            **flattened_messages("openinference", "llm.input_messages", messages),
+            **flattened_messages("openinference", "llm.output_messages", history([e])[1:]),
             **{f"llm.tools.{i}.tool.json_schema": json.dumps(d) for i, d in enumerate(TOOL_DEFINITIONS)},
             "llm.token_count.prompt": 300 + 60 * len(before), "llm.token_count.completion": 40}}
     return e.tool, {"attributes": {
         "openinference.span.kind": "TOOL", "tool.name": e.tool, "session.id": c.conversation_id,
         "input.value": json.dumps(e.args), "output.value": result_text(e)}}
-
-
-def openllmetry_messages(prefix: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """OpenLLMetry's indexed message attributes under ``prefix`` (gen_ai.prompt / gen_ai.completion)."""
-    out: dict[str, Any] = {}
-    for i, m in enumerate(messages):
-        out[f"{prefix}.{i}.role"] = m["role"]
-        if m.get("content"):
-            out[f"{prefix}.{i}.content"] = m["content"]
-        for j, c in enumerate(m.get("tool_calls", ())):
-            out.update({f"{prefix}.{i}.tool_calls.{j}.id": c["id"], f"{prefix}.{i}.tool_calls.{j}.name":
-                        c["function"]["name"], f"{prefix}.{i}.tool_calls.{j}.arguments": c["function"]["arguments"]})
-        if m["role"] == "tool":
-            out[f"{prefix}.{i}.tool_call_id"] = m["tool_call_id"]
-    return out
 
 
 def _openllmetry_span_attributes(c: Conversation, kind: str, e: Event | None, before: list[Event]) -> tuple[str, dict]:
@@ -569,8 +577,8 @@ def _openllmetry_span_attributes(c: Conversation, kind: str, e: Event | None, be
     if kind == "llm":
         return "openai.chat", {"kind": SpanKind.CLIENT, "attributes": {
             "llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
-            **openllmetry_messages("gen_ai.prompt", history(before)),
-            **openllmetry_messages("gen_ai.completion", history([e])[1:]),
+            **flattened_messages("openllmetry", "gen_ai.prompt", history(before)),
+            **flattened_messages("openllmetry", "gen_ai.completion", history([e])[1:]),
             "gen_ai.completion.0.finish_reason": "tool_calls" if e.tool else "stop",
             **{f"llm.request.functions.{i}.name": d["function"]["name"] for i, d in enumerate(TOOL_DEFINITIONS)},
             "gen_ai.usage.prompt_tokens": 300 + 60 * len(before), "gen_ai.usage.completion_tokens": 40,

@@ -30,14 +30,8 @@ def _mined(store: Any, traced: list[Any]) -> tuple[list[dict[str, Any]], list[se
 @pytest.fixture(scope="module")
 def mined(new_database: Any, drop_database: Any, support: Any) -> dict[str, Any]:
     conversations = support.build(seed=9, tasks=8, trials=3)
-    out = {}
-    for name in ("genai", "openinference", "openllmetry"):
-        store = new_database(f"conventions_{name}")
-        try:
-            out[name] = _mined(store, getattr(support, f"write_{name}")(store, conversations))
-        finally:
-            drop_database(store)
-    return {"conversations": conversations, **out}
+    return {"conversations": conversations,
+            **support.in_each_convention(new_database, drop_database, "conventions", conversations, _mined)}
 
 
 @pytest.mark.parametrize("convention", ["openinference", "openllmetry"])

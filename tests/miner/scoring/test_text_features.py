@@ -20,13 +20,7 @@ def _features(store: Any, traced: list[Any]) -> tuple[np.ndarray, Any]:
 
 def test_each_convention_gives_the_same_conversation_features(new_database: Any, drop_database: Any, support: Any):
     conversations = support.build(seed=4, tasks=6, trials=3)
-    features = {}
-    for name in ("genai", "openinference", "openllmetry"):
-        store = new_database(f"text_{name}")
-        try:
-            features[name] = _features(store, getattr(support, f"write_{name}")(store, conversations))
-        finally:
-            drop_database(store)
+    features = support.in_each_convention(new_database, drop_database, "text", conversations, _features)
     numbers_g, tokens_g = features["genai"]
     column = {name: k for k, name in enumerate(TEXT_NUMERIC)}
     users = [sum(e.kind == "user" for e in c.events) for c in conversations]
