@@ -41,3 +41,29 @@ def test_predicting_a_slice_at_a_time_gives_the_probabilities_of_every_row_at_on
         sliced = fit_predict(name, x, y, design, train, chunk=10)
         assert whole.shape == (rows,) and np.array_equal(whole, sliced)
         assert 0.0 < whole.min() < whole.max() < 1.0
+
+
+def test_candidates_cross_validated_side_by_side_score_as_each_alone():
+    from scipy import sparse
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    from tracemill.miner.scoring.model_select import CANDIDATES, Design, choose, features, make_model
+
+    rng = np.random.default_rng(5)
+    rows = 240
+    hashed = [sparse.random(rows, 2**8, density=0.05, format="csr", random_state=seed,
+                            data_rvs=lambda n: rng.integers(1, 4, n)) for seed in (4, 5, 6)]
+    design = Design(rng.poisson(3.0, (rows, 5)).astype(float), *hashed)
+    train = np.arange(rows)
+    y = (design.numbers[:, 0] + design.numbers[:, 1] % 2 + rng.normal(0, 1, rows) > 3.5).astype(int)
+    groups = np.asarray([f"task-{i % 12}" for i in range(rows)], dtype=object)
+    matrices = {name: features(name, design, train, train) for name in CANDIDATES}
+    best, scores, out_of_fold = choose(matrices, y, groups, 4)
+    for name in CANDIDATES:
+        alone = cross_val_predict(make_model(name), matrices[name], y, groups=groups, cv=GroupKFold(n_splits=4),
+                                  method="predict_proba")[:, 1]
+        assert scores[name] == round(float(roc_auc_score(y, alone)), 4)
+        if name == best:
+            assert np.array_equal(out_of_fold, alone)
+    assert 0.5 < scores[best] <= 1.0
