@@ -16,7 +16,10 @@ that cannot be computed again: dropping them costs one re-computation.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
@@ -140,10 +143,38 @@ class FeatureCache:
             params,
         )
 
+    def read_conversations_in_background(self, where: str, params: dict[str, Any]) -> Future[Any]:
+        """:meth:`read_conversations` on a second connection, in a thread. The engine computes and reads them
+        while the run's Python work (detectors, calibration) goes on: chDB and a server's client release the
+        interpreter while a query runs, so the two share the machine's cores instead of taking turns."""
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        connection = self.store.another_connection()
 
-def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False) -> Frame:
+        def read() -> None:
+            other = copy.copy(self)
+            other.store = connection
+            try:
+                try:
+                    table = other.read_conversations(where, params)
+                finally:  # before the result is handed over: nothing of the read is left once it is
+                    connection.close()
+            except BaseException as exc:  # handed to whoever waits for the result
+                future.set_exception(exc)
+            else:
+                future.set_result(table)
+
+        threading.Thread(target=read, name="tracemill-conversations", daemon=True).start()
+        return future
+
+
+def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False,
+                  conversations: bool = False) -> Frame:
     """The features and final actions of the traces selected by ``where``: the kept ones read back, the others
-    (every one when ``again``) computed from their spans and kept first."""
+    (every one when ``again``) computed from their spans and kept first. With ``conversations`` (the run expects
+    to train the supervised scorer), their conversations are read in the background from then on
+    (:attr:`Frame.conversations`): the engine works on them while Python reads the features and runs the
+    detectors."""
     cache = FeatureCache(store, loop_min).create()
     wanted = where if again else cache.missing(where)
     if where != "0" and (again or any_trace(store, wanted, params)):  # a re-score has every trace kept already
@@ -156,10 +187,16 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
             ).result_rows
         ]
         cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
-    result = cache.read(where, params)
-    frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
-                           strict=True)), where, params, cache)  # fmt: skip
-    _add_final_actions(frame, cache)
+    later = cache.read_conversations_in_background(where, params) if conversations and where != "0" else None
+    try:
+        result = cache.read(where, params)
+        frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
+                               strict=True)), where, params, cache, later)  # fmt: skip
+        _add_final_actions(frame, cache)
+    except BaseException:
+        if later is not None:
+            wait([later])
+        raise
     return frame
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ class Frame:
     cache: Any = None
     """The :class:`~tracemill.miner.feature_cache.FeatureCache` the rows were read from (more of the traces'
     features, such as their conversations, are kept there)."""
+    conversations: Future[Any] | None = None
+    """The traces' conversations being read in the background, when the run expects to train the supervised
+    scorer (:meth:`~tracemill.miner.feature_cache.FeatureCache.read_conversations_in_background`)."""
     _groups: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:

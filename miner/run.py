@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import wait
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ def mine_store(
     """Mine ``store``; see :func:`tracemill.mine`. ``rescore`` mines every trace, reading the span features kept
     from earlier runs (``remine`` computes them again)."""
     from tracemill.collector.store.query import parse_since
+    from tracemill.miner.scoring.scorer import UNSUPERVISED, planned_version_in_store
 
     config = config or MinerConfig()
     started = time.perf_counter()
@@ -65,15 +67,30 @@ def mine_store(
     clock = _Clock(result, progress)
 
     since_s = None if since is None else parse_since(since)
+    planned = planned_version_in_store(store, config)
     where, params, fresh = candidate_condition(store, since_s=since_s, remine=remine or rescore)
-    if where != "1" and _labels_changed(store, config):
+    if where != "1" and _labels_changed(store, planned):
         where, params = "1", {}  # the stored scores come from another model: re-score (and re-flag) every trace
     elif since_s is None and where != "1" and not anything_new(store, params):
         where = "0"  # nothing new or changed, and the same labels: the stored scores and flags stand
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats,
-                          again=remine or since_s is not None)
+                          again=remine or since_s is not None, conversations=planned != UNSUPERVISED)
+    try:
+        mined = _mine_frame(store, frame, config, result, clock, started, fresh=fresh, full=where == "1")
+    finally:  # no read of this run's outlives it
+        if frame.conversations is not None:
+            wait([frame.conversations])
+    if mined is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
+        return mine_store(store, config=config, rescore=True, progress=progress)
+    return mined
+
+
+def _mine_frame(store: Store, frame: Frame, config: MinerConfig, result: MineResult, clock: _Clock, started: float,
+                *, fresh: bool, full: bool) -> MineResult | None:
+    """Detect, score, write and report on the traces of ``frame``; None when the stored scores come from another
+    model, so every trace must be mined again."""
     result.traces = len(frame)
     clock.done("features")
     if not len(frame):
@@ -82,19 +99,19 @@ def mine_store(
         result.duration_s = round(time.perf_counter() - started, 3)
         return result
 
-    scored = _flag_and_score(store, frame, config, result, clock, full=where == "1")
-    if scored is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
-        return mine_store(store, config=config, rescore=True, progress=progress)
+    scored = _flag_and_score(store, frame, config, result, clock, full=full)
+    if scored is None:
+        return None
 
     _write(store, result, frame, scored.probabilities, scored.model_version, replace_old=not fresh,
-           every_trace=where == "1")
+           every_trace=full)
     _predict_decisive(store, config, result)
     result.top_steps = _top_steps(store, result.run_id)
     record_run(store, result)
     store_taxonomy(store, result.run_id, result.taxonomy)
     clock.done("write")
 
-    result.regressions = _regressions_of_run(store, frame, result.flags, full=where == "1")
+    result.regressions = _regressions_of_run(store, frame, result.flags, full=full)
     _versions_and_rollouts(store, result)
     clock.done("regressions")
     result.duration_s = round(time.perf_counter() - started, 3)
@@ -105,6 +122,9 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
                     full: bool) -> Any:
     """Detect, localize, calibrate, score and classify: fills ``result``'s flags, summary and taxonomy; the
     scorer's output, or None when the stored scores come from another model (then every trace is mined again)."""
+    from tracemill.miner.quality.calibration import calibrate_flags
+    from tracemill.miner.scoring.scorer import planned_version, score_traces
+
     result.spans = int(sum(frame["spans"]))
     peers = _peers(store, frame, config, full=full)
     ctx = Context(frame=frame, config=config, peers=peers)
@@ -113,9 +133,6 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
 
     flags = _localize_excess(store, frame, flags, peers)
     clock.done("localize")
-
-    from tracemill.miner.quality.calibration import calibrate_flags
-    from tracemill.miner.scoring.scorer import planned_version, score_traces
 
     calibrated = calibrate_flags(frame, flags, config)
     flags = calibrated.flags
@@ -138,12 +155,11 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
     return scored
 
 
-def _labels_changed(store: Store, config: MinerConfig) -> bool:
-    """Whether the outcome labels or the settings changed since the stored scores were written."""
+def _labels_changed(store: Store, planned: str) -> bool:
+    """Whether the outcome labels or the settings changed since the stored scores were written (``planned``: the
+    scorer's version they call for)."""
     from tracemill.miner.quality.miner_runs import latest_run
-    from tracemill.miner.scoring.scorer import planned_version_in_store
 
-    planned = planned_version_in_store(store, config)
     if not model_changed(store, planned):
         return False
     # Labels that could not train a model (too few task groups) were tried already: nothing to re-score.

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
     from tracemill.miner.scoring.model_select import Design
 
-__all__ = ["NUMERIC_FEATURES", "ScoreResult", "planned_version", "planned_version_in_store", "score_traces"]
+__all__ = ["NUMERIC_FEATURES", "UNSUPERVISED", "ScoreResult", "planned_version", "planned_version_in_store",
+           "score_traces"]
 
 NUMERIC_FEATURES = (
     "spans", "llm_calls", "tool_calls", "errors", "tool_errors", "result_errors", "llm_errors", "timeouts",
@@ -36,6 +37,9 @@ NUMERIC_FEATURES = (
     "final_gives_up",
 )  # fmt: skip
 """Trace features the scorer reads (never feedback: that is the label)."""
+
+UNSUPERVISED = "isolation-forest-1"
+"""The version of the scores given without enough labels: anomaly scores."""
 
 # Detectors that read the outcome label cannot be compared with a model that predicts it.
 _LABEL_DETECTORS = {"negative_feedback", "outcome_near_threshold", "outcome_model"}
@@ -54,10 +58,9 @@ class ScoreResult:
 def labels_of(frame: Frame, config: MinerConfig) -> np.ndarray:
     """1 failure, 0 success, -1 unlabelled, from each trace's outcome feedback."""
     out = np.full(len(frame), -1, dtype=int)
-    for i in range(len(frame)):
-        if frame["has_outcome"][i]:
-            failed = outcome_failed(frame["outcome_label"][i], frame["outcome_score"][i], 1, config.outcome_threshold)
-            out[i] = int(failed)
+    label, score = frame["outcome_label"], frame["outcome_score"]
+    rows = [i for i, has in enumerate(frame["has_outcome"]) if has]
+    out[rows] = [outcome_failed(label[i], score[i], 1, config.outcome_threshold) for i in rows]
     return out
 
 
@@ -113,7 +116,7 @@ def planned_version(frame: Frame, config: MinerConfig, group_keys: Sequence[str]
     mines every trace at once when they differ, instead of training a model on the run's traces first."""
     labels, labelled, groups = _labels_and_groups(frame, config, group_keys)
     if _why_unsupervised(labels, labelled, groups, config):
-        return "isolation-forest-1"
+        return UNSUPERVISED
     return f"planned-2-{_digest(frame, config, labels, labelled)}"
 
 
@@ -132,7 +135,7 @@ def planned_version_in_store(store: Store, config: MinerConfig) -> str:
     labels = [(trace, int(outcome_failed(label, score, 1, config.outcome_threshold))) for trace, label, score in rows]
     positives = sum(label for _, label in labels)
     if not _enough_labels(len(labels), positives, config):
-        return "isolation-forest-1"
+        return UNSUPERVISED
     return f"planned-2-{_digest_of(config, labels)}"
 
 
@@ -246,20 +249,20 @@ def _rule_scores(frame: Frame, rule_flags: Sequence[Flag]) -> np.ndarray:
 def _model_flags(frame: Frame, labels: np.ndarray, probabilities: np.ndarray, threshold: float,
                  version: str) -> list[Flag]:
     unit = DETECTORS["outcome_model"]
+    ids, error_span, last_llm, root = (frame[c] for c in ("trace_id", "first_error_span", "last_llm_span", "root_span"))
     flags = []
-    for i, p in enumerate(probabilities):
-        if p >= threshold and labels[i] < 0:
-            span = frame["first_error_span"][i] or frame["last_llm_span"][i] or frame["root_span"][i]
-            flags.append(Flag(frame["trace_id"][i], span, unit.name, unit.version, unit.category, unit.kind,
-                              "high" if p >= 0.9 else "medium", round(float(p), 3),
-                              f"failure probability {p:.2f} ≥ threshold {threshold:.2f} ({version})"))
+    for i in np.flatnonzero((probabilities >= threshold) & (labels < 0)):
+        p = float(probabilities[i])
+        flags.append(Flag(ids[i], error_span[i] or last_llm[i] or root[i], unit.name, unit.version, unit.category,
+                          unit.kind, "high" if p >= 0.9 else "medium", round(p, 3),
+                          f"failure probability {p:.2f} ≥ threshold {threshold:.2f} ({version})"))
     return flags
 
 
 def _anomaly(frame: Frame, why: str) -> ScoreResult:
     n = len(frame)
     note = f"{why}; scores are IsolationForest anomaly scores"
-    report: dict[str, Any] = {"mode": "anomaly", "model_version": "isolation-forest-1", "note": note,
+    report: dict[str, Any] = {"mode": "anomaly", "model_version": UNSUPERVISED, "note": note,
                               "labelled": None, "model": None, "rules": None, "threshold": None}
     if n < 2:
         report.update(mode="none", model_version="none", note=f"{n} trace(s): nothing to compare")
@@ -271,7 +274,7 @@ def _anomaly(frame: Frame, why: str) -> ScoreResult:
     raw = -forest.score_samples(x)
     low, high = float(raw.min()), float(raw.max())
     probabilities = (raw - low) / (high - low) if high > low else np.zeros(n)
-    return ScoreResult(probabilities, "isolation-forest-1", report)
+    return ScoreResult(probabilities, UNSUPERVISED, report)
 
 
 def _quality(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -151,7 +151,12 @@ def conversation_features(store: Store | None, frame: Frame, peer_keys: Sequence
     signatures: list[str] = [""] * n
     from_store = sparse.csr_matrix((n, TOKEN_COLUMNS))
     read = store is not None and n and frame.cache is not None
-    table = frame.cache.read_conversations(frame.where, frame.params) if read else None
+    if not read:
+        table = None
+    elif frame.conversations is not None:  # started in the background when the run began
+        table = frame.conversations.result()
+    else:
+        table = frame.cache.read_conversations(frame.where, frame.params)
     if table is not None and table.num_rows:
         traces = table.column("TraceId").to_pylist()
         # The same condition selected the frame's traces, in the same order; a trace written in between is left out.

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
+from tracemill.collector.store.store import StoreError
 from tracemill.miner.feature_cache import load_features
 from tracemill.miner.scoring.text_features import TEXT_NUMERIC, conversation_features, peer_keys
 
@@ -50,3 +52,37 @@ def test_hashed_counts_hash_each_distinct_text_once_and_match_the_vectorizer():
     assert counts.shape == (5, 2**10) and (counts != direct).nnz == 0
     assert counts[0].sum() == 7  # four tokens and three pairs, counted again for the repeated text
     assert hashed_counts([], columns=16).shape == (0, 16)
+
+
+def test_conversations_read_in_the_background_give_the_features_read_in_line(new_database: Any, drop_database: Any,
+                                                                            support: Any):
+    store = new_database("text_background")
+    try:
+        support.write_genai(store, support.build(seed=5, tasks=4, trials=3))
+        background = load_features(store, "1", {}, loop_min=3, conversations=True)  # computes and keeps them
+        assert background.conversations is not None
+        from_background = conversation_features(store, background, peer_keys(background))
+        in_line = load_features(store, "1", {}, loop_min=3)  # reads the kept ones
+        assert in_line.conversations is None
+        from_kept = conversation_features(store, in_line, peer_keys(in_line))
+        assert background["trace_id"] == in_line["trace_id"] and len(in_line) == 12
+        assert np.array_equal(from_background.numbers, from_kept.numbers)
+        assert from_background.tokens.nnz > 0 and (from_background.tokens != from_kept.tokens).nnz == 0
+    finally:
+        drop_database(store)
+
+
+def test_a_failed_background_read_raises_where_the_conversations_are_used(new_database: Any, drop_database: Any,
+                                                                          support: Any):
+    from concurrent.futures import Future
+
+    store = new_database("text_background_error")
+    try:
+        support.write_genai(store, support.build(seed=5, tasks=3, trials=3))
+        frame = load_features(store, "1", {}, loop_min=3)
+        frame.conversations = frame.cache.read_conversations_in_background("no_such_column = 1", {})
+        with pytest.raises(StoreError, match="no_such_column"):
+            conversation_features(store, frame, peer_keys(frame))
+        assert isinstance(frame.conversations, Future) and frame.conversations.done()
+    finally:
+        drop_database(store)
