@@ -32,6 +32,14 @@ class PeerStats:
         self.min_peers = min_peers
         self._values: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
         self._stats: dict[tuple[str, str], tuple[int, float, float]] = {}
+        self._coded: tuple[Sequence[str], np.ndarray, list[str]] | None = None
+
+    def _codes(self, groups: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """:func:`_codes` of ``groups``, numbered once for the same list (a run adds and scores the frame's peer
+        groups, one list, for each metric)."""
+        if self._coded is None or self._coded[0] is not groups:
+            self._coded = (groups, *_codes(groups))
+        return self._coded[1], self._coded[2]
 
     def add_many(self, rows: Iterable[Sequence[Any]]) -> None:
         """Add (group, steps, tokens, duration_s) rows."""
@@ -42,7 +50,7 @@ class PeerStats:
     def add_columns(self, groups: Sequence[str], steps: Sequence[float], tokens: Sequence[float],
                     duration_s: Sequence[float]) -> None:
         """Add one run per position of the columns."""
-        codes, names = _codes(groups)
+        codes, names = self._codes(groups)
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
         for metric, values in zip(METRICS, (steps, tokens, duration_s), strict=True):
@@ -76,7 +84,7 @@ class PeerStats:
         """:meth:`score` of every run at once: (robust z-scores, peers' medians) as arrays."""
         if not len(groups):
             return np.zeros(0), np.zeros(0)
-        codes, names = _codes(groups)
+        codes, names = self._codes(groups)
         known = [self._stats.get((group, metric)) for group in names]
         usable = np.asarray([s is not None and s[0] >= self.min_peers for s in known])[codes]
         medians = np.asarray([s[1] if s is not None else 0.0 for s in known])[codes]

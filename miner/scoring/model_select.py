@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "Design", "Platt", "choose", "features", "fit_predict", "make_model", "precision_threshold"]
+__all__ = ["CANDIDATES", "Choice", "Design", "Platt", "choose", "features", "make_model", "precision_threshold",
+           "predict"]
 
 CANDIDATES = ("logreg", "hgb")
 
@@ -92,10 +93,20 @@ def make_model(name: str) -> Any:
                                           l2_regularization=1.0, random_state=0)
 
 
-def choose(matrices: dict[str, Any], y: np.ndarray, groups: np.ndarray,
-           folds: int) -> tuple[str, dict[str, Any], np.ndarray]:
-    """The candidate with the best grouped-CV AUROC, each candidate's AUROC, and the winner's out-of-fold
-    probabilities; ``matrices`` holds each candidate's features of the labelled traces."""
+@dataclass
+class Choice:
+    """The chosen candidate, every candidate's grouped-CV AUROC, the winner's out-of-fold probabilities, and the
+    winner fitted on every labelled row."""
+
+    name: str
+    scores: dict[str, float]
+    out_of_fold: np.ndarray
+    model: Any
+
+
+def choose(matrices: dict[str, Any], y: np.ndarray, groups: np.ndarray, folds: int) -> Choice:
+    """The candidate with the best grouped-CV AUROC, fitted on every labelled row; ``matrices`` holds each
+    candidate's features of the labelled traces."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
     from threadpoolctl import threadpool_limits
@@ -105,12 +116,15 @@ def choose(matrices: dict[str, Any], y: np.ndarray, groups: np.ndarray,
                                  method="predict_proba")[:, 1]
 
     # Side by side: the trees' histograms and the linear model's solver release the interpreter while they work.
+    # (Fitting the final models in the same pool is slower: the trees' growers then contend for the interpreter.)
     with threadpool_limits(1), ThreadPoolExecutor(len(CANDIDATES)) as pool:
         predictions = dict(zip(CANDIDATES, pool.map(out_of_fold, CANDIDATES), strict=True))
     scores = {name: round(float(roc_auc_score(y, predictions[name])), 4) for name in CANDIDATES}
     # The trees must beat the linear model clearly: on a few hundred runs, small AUROC differences are noise.
     best = "hgb" if scores["hgb"] >= scores["logreg"] + 0.03 else "logreg"
-    return best, scores, predictions[best]
+    with threadpool_limits(1):
+        model = make_model(best).fit(matrices[best], y)
+    return Choice(best, scores, predictions[best], model)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -130,20 +144,21 @@ class Platt:
         return np.asarray(self.model.predict_proba(_logit(probabilities))[:, 1])
 
 
-def fit_predict(name: str, x: Any, y: np.ndarray, design: Design, fit_rows: np.ndarray, *,
-                chunk: int = 8192) -> np.ndarray:
-    """Fit candidate ``name`` on ``x`` (its matrix of the labelled rows ``fit_rows``, labels ``y``) and predict every
-    row of ``design`` (uncalibrated). The rows are built and predicted a slice at a time: a slice's matrix reuses
-    the memory of the one before, where every row's at once takes hundreds of megabytes at a million spans."""
+def predict(name: str, model: Any, design: Design, fit_rows: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
+    """Candidate ``name``'s fitted ``model``'s probabilities (uncalibrated) for every row of ``design`` (``fit_rows``:
+    the rows it was fitted on, for scaling). The rows are built and predicted a slice at a time, two slices at once:
+    a slice's matrix is small, where every row's at once takes hundreds of megabytes at a million spans."""
     from threadpoolctl import threadpool_limits
 
     rows = len(design.numbers)
     out = np.empty(rows)
-    with threadpool_limits(1):
-        model = make_model(name).fit(x, y)
-        for start in range(0, rows, chunk):
-            part = slice(start, min(rows, start + chunk))
-            out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]
+
+    def predict_slice(start: int) -> None:
+        part = slice(start, min(rows, start + chunk))
+        out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]
+
+    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+        list(pool.map(predict_slice, range(0, rows, chunk)))
     return out
 
 

@@ -185,8 +185,8 @@ def _supervised(
         Platt,
         choose,
         features,
-        fit_predict,
         precision_threshold,
+        predict,
     )
 
     design = _design(frame, store)
@@ -194,14 +194,15 @@ def _supervised(
     matrices = {name: features(name, design, train, train) for name in CANDIDATES}
     y, g = labels[train], groups[train]
     folds = min(config.cv_folds, len(set(g)))
-    name, candidates, out_of_fold = choose(matrices, y, g, folds)
-    platt = Platt(out_of_fold, y)
-    cv_probs = platt(out_of_fold)
+    choice = choose(matrices, y, g, folds)
+    name, candidates = choice.name, choice.scores
+    platt = Platt(choice.out_of_fold, y)
+    cv_probs = platt(choice.out_of_fold)
     threshold, precise = precision_threshold(y, cv_probs, config.flag_precision)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
     rules = _quality(y, _rule_scores(frame, rule_flags)[train], 1e-9)
-    probabilities = platt(fit_predict(name, matrices[name], y, design, train))
+    probabilities = platt(predict(name, choice.model, design, train))
     version = f"{name}-2-{_digest(frame, config, labels, labelled)}"
     good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
     flags = _model_flags(frame, labels, probabilities, threshold, version) if good_enough else []

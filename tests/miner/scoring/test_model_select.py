@@ -26,7 +26,7 @@ def test_without_a_precise_threshold_the_best_precision_is_returned():
 def test_predicting_a_slice_at_a_time_gives_the_probabilities_of_every_row_at_once():
     from scipy import sparse
 
-    from tracemill.miner.scoring.model_select import CANDIDATES, Design, features, fit_predict
+    from tracemill.miner.scoring.model_select import CANDIDATES, Design, features, make_model, predict
 
     rng = np.random.default_rng(3)
     rows = 257
@@ -37,13 +37,14 @@ def test_predicting_a_slice_at_a_time_gives_the_probabilities_of_every_row_at_on
     y = (design.numbers[train, 0] + rng.normal(0, 1, train.size) > 3).astype(int)
     for name in CANDIDATES:
         x = features(name, design, train, train)
-        whole = fit_predict(name, x, y, design, train, chunk=rows)
-        sliced = fit_predict(name, x, y, design, train, chunk=10)
+        model = make_model(name).fit(x, y)
+        whole = predict(name, model, design, train, chunk=rows)
+        sliced = predict(name, model, design, train, chunk=10)
         assert whole.shape == (rows,) and np.array_equal(whole, sliced)
         assert 0.0 < whole.min() < whole.max() < 1.0
 
 
-def test_candidates_cross_validated_side_by_side_score_as_each_alone():
+def test_candidates_cross_validated_and_fitted_side_by_side_score_as_each_alone():
     from scipy import sparse
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
@@ -59,11 +60,13 @@ def test_candidates_cross_validated_side_by_side_score_as_each_alone():
     y = (design.numbers[:, 0] + design.numbers[:, 1] % 2 + rng.normal(0, 1, rows) > 3.5).astype(int)
     groups = np.asarray([f"task-{i % 12}" for i in range(rows)], dtype=object)
     matrices = {name: features(name, design, train, train) for name in CANDIDATES}
-    best, scores, out_of_fold = choose(matrices, y, groups, 4)
+    choice = choose(matrices, y, groups, 4)
     for name in CANDIDATES:
         alone = cross_val_predict(make_model(name), matrices[name], y, groups=groups, cv=GroupKFold(n_splits=4),
                                   method="predict_proba")[:, 1]
-        assert scores[name] == round(float(roc_auc_score(y, alone)), 4)
-        if name == best:
-            assert np.array_equal(out_of_fold, alone)
-    assert 0.5 < scores[best] <= 1.0
+        assert choice.scores[name] == round(float(roc_auc_score(y, alone)), 4)
+        if name == choice.name:
+            assert np.array_equal(choice.out_of_fold, alone)
+            fitted_alone = make_model(name).fit(matrices[name], y).predict_proba(matrices[name])
+            assert np.array_equal(choice.model.predict_proba(matrices[name]), fitted_alone)
+    assert 0.5 < choice.scores[choice.name] <= 1.0
