@@ -29,12 +29,14 @@ __all__ = ["COLUMNS", "FINAL_COLUMNS", "GIVE_UP_PATTERN", "HANDOFF_PATTERN", "HA
            "final_action", "final_columns"]  # fmt: skip
 
 GIVE_UP_PATTERN = (
-    r"(?i)\bi (cannot|can't|can not|am unable to|'m unable to|am not able to|could not|couldn't|was unable to"
-    r"|wasn't able to) (help|assist|complete|do|find|finish|answer|fulfil|fulfill|process|provide|continue)"
+    r"(?i)\bi( cannot| can[’']t| can not| am unable to|[’']m unable to| am not able to|[’']m not able to"
+    r"| could not| couldn[’']t| was unable to| wasn[’']t able to) "
+    r"(help|assist|complete|do|find|finish|answer|fulfil|fulfill|process|provide|continue)"
     r"|\bunable to (complete|help|assist|finish|continue)\b|\bgave up\b|\bgiving up\b"
     r"|\bmax(imum)? (number of )?(iterations|steps|turns)\b|\biteration limit\b|\bstopped due to\b"
 )
-"""A final answer that gives up: a refusal, "cannot help", an iteration limit."""
+"""A final answer that gives up: a refusal, "cannot help", an iteration limit. A contraction may be written with
+the typographic apostrophe (’), as many models write it."""
 
 HANDOFF_PATTERN = (
     r"(?i)\b(escalat\w*|hand(ing|ed)?[ -]?(off|over)|transfer(ring|red)?|forward(ing|ed)?|connect(ing|ed)?)"

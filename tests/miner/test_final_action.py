@@ -85,6 +85,11 @@ def test_final_action_reads_each_convention():
     assert final_action(_row(last_flat_text="I'm transferring you to a human agent now.")).handoff
     refusal = final_action(_row(last_flat_text="I can't process a refund: it is past 30 days."))
     assert refusal.gives_up and not refusal.handoff
+    # Contractions, with either apostrophe.
+    for refusal_text in ("I'm unable to process that.", "I can’t help with that.",
+                         "Sorry, I’m not able to process this refund.", "I couldn’t complete the booking."):
+        assert final_action(_row(last_flat_text=refusal_text)).gives_up, refusal_text
+    assert not final_action(_row(last_flat_text="I can’t wait to help you again!")).gives_up
     # A run whose last step is a tool run ended with that tool.
     tail = final_action(_row(ends_with_tool=1, last_tool="escalate", last_tool_args="{}"))
     assert (tail.kind, tail.handoff) == ("tool_call", True)
