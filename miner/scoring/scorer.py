@@ -128,6 +128,9 @@ def planned_version_in_store(store: Store, config: MinerConfig) -> str:
     from tracemill.collector.store.schema import SPANS_TABLE
     from tracemill.miner.sql import FEEDBACK_PER_TRACE
 
+    outcomes = int(store.command(f"SELECT count() FROM ({FEEDBACK_PER_TRACE}) WHERE has_outcome > 0"))
+    if outcomes < config.min_labels:  # too few, whatever their traces: no need to look for those in the spans
+        return UNSUPERVISED
     rows = store.query(
         f"SELECT TraceId, outcome_label, outcome_score FROM ({FEEDBACK_PER_TRACE}) WHERE has_outcome > 0 "
         f"AND TraceId IN (SELECT TraceId FROM {SPANS_TABLE}) ORDER BY TraceId"
