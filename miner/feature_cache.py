@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
 from tracemill.miner.config import MINER_VERSION
 from tracemill.miner.features import MAX_DEFINITIONS, Frame, any_trace, tool_schema_check
+from tracemill.miner.final_action import COLUMNS as FINAL_INPUTS
 from tracemill.miner.final_action import (
     FINAL_COLUMNS,
     GIVE_UP_PATTERN,
@@ -102,10 +103,15 @@ class FeatureCache:
     def read(self, where: str, params: dict[str, Any]) -> Any:
         """The kept features and final actions of the traces selected by ``where`` (and still stored), with their
         current feedback, ordered by trace id. A trace whose final action is not kept has an empty
-        ``final_kind``; ``features_at`` names the feature row for :meth:`keep_final_actions`."""
+        ``final_kind``; ``features_at`` names the feature row for :meth:`keep_final_actions`. The columns a final
+        action is read from (:data:`~tracemill.miner.final_action.COLUMNS`, the run's longest texts) are read only
+        for those traces: the others' come back empty."""
         finals = ", ".join(f"e.{name}" for name in FINAL_COLUMNS)
+        inputs = ", ".join(f"if(e.ending_of = '', t.{name}, defaultValueOfArgumentType(t.{name})) AS {name}"
+                           for name in FINAL_INPUTS)
         return self.store.query(
-            f"SELECT t.* EXCEPT cached_at, t.cached_at AS features_at, {finals}, {FEEDBACK_COLUMNS} "
+            f"SELECT t.* EXCEPT (cached_at, {', '.join(FINAL_INPUTS)}), t.cached_at AS features_at, {inputs}, "
+            f"{finals}, {FEEDBACK_COLUMNS} "
             f"FROM {quote_identifier(self.table)} AS t FINAL "
             f"LEFT JOIN (SELECT * EXCEPT (trace_id, features_at), trace_id AS ending_of, features_at AS ending_at "
             f"FROM {quote_identifier(self.endings)} FINAL) AS e "

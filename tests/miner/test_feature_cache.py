@@ -7,6 +7,7 @@ from typing import Any
 
 import tracemill.miner as miner
 from tracemill.miner.feature_cache import PREFIX, FeatureCache, load_features
+from tracemill.miner.final_action import COLUMNS as FINAL_INPUTS
 
 
 def _kept(store: Any, cache: FeatureCache) -> dict[str, int]:
@@ -40,7 +41,10 @@ def test_a_rescore_reads_the_kept_features_with_the_new_labels(store: Any, suppo
     fresh = load_features(store, "1", {}, loop_min=3, again=True)
     kept_frame = load_features(store, "1", {}, loop_min=3)
     assert set(fresh.columns) == set(kept_frame.columns)
-    assert all(fresh[name] == kept_frame[name] for name in fresh.columns if name != "features_at")
+    read_apart = {"features_at", *FINAL_INPUTS}
+    assert all(fresh[name] == kept_frame[name] for name in fresh.columns if name not in read_apart)
+    # The texts a final action is read from come back only for traces whose final action is not kept.
+    assert any(fresh["last_llm_output"]) and not any(any(kept_frame[name]) for name in FINAL_INPUTS)
     kept = _kept(store, cache)
 
     # Spans changed after mining are not read again: a trace is complete once mined.
