@@ -129,7 +129,7 @@ def _identity(step: Candidate, failure_kind: str) -> dict[str, float]:
     if failure_kind:
         features[f"fail={failure_kind}"] = 1.0
         features[f"fail_kind={failure_kind}:{step.kind}"] = 1.0
-    if step.kind == "llm" and '"tool_call"' in step.output_text:
+    if step.kind == "llm" and (step.asks_tool or '"tool_call"' in step.output_text):
         features["asks_tool"] = 1.0
     return features
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import SPANS_TABLE
-from tracemill.miner.sql import span_columns
+from tracemill.miner.sql import _first_set, span_columns
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
@@ -37,6 +37,7 @@ class Candidate:
     tool: str = ""
     error: bool = False
     result_error: bool = False
+    asks_tool: bool = False  # an LLM decision that calls a tool
 
 
 @dataclass
@@ -54,16 +55,34 @@ class Run:
 
 
 _A = "SpanAttributes"
+_FLAT_INPUT = (
+    "arrayStringConcat(arrayFilter(x -> x != '', mapValues(mapApply((k, v) -> (k, if(endsWith(k, '.content') AND "
+    f"{_A}[concat(substring(k, 1, length(k) - 7), 'role')] != 'system', v, '')), mapFilter((k, v) -> "
+    f"startsWith(k, 'llm.input_messages.') OR startsWith(k, 'gen_ai.prompt.'), {_A})))), '\\n')"
+)
+"""The contents of an LLM span's flattened input messages but the system prompt's (OpenInference's
+``llm.input_messages.N.message.content``, OpenLLMetry's ``gen_ai.prompt.N.content``), in the order they were
+recorded: what the GenAI conventions' ``gen_ai.input.messages`` holds, the system prompt being apart there."""
+
 _QUERY = f"""
 SELECT TraceId, SpanId, ParentSpanId, SpanName, start_ns, op, is_llm, is_tool, tool, args, result, span_error,
-       result_error, llm_output, agent_name, task_id, is_root, if(is_root, run_output, '') AS root_output,
-       if(is_llm, {_A}['gen_ai.input.messages'], '') AS llm_input,
-       if({_A}['tracemill.input'] != '', {_A}['tracemill.input'], {_A}['input.value']) AS io_in,
-       if({_A}['tracemill.output'] != '', {_A}['tracemill.output'], {_A}['output.value']) AS io_out,
-       {_A}['tracemill.step.kind'] != '' AS is_step
+       result_error,
+       multiIf(llm_output != '', llm_output,
+               flat_tool != '', trimLeft(concat(flat_text, ' ', flat_tool, '(', flat_args, ')')),
+               flat_text) AS llm_text,
+       agent_name, task_id, is_root, if(is_root, run_output, '') AS root_output,
+       if(is_llm, if(genai_input != '', genai_input, {_FLAT_INPUT}), '') AS llm_input,
+       {_first_set('tracemill.input', 'input.value', 'traceloop.entity.input')} AS io_in,
+       {_first_set('tracemill.output', 'output.value', 'traceloop.entity.output')} AS io_out,
+       {_A}['tracemill.step.kind'] != '' AS is_step,
+       is_llm AND (flat_tool != '' OR position(llm_output, '"tool_call"') > 0) AS asks_tool
 FROM (SELECT {span_columns('0')}, {_A} FROM {SPANS_TABLE} WHERE TraceId IN {{ids:Array(String)}})
 ORDER BY TraceId, start_ns, SpanId
 """
+"""Each span of the runs with what a candidate reads, in every convention the miner's SQL reads: an LLM step's
+input is its GenAI JSON messages, else its flattened input messages' contents; its output the GenAI JSON or
+``output.value``, else the flattened output text and tool call; a step's input and output come from tracemill's,
+OpenInference's or OpenLLMetry's attributes."""
 
 
 def load_runs(store: Store, trace_ids: Iterable[str]) -> dict[str, Run]:
@@ -83,7 +102,7 @@ def _run(trace_id: str, rows: list[Sequence[Any]]) -> Run:
     agent_of = {row[1]: row[14] for row in rows if row[5] == "invoke_agent" and row[14]}
     run = Run(trace_id, next((row[15] for row in rows if row[15]), ""), "", "")
     for (_, span_id, _, name, start_ns, op, is_llm, is_tool, tool, args, result, span_error, result_error,
-         llm_output, agent_name, _, is_root, root_output, llm_input, io_in, io_out, is_step) in rows:
+         llm_output, agent_name, _, is_root, root_output, llm_input, io_in, io_out, is_step, asks_tool) in rows:
         if is_root:
             run.request, run.answer = io_in, root_output or io_out
             continue
@@ -95,7 +114,7 @@ def _run(trace_id: str, rows: list[Sequence[Any]]) -> Run:
             span_id=span_id, kind=kind, name=name, agent=agent_name or _agent(span_id, parent, agent_of),
             start_ns=int(start_ns), input_text=args if is_tool else llm_input or io_in,
             output_text=result if is_tool else llm_output or io_out, tool=tool, error=bool(span_error),
-            result_error=bool(result_error),
+            result_error=bool(result_error), asks_tool=bool(asks_tool),
         ))
     if not run.request and run.steps:
         run.request = run.steps[0].input_text

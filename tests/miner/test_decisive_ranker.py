@@ -124,3 +124,24 @@ def test_features_see_a_misquoted_record_a_dropped_request_term_and_a_new_argume
     assert call["new:2025-03-05"] == 1.0 and "new:2025-03-05" not in tool
     assert summary["misquoted"] > 0 and analyst["misquoted"] == 0  # it repeats the summary's claim, it did not make it
     assert tokens("LH 402 at $310.0, nonstop") == {"lh", "402", "310", "nonstop", "at"}
+
+
+def test_each_convention_gives_the_ranker_the_same_steps_and_their_words(new_database, drop_database, support):
+    from tracemill.miner.decisive.spans import load_runs
+
+    conversations = support.build(seed=4, tasks=3, trials=2)
+    runs = support.in_each_convention(
+        new_database, drop_database, "decisive_spans", conversations,
+        lambda store, traced: [load_runs(store, [t.trace_id for t in traced])[t.trace_id] for t in traced],
+    )
+    for genai, *others in zip(runs["genai"], runs["openinference"], runs["openllmetry"], strict=True):
+        shape = [(step.kind, step.tool, step.asks_tool) for step in genai.steps]
+        assert any(step.asks_tool for step in genai.steps) and genai.request
+        for run in others:
+            assert [(step.kind, step.tool, step.asks_tool) for step in run.steps] == shape and run.request
+            for ours, theirs in zip(genai.steps, run.steps, strict=True):
+                if ours.kind != "llm":
+                    continue
+                # The flattened messages hold the words of the GenAI JSON messages, without its keys.
+                assert len(tokens(theirs.input_text)) >= 3 and tokens(theirs.input_text) <= tokens(ours.input_text)
+                assert len(tokens(theirs.output_text)) >= 2 and tokens(theirs.output_text) <= tokens(ours.output_text)
