@@ -272,14 +272,17 @@ def _latency_outlier(ctx: Context, unit: Detector) -> Iterator[Any]:
                f"took {f['duration_s'][i]:.2f} s; peers' median {median:.2f} s (robust z {z:.1f})")
 
 
-@detector("empty_output", version="1", category="failure", kind="empty_output")
+@detector("empty_output", version="2", category="failure", kind="empty_output")
 def _empty_output(ctx: Context, unit: Detector) -> Iterator[Any]:
     """A run with LLM calls ended without a final output (no run or agent output, no text in the last LLM
     output) and without a final tool call (a run that ends by calling a tool ended with that action), while
-    not ending in an error (that is unhandled_error's). Points at the last LLM decision."""
+    not ending in an error (that is unhandled_error's), in a run that recorded what it was asked (its first
+    user message or its input): instrumentations record no message content unless told to (the OTel GenAI
+    instrumentations' default), and a run that recorded none says nothing of its answer. Points at the last
+    LLM decision."""
     f = ctx.frame
     for i in _rows(f, "final_empty"):
-        if f["llm_calls"][i] and not f["root_error"][i]:
+        if f["llm_calls"][i] and not f["root_error"][i] and f["first_user"][i]:
             yield i, f["last_llm_span"][i], "", "medium", 0.75, "the run ended without a final output"
 
 

@@ -17,15 +17,18 @@ from tracemill.miner.final_action import COLUMNS, final_action
 REFUSAL = "I'm sorry, I cannot help with that request."
 
 
-def _traced_agents(store: Any, answers: list[str | None], *, hand_off: bool) -> list[str]:
+def _traced_agents(store: Any, answers: list[str | None], *, hand_off: bool, content: bool = True) -> list[str]:
+    """Runs of an agent answering ``answers``; without ``content``, recorded as the OTel GenAI instrumentations
+    record them by default: no messages, no inputs or outputs."""
     memory = InMemorySpanExporter()
     tracemill.init(processor=SimpleSpanProcessor(memory), service_name="desk", env={})
 
-    @tracemill.agent(name="desk_agent")
+    @tracemill.agent(name="desk_agent", capture_input=content, capture_output=content)
     def answer(text: str | None) -> str | None:
-        with tracemill.llm_call(provider="p", model="m", input_messages=[{"role": "user", "content": "help"}]) as c:
+        asked = [{"role": "user", "content": "help"}] if content else None
+        with tracemill.llm_call(provider="p", model="m", input_messages=asked) as c:
             calls = [{"id": "c1", "function": {"name": "transfer_to_human_agents", "arguments": '{"summary": "x"}'}}]
-            c.record_output(content=text, tool_calls=calls if hand_off else [],
+            c.record_output(content=text if content else None, tool_calls=calls if hand_off else [],
                             finish_reasons=["tool_calls" if hand_off else "stop"])
         if hand_off:
             with tracemill.tool_call("transfer_to_human_agents", call_id="c1", arguments='{"summary": "x"}') as t:
@@ -54,6 +57,20 @@ def test_run_around_an_agent_returning_a_refusal_is_give_up(store: Any):
     flagged = {f.trace_id for f in result.flags if f.detector == "give_up"}
     assert flagged == set(ids)
     assert not any(f.detector == "empty_output" for f in result.flags)
+
+
+def test_empty_output_needs_a_run_that_recorded_its_request(new_database: Any, drop_database: Any):
+    recorded, unrecorded = new_database("empty_recorded"), new_database("empty_unrecorded")
+    try:
+        ids = _traced_agents(recorded, [None] * 5, hand_off=False)
+        assert {f.trace_id for f in miner.mine(recorded).flags if f.detector == "empty_output"} == set(ids)
+        # Traced without message content, runs that answered look like runs that did not: no flag.
+        _traced_agents(unrecorded, ["Your order ships Monday."] * 5, hand_off=False, content=False)
+        result = miner.mine(unrecorded)
+        assert result.traces == 5 and not [f for f in result.flags if f.detector == "empty_output"]
+    finally:
+        drop_database(recorded)
+        drop_database(unrecorded)
 
 
 def test_a_run_ending_with_a_hand_off_call_is_handoff_not_empty_output(store: Any):
