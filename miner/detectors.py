@@ -199,10 +199,11 @@ def _llm_error(ctx: Context, unit: Detector) -> Iterator[Any]:
                    f"LLM call failed: {_short(f['first_llm_error_text'][i] or 'error status')}")
 
 
-@detector("loop", version="1", category="failure", kind="loop")
+@detector("loop", version="2", category="failure", kind="loop")
 def _loop(ctx: Context, unit: Detector) -> Iterator[Any]:
-    """The same tool was called with the same arguments loop_min_repeats times or more in one run. Points at
-    the first repetition (the second identical call)."""
+    """The same tool was called with the same arguments loop_min_repeats times or more in one run (a call that
+    recorded neither arguments nor result is never the same as another: nothing says it was). Points at the
+    first repetition (the second identical call)."""
     f, cfg = ctx.frame, ctx.config
     for i, repeats in enumerate(f["max_repeats"]):
         if repeats >= cfg.loop_min_repeats and f["loop_span"][i]:
@@ -331,7 +332,7 @@ def _recovered_error(ctx: Context, unit: Detector) -> Iterator[Any]:
         yield i, span, "", "low", 0.8, f"recovered after {what} failed: {_short(text)}"
 
 
-@detector("retry", version="1", category="near_miss", kind="retry")
+@detector("retry", version="2", category="near_miss", kind="retry")
 def _retry(ctx: Context, unit: Detector) -> Iterator[Any]:
     """A failed tool call was repeated with the same arguments (fewer times than a loop). Points at the first
     failed attempt."""

@@ -198,7 +198,12 @@ FEEDBACK_COLUMNS = (
 """The feedback columns of a trace's features (from :data:`FEEDBACK_PER_TRACE`, joined as ``fb``)."""
 
 
-_SPAN_AGGREGATES = """        count() AS spans,
+_CALL_KEY = "if(args = '' AND result = '', cityHash64(SpanId), cityHash64(tool, args))"
+"""What makes two tool calls the same call (for loops and retries): the tool and its arguments. A call that
+recorded neither arguments nor result (instrumentations record no content unless told to) is like no other:
+calls that look alike only because nothing was recorded are no evidence of a loop."""
+
+_SPAN_AGGREGATES = f"""        count() AS spans,
         countIf(is_llm) AS llm_calls,
         countIf(is_tool) AS tool_calls,
         countIf(span_error) AS errors,
@@ -254,7 +259,7 @@ _SPAN_AGGREGATES = """        count() AS spans,
         maxIf(end_ns, is_tool) AS last_tool_end,
         argMaxIf(SpanId, dur, is_llm OR is_tool) AS slowest_step,
         arraySort(groupArrayIf((start_ns, SpanId), is_llm)) AS llm_steps,
-        arraySort(groupArrayIf((start_ns, SpanId, tool, cityHash64(tool, args), tool_failed), is_tool)) AS tool_steps,
+        arraySort(groupArrayIf((start_ns, SpanId, tool, {_CALL_KEY}, tool_failed), is_tool)) AS tool_steps,
         groupArray(ParentSpanId) AS parents,
         groupArray(SpanId) AS span_ids"""
 """The per-trace aggregates over the span columns of :func:`span_columns` (the inner query of the features)."""

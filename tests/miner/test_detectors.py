@@ -189,3 +189,42 @@ def test_the_taxonomy_is_stored_as_the_miner_computed_it(mined: Mined):
     from tracemill.miner.quality.taxonomy_store import latest_taxonomy
 
     assert mined.result.taxonomy and latest_taxonomy(mined.store) == mined.result.taxonomy
+
+
+def _lookups(store: Store, support: Any, runs: int, *, content: bool) -> None:
+    """Runs that look up three different orders in the GenAI conventions, with or without message content (the
+    OTel GenAI instrumentations record none unless told to)."""
+    from opentelemetry import trace
+
+    with support.sdk_tracer(store, "orders-agent") as tracer:
+        for run in range(runs):
+            with tracer.start_as_current_span("invoke_agent orders", attributes={"gen_ai.operation.name":
+                                                                                 "invoke_agent"}):
+                for k in range(3):
+                    with tracer.start_as_current_span("chat gpt-4o", kind=trace.SpanKind.CLIENT,
+                                                      attributes={"gen_ai.operation.name": "chat"}):
+                        pass
+                    recorded = {"gen_ai.tool.call.arguments": f'{{"order_id": "#W{run}{k}"}}',
+                                "gen_ai.tool.call.result": '{"status": "delivered"}'} if content else {}
+                    with tracer.start_as_current_span("execute_tool get_order", attributes={
+                            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_order", **recorded}):
+                        pass
+
+
+def test_calls_that_recorded_nothing_are_no_loop(new_database: Any, drop_database: Any, support: Any):
+    plain, recorded = new_database("loop_without_content"), new_database("loop_with_content")
+    try:
+        _lookups(plain, support, 4, content=False)
+        _lookups(recorded, support, 4, content=True)
+        for store in (plain, recorded):
+            result = miner.mine(store)
+            assert result.traces == 4 and not [f for f in result.flags if f.detector in ("loop", "retry")]
+        # The same call three times with recorded arguments is one.
+        recorded.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map("
+                         "'gen_ai.tool.call.arguments', '{\"order_id\": \"#W1\"}')) "
+                         "WHERE SpanName = 'execute_tool get_order' SETTINGS mutations_sync = 1")
+        looped = miner.mine(recorded, remine=True)
+        assert len({f.trace_id for f in looped.flags if f.detector == "loop"}) == 4
+    finally:
+        drop_database(plain)
+        drop_database(recorded)
