@@ -143,6 +143,8 @@ def _text_of(raw: str) -> str:
 def final_action(row: dict[str, Any]) -> FinalAction:
     """The final action of one trace's feature row (the columns of :data:`COLUMNS`)."""
     text = _text_of(row["root_output"]) or _text_of(row["agent_output"])
+    if text:  # the run's own answer: the last LLM message is not read
+        return _answer(text)
     llm = (row["last_llm_output"] or "").strip()
     parsed = _genai_text_and_call(llm)
     llm_text, tool, arguments = parsed if parsed is not None else (_text_of(llm), "", "")
@@ -151,15 +153,19 @@ def final_action(row: dict[str, Any]) -> FinalAction:
         tool, arguments = row["last_flat_tool"], row["last_flat_args"]
     if not tool and row["ends_with_tool"] and row["last_tool"]:
         tool, arguments = row["last_tool"], row["last_tool_args"]
-    if not text and tool:
-        kind = "tool_call"
-        text = llm_text
-    else:
-        text = text or llm_text
-        kind, tool, arguments = ("answer", "", "") if text and text not in _EMPTY else ("none", "", "")
-    handoff = bool(tool and _HANDOFF_TOOL.search(tool)) or bool(text and _HANDOFF.search(text))
-    gives_up = not handoff and bool(text and _GIVE_UP.search(text))
-    return FinalAction(kind, text, tool, arguments, gives_up, handoff)
+    if not tool:
+        return _answer(llm_text)
+    handoff = bool(_HANDOFF_TOOL.search(tool)) or bool(llm_text and _HANDOFF.search(llm_text))
+    gives_up = not handoff and bool(llm_text and _GIVE_UP.search(llm_text))
+    return FinalAction("tool_call", llm_text, tool, arguments, gives_up, handoff)
+
+
+def _answer(text: str) -> FinalAction:
+    """A run that ended with ``text`` (an answer, or nothing when it is empty)."""
+    if not text or text in _EMPTY:
+        return FinalAction("none", text)
+    handoff = bool(_HANDOFF.search(text))
+    return FinalAction("answer", text, gives_up=not handoff and bool(_GIVE_UP.search(text)), handoff=handoff)
 
 
 def final_columns(frame: Frame, rows: Sequence[int]) -> dict[str, list[Any]]:
