@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tracemill.miner.scoring.model_select import precision_threshold
@@ -23,16 +25,23 @@ def test_without_a_precise_threshold_the_best_precision_is_returned():
     assert not precise and threshold == 0.7  # 2 of the 3 runs at or above 0.7 failed: the best with 3 flags
 
 
-def test_predicting_a_slice_at_a_time_gives_the_probabilities_of_every_row_at_once():
+def _random_design(rng: np.random.Generator, rows: int, *, seeds: tuple[int, int, int]) -> Any:
+    """A design of ``rows`` rows: five count columns, and three sparse hashed-count matrices of 256 columns."""
     from scipy import sparse
 
-    from tracemill.miner.scoring.model_select import CANDIDATES, Design, features, make_model, predict
+    from tracemill.miner.scoring.model_select import Design
+
+    hashed = [sparse.random(rows, 2**8, density=0.05, format="csr", random_state=seed,
+                            data_rvs=lambda n: rng.integers(1, 4, n)) for seed in seeds]
+    return Design(rng.poisson(3.0, (rows, 5)).astype(float), *hashed)
+
+
+def test_predicting_a_slice_at_a_time_gives_the_probabilities_of_every_row_at_once():
+    from tracemill.miner.scoring.model_select import CANDIDATES, features, make_model, predict
 
     rng = np.random.default_rng(3)
     rows = 257
-    hashed = [sparse.random(rows, 2**8, density=0.05, format="csr", random_state=seed,
-                            data_rvs=lambda n: rng.integers(1, 4, n)) for seed in (1, 2, 3)]
-    design = Design(rng.poisson(3.0, (rows, 5)).astype(float), *hashed)
+    design = _random_design(rng, rows, seeds=(1, 2, 3))
     train = np.arange(0, rows, 2)
     y = (design.numbers[train, 0] + rng.normal(0, 1, train.size) > 3).astype(int)
     for name in CANDIDATES:
@@ -45,17 +54,14 @@ def test_predicting_a_slice_at_a_time_gives_the_probabilities_of_every_row_at_on
 
 
 def test_candidates_cross_validated_and_fitted_side_by_side_score_as_each_alone():
-    from scipy import sparse
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
-    from tracemill.miner.scoring.model_select import CANDIDATES, Design, choose, features, make_model
+    from tracemill.miner.scoring.model_select import CANDIDATES, choose, features, make_model
 
     rng = np.random.default_rng(5)
     rows = 240
-    hashed = [sparse.random(rows, 2**8, density=0.05, format="csr", random_state=seed,
-                            data_rvs=lambda n: rng.integers(1, 4, n)) for seed in (4, 5, 6)]
-    design = Design(rng.poisson(3.0, (rows, 5)).astype(float), *hashed)
+    design = _random_design(rng, rows, seeds=(4, 5, 6))
     train = np.arange(rows)
     y = (design.numbers[:, 0] + design.numbers[:, 1] % 2 + rng.normal(0, 1, rows) > 3.5).astype(int)
     groups = np.asarray([f"task-{i % 12}" for i in range(rows)], dtype=object)
