@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
-__all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "GENAI_USER_TURNS", "QUERY_SETTINGS", "RESULT_ERROR_LEAD_PATTERN",
-           "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "trace_features_sql"]  # fmt: skip
+__all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "FLATTENED_INPUTS", "GENAI_USER_TURNS", "QUERY_SETTINGS",
+           "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "trace_features_sql"]  # fmt: skip
 
 A = "SpanAttributes"
 
@@ -45,11 +45,16 @@ def _q(pattern: str) -> str:
     return "'" + pattern.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+FLATTENED_INPUTS = {"oi": ("llm.input_messages.", ".message."), "prompts": ("gen_ai.prompt.", ".")}
+"""Flattened input messages, as (key prefix, key infix): OpenInference's ``llm.input_messages.N.message.role``
+and OpenLLMetry's ``gen_ai.prompt.N.role`` (with ``content`` beside each role)."""
+
+
 def _flat_user(i: int) -> str:
-    """The conditions and values of a multiIf: flattened input message ``i`` when it is the user's, as
-    OpenInference (``llm.input_messages.N.message.*``) or OpenLLMetry (``gen_ai.prompt.N.*``) write it."""
-    return (f"{A}['llm.input_messages.{i}.message.role'] = 'user', {A}['llm.input_messages.{i}.message.content'], "
-            f"{A}['gen_ai.prompt.{i}.role'] = 'user', {A}['gen_ai.prompt.{i}.content']")
+    """The conditions and values of a multiIf: flattened input message ``i`` when it is the user's, in each
+    convention of :data:`FLATTENED_INPUTS`."""
+    return ", ".join(f"{A}['{prefix}{i}{infix}role'] = 'user', {A}['{prefix}{i}{infix}content']"
+                     for prefix, infix in FLATTENED_INPUTS.values())
 
 
 def _first_set(*keys: str) -> str:

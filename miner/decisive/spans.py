@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import SPANS_TABLE
-from tracemill.miner.sql import _first_set, span_columns
+from tracemill.miner.sql import FLATTENED_INPUTS, _first_set, _q, span_columns
 
 if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
@@ -55,14 +55,16 @@ class Run:
 
 
 _A = "SpanAttributes"
+_FLATTENED = " OR ".join(f"startsWith(k, {_q(prefix)})" for prefix, _ in FLATTENED_INPUTS.values())
 _FLAT_INPUT = (
     "arrayStringConcat(arrayFilter(x -> x != '', mapValues(mapApply((k, v) -> (k, if(endsWith(k, '.content') AND "
     f"{_A}[concat(substring(k, 1, length(k) - 7), 'role')] != 'system', v, '')), mapFilter((k, v) -> "
-    f"startsWith(k, 'llm.input_messages.') OR startsWith(k, 'gen_ai.prompt.'), {_A})))), '\\n')"
+    f"{_FLATTENED}, {_A})))), '\\n')"
 )
-"""The contents of an LLM span's flattened input messages but the system prompt's (OpenInference's
-``llm.input_messages.N.message.content``, OpenLLMetry's ``gen_ai.prompt.N.content``), in the order they were
-recorded: what the GenAI conventions' ``gen_ai.input.messages`` holds, the system prompt being apart there."""
+"""The contents of an LLM span's flattened input messages (:data:`~tracemill.miner.sql.FLATTENED_INPUTS`:
+OpenInference's ``llm.input_messages.N.message.content``, OpenLLMetry's ``gen_ai.prompt.N.content``) but the
+system prompt's, in the order they were recorded: what the GenAI conventions' ``gen_ai.input.messages`` holds,
+the system prompt being apart there."""
 
 _QUERY = f"""
 SELECT TraceId, SpanId, ParentSpanId, SpanName, start_ns, op, is_llm, is_tool, tool, args, result, span_error,

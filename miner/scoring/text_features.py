@@ -26,7 +26,7 @@ import numpy as np
 
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.miner.features import Frame
-from tracemill.miner.sql import GENAI_USER_TURNS, _q, span_columns
+from tracemill.miner.sql import FLATTENED_INPUTS, GENAI_USER_TURNS, _q, span_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,20 +70,15 @@ def _tokens_sql(text: str, prefix: str, limit: int) -> str:
             f"arraySlice(extractAll({text}, {_q(VALUE_PATTERN)}), 1, {limit}))")  # fmt: skip
 
 
-_FLATTENED = {"oi": ("llm.input_messages.", ".message."), "prompts": ("gen_ai.prompt.", ".")}
-"""Flattened input messages, as (key prefix, key infix): OpenInference's ``llm.input_messages.N.message.role``
-and OpenLLMetry's ``gen_ai.prompt.N.role`` (with ``content`` beside each role)."""
-
-
 def _flattened_messages(name: str) -> str:
     """The role and content attributes of an LLM span's flattened input messages, as a map."""
-    prefix, infix = _FLATTENED[name]
+    prefix, infix = FLATTENED_INPUTS[name]
     return (f"if(is_llm, mapFilter((k, v) -> startsWith(k, {_q(prefix)}) AND (endsWith(k, {_q(infix + 'role')}) "
             f"OR endsWith(k, {_q(infix + 'content')})), SpanAttributes), map()) AS {name}_messages")
 
 
 def _flattened_user_turns(name: str) -> str:
-    prefix, infix = _FLATTENED[name]
+    prefix, infix = FLATTENED_INPUTS[name]
     key = f"concat({_q(prefix)}, toString(i), {_q(infix)})"
     return (f"arrayFilter(x -> x != '', arrayMap(i -> if({name}[concat({key}, 'role')] = 'user', "
             f"{name}[concat({key}, 'content')], ''), range(toUInt32(length({name})))))")  # fmt: skip
