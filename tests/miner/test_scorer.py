@@ -83,6 +83,24 @@ def test_scorer_flags_unlabelled_runs_above_the_threshold_and_scores_every_trace
     assert versions == {(report_version,)} and report_version.startswith(result.scorer["model_name"] + "-")
 
 
+def test_the_scorer_trained_beside_the_detectors_equals_the_scorer_trained_after_them(scored: Any):
+    from tracemill.miner.config import MinerConfig
+    from tracemill.miner.detectors import DETECTORS
+    from tracemill.miner.feature_cache import load_features
+    from tracemill.miner.grouping import group_keys
+    from tracemill.miner.scoring.scorer import score_traces
+
+    store, _, result = scored  # labels came first: the run trained while its detectors ran
+    frame = load_features(store, "1", {}, loop_min=MinerConfig().loop_min_repeats)  # no background read: in line
+    assert frame.conversations is None
+    rule_flags = [f for f in result.flags if f.detector in DETECTORS and f.detector != "outcome_model"]
+    in_line = score_traces(frame, MinerConfig(), rule_flags, group_keys(frame)[0], store)
+    assert in_line.report == result.scorer and in_line.report["rules"]["auroc"] is not None
+    assert set(in_line.flags) == {f for f in result.flags if f.detector == "outcome_model"} != set()
+    stored = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
+    assert [stored[t] for t in frame["trace_id"]] == pytest.approx(in_line.probabilities.tolist(), abs=1e-6)
+
+
 def test_failure_rates_per_version_show_a_significant_regression(new_database: Any, drop_database: Any, corpus: Any):
     store = new_database("versions")
     try:
