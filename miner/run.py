@@ -290,6 +290,8 @@ def _messages(frame: Frame, flags: list[Flag]) -> list[Message]:
 def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, model_version: str, *,
            replace_old: bool, every_trace: bool) -> None:
     now = datetime.now(timezone.utc)
+    # CreatedAt as DateTime64(6) ticks: the client turns each datetime of a column into ticks one by one.
+    created = int(now.timestamp()) * 1_000_000 + now.microsecond
     if replace_old and every_trace:  # every trace was mined again: no earlier flag stands (no list of ids)
         store.command(f"DELETE FROM {FLAGS_TABLE} WHERE RunId != {{run:String}}", {"run": result.run_id})
     elif replace_old:
@@ -306,13 +308,13 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
             [result.run_id] * len(flags), [result.miner_version] * len(flags), [f.trace_id for f in flags],
             [f.span_id for f in flags], [f.detector for f in flags], [f.detector_version for f in flags],
             [f.category for f in flags], [f.kind for f in flags], [f.severity for f in flags],
-            [float(f.confidence) for f in flags], [f.evidence for f in flags], [now] * len(flags),
+            [float(f.confidence) for f in flags], [f.evidence for f in flags], [created] * len(flags),
             [int(f.muted) for f in flags],
         ]  # fmt: skip
         store.insert(FLAGS_TABLE, columns, _FLAG_COLUMNS, column_oriented=True)
     n = len(frame)
     scores: list[list[Any]] = [
-        list(frame["trace_id"]), [model_version] * n, [float(p) for p in probabilities], [now] * n,
+        list(frame["trace_id"]), [model_version] * n, [float(p) for p in probabilities], [created] * n,
         list(frame.peer_groups()), [int(s) for s in frame.steps()],
         [int(t) for t in frame["tokens"]], [float(d) for d in frame["duration_s"]],
     ]  # fmt: skip
