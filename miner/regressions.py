@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
 
 __all__ = ["report_from_rows", "report_from_traces", "version_report"]
+
+_EPOCH = date(1970, 1, 1)
 
 _SQL = f"""
 SELECT version, toDate(toDateTime(start)) AS day, count() AS traces,
@@ -52,13 +54,14 @@ def version_report(store: Store) -> dict[str, Any]:
 def report_from_traces(traces: Iterable[tuple[str, float, bool, bool]]) -> dict[str, Any]:
     """The same report from (version, start in Unix seconds, failed, near-missed) per trace, for a run that
     mined every trace and so already holds them."""
-    counts: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     for version, start_s, failed, near in traces:
-        entry = counts[(version, datetime.fromtimestamp(start_s, tz=timezone.utc).date())]
+        entry = counts[(version, int(start_s // 86_400))]  # the UTC day, as days since the epoch
         entry[0] += 1
         entry[1] += int(failed)
         entry[2] += int(near and not failed)
-    return report_from_rows([(v, d, *c) for (v, d), c in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0]))])
+    rows = [(v, _EPOCH + timedelta(days=d), *c) for (v, d), c in counts.items()]
+    return report_from_rows(sorted(rows, key=lambda row: (row[1], row[0])))
 
 
 def report_from_rows(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:

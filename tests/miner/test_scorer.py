@@ -122,6 +122,24 @@ def test_failure_rates_per_version_show_a_significant_regression(new_database: A
     assert from_store == report
 
 
+def test_failure_rates_from_the_run_count_each_trace_on_its_utc_day():
+    from datetime import datetime, timezone
+
+    from tracemill.miner.regressions import report_from_traces
+
+    late = datetime(2026, 3, 1, 23, 59, 59, 900_000, tzinfo=timezone.utc).timestamp()
+    midnight = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
+    report = report_from_traces([("2.0", midnight, True, False), ("1.0", late, False, True),
+                                 ("2.0", late, True, True), ("1.0", midnight + 86_399.5, False, False)])
+    days = [(d["day"], d["version"], d["traces"], d["failure_rate"], d["near_miss_rate"]) for d in report["by_day"]]
+    assert days == [
+        ("2026-03-01", "1.0", 1, 0.0, 1.0), ("2026-03-01", "2.0", 1, 1.0, 0.0),  # failed and near: counted failed
+        ("2026-03-02", "1.0", 1, 0.0, 0.0), ("2026-03-02", "2.0", 1, 1.0, 0.0),
+    ]
+    assert [(v["version"], v["first_day"], v["traces"]) for v in report["versions"]] == [
+        ("1.0", "2026-03-01", 2), ("2.0", "2026-03-01", 2)]
+
+
 @pytest.fixture(scope="module")
 def half_labelled(new_database: Any, drop_database: Any, support: Any) -> Any:
     """The customer-service corpus in the GenAI conventions (no task ids), half of its tasks labelled."""
