@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
 from tracemill.miner.config import MINER_VERSION
@@ -129,9 +129,10 @@ class FeatureCache:
             self.store.insert(self.endings, [list(traces), list(features_at), *columns.values()],
                               ["trace_id", "features_at", *columns], column_oriented=True)
 
-    def keep_conversations(self, where: str, params: dict[str, Any], *, threads: int = 0) -> None:
-        """Compute and keep the conversation features of the traces selected by ``where`` whose kept feature row
-        has none yet (on ``threads`` threads; 0: the engine's default)."""
+    def read_conversations(self, where: str, params: dict[str, Any]) -> Any:
+        """The conversation features (:func:`~tracemill.miner.scoring.text_features.conversation_sql`) of the
+        traces selected by ``where``, ordered by trace id, as a ``pyarrow.Table``: read from the conversations of
+        their kept features, computed (and kept) first for those that have none."""
         table = quote_identifier(self.conversations)
         features = f"(SELECT trace_id, cached_at FROM {quote_identifier(self.table)} FINAL)"
         current = (f"SELECT c.TraceId FROM {table} AS c INNER JOIN {features} AS f "
@@ -139,17 +140,11 @@ class FeatureCache:
         query = conversation_sql(f"({where}) AND TraceId NOT IN ({current})")
         self.store.command(
             f"INSERT INTO {table} SELECT q.*, f.cached_at FROM ({query}) AS q "
-            f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId SETTINGS max_threads = {threads}",
+            f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId",
             params,
         )
-
-    def read_conversations(self, where: str, params: dict[str, Any]) -> Any:
-        """The conversation features (:func:`~tracemill.miner.scoring.text_features.conversation_sql`) of the
-        traces selected by ``where``, ordered by trace id, as a ``pyarrow.Table``: read from the conversations of
-        their kept features, computed (and kept) first for those that have none."""
-        self.keep_conversations(where, params)
         return self.store.query_arrow(
-            f"SELECT * EXCEPT features_at FROM {quote_identifier(self.conversations)} FINAL "
+            f"SELECT * EXCEPT features_at FROM {table} FINAL "
             f"WHERE TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) ORDER BY TraceId",
             params,
         )
@@ -158,47 +153,34 @@ class FeatureCache:
         """:meth:`read_conversations` on a second connection, in a thread. The engine computes and reads them
         while the run's Python work (detectors, calibration) goes on: chDB and a server's client release the
         interpreter while a query runs, so the two share the machine's cores instead of taking turns."""
-        return self._in_background(lambda cache: cache.read_conversations(where, params))
-
-    def keep_conversations_in_background(self, where: str, params: dict[str, Any]) -> Future[Any]:
-        """:meth:`keep_conversations` on a second connection, in a thread: a run without enough labels for the
-        supervised scorer computes them while its Python work goes on, so the run that later trains on new labels
-        reads them instead of computing them from every span then."""
-        return self._in_background(lambda cache: cache.keep_conversations(where, params, threads=1))
-
-    def _in_background(self, work: Callable[[FeatureCache], Any]) -> Future[Any]:
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         connection = self.store.another_connection()
 
-        def run() -> None:
+        def read() -> None:
             other = copy.copy(self)
             other.store = connection
             try:
                 try:
-                    value = work(other)
-                finally:  # before the result is handed over: nothing of the work is left once it is
+                    table = other.read_conversations(where, params)
+                finally:  # before the result is handed over: nothing of the read is left once it is
                     connection.close()
             except BaseException as exc:  # handed to whoever waits for the result
                 future.set_exception(exc)
             else:
-                future.set_result(value)
+                future.set_result(table)
 
-        threading.Thread(target=run, name="tracemill-conversations", daemon=True).start()
+        threading.Thread(target=read, name="tracemill-conversations", daemon=True).start()
         return future
 
 
 def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False,
-                  conversations: Literal["", "read", "keep"] = "") -> Frame:
+                  conversations: bool = False) -> Frame:
     """The features and final actions of the traces selected by ``where``: the kept ones read back, the others
-    (every one when ``again``) computed from their spans and kept first. Their conversations, from then on, in
-    the background:
-
-    - ``"read"`` (the run expects to train the supervised scorer): read (:attr:`Frame.conversations`); the engine
-      works on them while Python reads the features and runs the detectors;
-    - ``"keep"`` (it does not): computed and kept (:attr:`Frame.keeping`) on one thread, for the run that trains
-      once labels come; the engine's other work is done by then, and the run's Python work leaves a core idle.
-    """
+    (every one when ``again``) computed from their spans and kept first. With ``conversations`` (the run expects
+    to train the supervised scorer), their conversations are read in the background from then on
+    (:attr:`Frame.conversations`): the engine works on them while Python reads the features and runs the
+    detectors."""
     cache = FeatureCache(store, loop_min).create()
     wanted = where if again else cache.missing(where)
     if where != "0" and (again or any_trace(store, wanted, params)):  # a re-score has every trace kept already
@@ -211,18 +193,15 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
             ).result_rows
         ]
         cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
-    later = keeping = None
-    if where != "0" and conversations == "read":
-        later = cache.read_conversations_in_background(where, params)
-    elif where != "0" and conversations == "keep":
-        keeping = cache.keep_conversations_in_background(where, params)
+    later = cache.read_conversations_in_background(where, params) if conversations and where != "0" else None
     try:
         result = cache.read(where, params)
         frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
-                               strict=True)), where, params, cache, later, keeping)  # fmt: skip
+                               strict=True)), where, params, cache, later)  # fmt: skip
         _add_final_actions(frame, cache)
     except BaseException:
-        wait([f for f in (later, keeping) if f is not None])
+        if later is not None:
+            wait([later])
         raise
     return frame
 

@@ -46,10 +46,6 @@ class Frame:
     conversations: Future[Any] | None = None
     """The traces' conversations being read in the background, when the run expects to train the supervised
     scorer (:meth:`~tracemill.miner.feature_cache.FeatureCache.read_conversations_in_background`)."""
-    keeping: Future[Any] | None = None
-    """The traces' conversations being computed and kept in the background, when the run expects no supervised
-    scorer: the run that trains once labels come reads them instead of computing them from every span then
-    (:meth:`~tracemill.miner.feature_cache.FeatureCache.keep_conversations_in_background`)."""
     _groups: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:

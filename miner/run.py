@@ -75,12 +75,13 @@ def mine_store(
         where = "0"  # nothing new or changed, and the same labels: the stored scores and flags stand
     clock.done("select")
 
-    frame = load_features(store, where, params, loop_min=config.loop_min_repeats, again=remine or since_s is not None,
-                          conversations="keep" if planned == UNSUPERVISED else "read")
+    frame = load_features(store, where, params, loop_min=config.loop_min_repeats,
+                          again=remine or since_s is not None, conversations=planned != UNSUPERVISED)
     try:
         mined = _mine_frame(store, frame, config, result, clock, started, fresh=fresh, full=where == "1")
     finally:  # no read of this run's outlives it
-        wait([f for f in (frame.conversations, frame.keeping) if f is not None])
+        if frame.conversations is not None:
+            wait([frame.conversations])
     if mined is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
         return mine_store(store, config=config, rescore=True, progress=progress)
     return mined

@@ -59,7 +59,7 @@ def test_conversations_read_in_the_background_give_the_features_read_in_line(new
     store = new_database("text_background")
     try:
         support.write_genai(store, support.build(seed=5, tasks=4, trials=3))
-        background = load_features(store, "1", {}, loop_min=3, conversations="read")  # computes and keeps them
+        background = load_features(store, "1", {}, loop_min=3, conversations=True)  # computes and keeps them
         assert background.conversations is not None
         from_background = conversation_features(store, background, peer_keys(background))
         in_line = load_features(store, "1", {}, loop_min=3)  # reads the kept ones
@@ -68,29 +68,6 @@ def test_conversations_read_in_the_background_give_the_features_read_in_line(new
         assert background["trace_id"] == in_line["trace_id"] and len(in_line) == 12
         assert np.array_equal(from_background.numbers, from_kept.numbers)
         assert from_background.tokens.nnz > 0 and (from_background.tokens != from_kept.tokens).nnz == 0
-    finally:
-        drop_database(store)
-
-
-def test_a_run_without_a_supervised_scorer_keeps_the_conversations_for_the_run_that_trains(
-        new_database: Any, drop_database: Any, support: Any):
-    from concurrent.futures import wait
-
-    store = new_database("text_keep")
-    try:
-        support.write_genai(store, support.build(seed=6, tasks=4, trials=3))
-        first = load_features(store, "1", {}, loop_min=3, conversations="keep")  # for a later run
-        assert first.conversations is None and first.keeping is not None
-        wait([first.keeping])
-        assert first.keeping.exception() is None
-        table = first.cache.conversations
-        kept = store.query(f"SELECT TraceId, token_columns FROM `{table}` FINAL ORDER BY TraceId").result_rows
-        assert [trace for trace, _ in kept] == first["trace_id"] and len(kept) == 12
-        assert all(tokens for _, tokens in kept)
-        trains = load_features(store, "1", {}, loop_min=3, conversations="read")  # reads them; computes none
-        from_kept = conversation_features(store, trains, peer_keys(trains))
-        assert store.command(f"SELECT count() FROM `{table}`") == 12
-        assert from_kept.tokens.nnz > 0 and from_kept.numbers[:, TEXT_NUMERIC.index("user_turns")].min() > 0
     finally:
         drop_database(store)
 
