@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
@@ -45,6 +45,7 @@ _FLAG_COLUMNS = ("RunId", "MinerVersion", "TraceId", "SpanId", "Detector", "Dete
                  "Severity", "Confidence", "Evidence", "CreatedAt", "Muted")  # fmt: skip
 _SCORE_COLUMNS = ("TraceId", "ModelVersion", "FailureProbability", "CreatedAt", "PeerGroup", "Steps", "Tokens",
                   "DurationS")  # fmt: skip
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def mine_store(
@@ -162,6 +163,9 @@ def _train_in_background(frame: Frame, config: MinerConfig, groups: list[str]) -
 
 def _detect_and_score(store: Store, frame: Frame, config: MinerConfig, result: MineResult, clock: _Clock,
                       grouped: tuple[list[str], list[str]], training: Future[Any] | None, *, full: bool) -> Any:
+    """Detect, localize and calibrate, then finish the scorer (trained meanwhile, or now): ``result``'s rule flags,
+    detector table, grouping and scorer report; the scorer's output, or None when another model wrote the stored
+    scores."""
     from tracemill.miner.quality.calibration import calibrate_flags
     from tracemill.miner.scoring.scorer import finish_scoring, train_scorer
 
@@ -290,9 +294,8 @@ def _messages(frame: Frame, flags: list[Flag]) -> list[Message]:
 
 def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, model_version: str, *,
            replace_old: bool, every_trace: bool) -> None:
-    now = datetime.now(timezone.utc)
     # CreatedAt as DateTime64(6) ticks: the client turns each datetime of a column into ticks one by one.
-    created = int(now.timestamp()) * 1_000_000 + now.microsecond
+    created = (datetime.now(timezone.utc) - _EPOCH) // timedelta(microseconds=1)
     if replace_old and every_trace:  # every trace was mined again: no earlier flag stands (no list of ids)
         store.command(f"DELETE FROM {FLAGS_TABLE} WHERE RunId != {{run:String}}", {"run": result.run_id})
     elif replace_old:

@@ -83,6 +83,17 @@ def test_scorer_flags_unlabelled_runs_above_the_threshold_and_scores_every_trace
     assert versions == {(report_version,)} and report_version.startswith(result.scorer["model_name"] + "-")
 
 
+def test_a_run_writes_its_flags_and_scores_at_one_utc_time(scored: Any):
+    from datetime import datetime, timedelta, timezone
+
+    store, _, _ = scored
+    times = store.query("SELECT DISTINCT CreatedAt FROM tracemill_trace_scores UNION DISTINCT "
+                        "SELECT DISTINCT CreatedAt FROM tracemill_flags").result_rows
+    assert len(times) == 1  # one run: one time for every row it wrote
+    written = times[0][0].replace(tzinfo=timezone.utc)
+    assert timedelta(0) <= datetime.now(timezone.utc) - written < timedelta(minutes=30)
+
+
 def test_the_scorer_trained_beside_the_detectors_equals_the_scorer_trained_after_them(scored: Any):
     from tracemill.miner.config import MinerConfig
     from tracemill.miner.detectors import DETECTORS
