@@ -44,8 +44,13 @@ class MinerConfig:
     min_model_auroc: float = 0.7
     """The scorer flags traces (``outcome_model``) only when its cross-validated AUROC reaches this."""
     flag_precision: float = 0.7
-    """The ``outcome_model`` threshold is the lowest whose cross-validated precision reaches this; when none
-    does, the scorer flags nothing."""
+    """The ``outcome_model`` threshold is the lowest whose cross-validated precision reaches this with
+    ``flag_confidence``; when none does, the scorer flags nothing."""
+    flag_confidence: float = 0.8
+    """How sure the cross-validated precision must be to reach ``flag_precision`` (the one-sided confidence of
+    Wilson's lower bound; 0.5 takes the measured precision as it is). The lowest threshold whose measured
+    precision reaches the target is where chance lifted it there, so its precision on new runs is usually lower;
+    the bound asks more of a few flags than of many."""
     cv_folds: int = 5
     """Folds of the grouped cross-validation (fewer when there are fewer groups)."""
     max_training_runs: int = 5_000
@@ -72,5 +77,7 @@ class MinerConfig:
             raise ConfigError(f"calibration_min_runs must be 1 or more (got {self.calibration_min_runs})")
         if self.max_training_runs < 20:
             raise ConfigError(f"max_training_runs must be 20 or more (got {self.max_training_runs})")
+        if not 0.5 <= self.flag_confidence < 1.0:
+            raise ConfigError(f"flag_confidence must be at least 0.5 and below 1 (got {self.flag_confidence})")
         if self.cv_folds < 2:
             raise ConfigError(f"cv_folds must be 2 or more (got {self.cv_folds})")

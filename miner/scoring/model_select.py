@@ -7,9 +7,11 @@ built once for every trace, not again in every fold: hashing needs no fitting. E
 folds grouped by task; the trees win only when their AUROC is at least 0.03 higher. Its probabilities are
 calibrated by Platt scaling fitted on its out-of-fold predictions (what
 ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does, without fitting every fold again), and the
-``outcome_model`` flag threshold is the lowest one whose cross-validated precision reaches the target, so a
-failure flag is one a reviewer can trust. Each fit runs on one thread: OpenMP's threads in the trees slow down
-by an order of magnitude on a machine shared with other work. The two candidates are cross-validated side by
+``outcome_model`` flag threshold is the lowest one whose cross-validated precision reaches the target with
+80% confidence (the lower bound of its Wilson interval), so a failure flag is one a reviewer can trust: the
+lowest threshold whose measured precision reaches the target is where chance lifted it there. Each fit runs
+on one thread: OpenMP's threads in the trees slow down by an order of magnitude on a machine shared with
+other work. The two candidates are cross-validated side by
 side, one thread each, which gives each the predictions it gets alone.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CANDIDATES", "Choice", "Design", "Platt", "choose", "features", "make_model", "precision_threshold",
-           "predict"]
+           "predict", "wilson_lower_bound"]
 
 CANDIDATES = ("logreg", "hgb")
 
@@ -162,14 +164,19 @@ def predict(name: str, model: Any, design: Design, fit_rows: np.ndarray, *, chun
     return out
 
 
-def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_flags: int = 3) -> tuple[float, bool]:
-    """(the lowest threshold whose precision on ``probs`` reaches ``target`` with at least ``min_flags`` flags,
-    True), else (the threshold of the best precision, False)."""
+def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_flags: int = 3,
+                        confidence: float = 0.5) -> tuple[float, bool]:
+    """(the lowest threshold at which the precision on ``probs`` reaches ``target`` with ``confidence``, with at
+    least ``min_flags`` flags, True), else (the threshold of the best precision, False). The precision counts
+    as reached when the one-sided lower bound of its Wilson score interval does (at ``confidence`` 0.5, the
+    measured precision itself)."""
+    from scipy.stats import norm
     from sklearn.metrics import precision_recall_curve
 
     precision, _, thresholds = precision_recall_curve(y, probs)
     flagged = np.asarray([int((probs >= t).sum()) for t in thresholds])
-    ok = np.flatnonzero((precision[:-1] >= target) & (flagged >= min_flags))
+    lower = wilson_lower_bound(precision[:-1], flagged, float(norm.ppf(confidence)))
+    ok = np.flatnonzero((lower >= target) & (flagged >= min_flags))
     if ok.size:
         return float(thresholds[ok[0]]), True
     usable = np.flatnonzero(flagged >= min_flags)
@@ -177,3 +184,13 @@ def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_fla
         return float(thresholds[-1]), False
     best = usable[int(np.argmax(precision[:-1][usable]))]
     return float(thresholds[best]), False
+
+
+def wilson_lower_bound(share: np.ndarray, count: np.ndarray, z: float) -> np.ndarray:
+    """The lower end of the Wilson score interval of each ``share`` measured on ``count`` runs (``z`` standard
+    deviations; the share itself at z = 0)."""
+    share, count = np.asarray(share, dtype=float), np.maximum(np.asarray(count, dtype=float), 1.0)
+    if z <= 0:
+        return share
+    spread = z * np.sqrt(share * (1 - share) / count + z * z / (4 * count * count))
+    return (share + z * z / (2 * count) - spread) / (1 + z * z / count)

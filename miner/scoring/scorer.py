@@ -227,7 +227,7 @@ def _supervised(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled:
     name, candidates = choice.name, choice.scores
     platt = Platt(choice.out_of_fold, y)
     cv_probs = platt(choice.out_of_fold)
-    threshold, precise = precision_threshold(y, cv_probs, config.flag_precision)
+    threshold, precise = precision_threshold(y, cv_probs, config.flag_precision, confidence=config.flag_confidence)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
     probabilities = platt(predict(name, choice.model, design, train))
@@ -235,13 +235,14 @@ def _supervised(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled:
     good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
     flags = _model_flags(frame, labels, probabilities, threshold, version) if good_enough else []
     why = ("" if good_enough else f"; it flags nothing: its AUROC is below {config.min_model_auroc}" if precise
-           else f"; it flags nothing: no threshold reaches precision {config.flag_precision} on the cross-validated "
-                "predictions")  # fmt: skip
+           else f"; it flags nothing: no threshold reaches precision {config.flag_precision} with "
+                f"{config.flag_confidence:.0%} confidence on the cross-validated predictions")  # fmt: skip
     report = {
         "mode": "supervised", "model_version": version, "model_name": name, "candidates": candidates,
         "note": f"{_NAMES[name]} chosen by {folds}-fold cross-validation grouped by task (AUROC "
                 + ", ".join(f"{_NAMES[k]} {v}" for k, v in candidates.items())
-                + f"), probabilities calibrated; threshold for precision {config.flag_precision}" + why
+                + f"), probabilities calibrated; threshold for precision {config.flag_precision} with "
+                  f"{config.flag_confidence:.0%} confidence" + why
                 + ("" if train.size == labelled.size else f"; trained on a fixed sample of {train.size} of the "
                    f"{labelled.size} labelled runs"),
         "labelled": int(labelled.size), "trained_on": int(train.size), "failures": int(y.sum()),

@@ -1,4 +1,5 @@
-"""The outcome_model threshold: the lowest whose cross-validated precision reaches the target, kept exact."""
+"""The outcome_model threshold: the lowest whose cross-validated precision reaches the target (with the
+confidence asked), kept exact."""
 
 from __future__ import annotations
 
@@ -23,6 +24,27 @@ def test_without_a_precise_threshold_the_best_precision_is_returned():
     probs = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
     threshold, precise = precision_threshold(y, probs, 0.95)
     assert not precise and threshold == 0.7  # 2 of the 3 runs at or above 0.7 failed: the best with 3 flags
+
+
+def test_the_threshold_asks_more_precision_of_a_few_flags_than_of_many():
+    probs = np.linspace(0.99, 0.01, 400)
+    few = np.array([1, 1, 1, 0] + [0] * 396)  # the top four: three failed, then only successes
+    # Measured, 3 of 4 (0.75) reach 0.7; with 80% confidence only the top three (3 of 3) do.
+    assert precision_threshold(few, probs, 0.7) == (probs[3], True)
+    assert precision_threshold(few, probs, 0.7, confidence=0.8) == (probs[2], True)
+    many = np.array([1, 1, 1, 0] * 100)  # 300 of 400 failed, spread evenly: 0.75 on 400 flags is sure enough
+    assert precision_threshold(many, probs, 0.7, confidence=0.8) == (probs[-1], True)
+    # 0.75 of 400 is not surely 0.74; of the smaller sets of flags, only the top three (3 of 3) are.
+    assert precision_threshold(many, probs, 0.74, confidence=0.8) == (probs[2], True)
+
+
+def test_the_wilson_lower_bound_is_the_share_itself_without_confidence_and_tightens_with_runs():
+    from tracemill.miner.scoring.model_select import wilson_lower_bound
+
+    bounds = wilson_lower_bound(np.array([0.75, 0.75, 0.75, 1.0]), np.array([4, 40, 400, 3]), 0.8416)
+    assert bounds[0] < bounds[1] < bounds[2] < 0.75
+    assert 0.5 < bounds[0] < 0.6 and bounds[2] > 0.72 and 0.8 < bounds[3] < 0.82
+    assert wilson_lower_bound(np.array([0.75]), np.array([4]), 0.0).tolist() == [0.75]
 
 
 def _random_design(rng: np.random.Generator, rows: int, *, seeds: tuple[int, int, int]) -> Any:
