@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -123,52 +123,10 @@ def _flag_and_score(store: Store, frame: Frame, config: MinerConfig, result: Min
                     full: bool) -> Any:
     """Detect, localize, calibrate, score and classify: fills ``result``'s flags, summary and taxonomy; the
     scorer's output, or None when the stored scores come from another model (then every trace is mined again)."""
-    from tracemill.miner.grouping import group_keys
-    from tracemill.miner.scoring.scorer import planned_version
+    from tracemill.miner.quality.calibration import calibrate_flags
+    from tracemill.miner.scoring.scorer import planned_version, score_traces
 
     result.spans = int(sum(frame["spans"]))
-    grouped = group_keys(frame)
-    if not full and model_changed(store, planned_version(frame, config, grouped[0])):
-        return None  # known before training: the labels or settings changed
-    training = _train_in_background(frame, config, grouped[0])
-    try:
-        scored = _detect_and_score(store, frame, config, result, clock, grouped, training, full=full)
-    finally:  # no work of this run outlives it
-        if training is not None:
-            wait([training])
-    if scored is None:
-        return None
-
-    result.flags = flags = result.flags + scored.flags
-    result.summarize()
-    result.taxonomy = build_taxonomy(_messages(frame, flags))
-    clock.done("taxonomy")
-    return scored
-
-
-def _train_in_background(frame: Frame, config: MinerConfig, groups: list[str]) -> Future[Any] | None:
-    """The scorer trained in a thread while the detectors run, when the run reads the conversations in the
-    background (it expects a supervised model): training reads the frame and those conversations only, and its
-    folds and fits release the interpreter for much of their work. None: the scorer trains after calibration."""
-    from tracemill.miner.scoring.scorer import train_scorer
-
-    if frame.conversations is None:
-        return None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="tracemill-scorer")
-    try:
-        return pool.submit(train_scorer, frame, config, groups, frame.cache.store)
-    finally:
-        pool.shutdown(wait=False)  # its thread ends with its one task
-
-
-def _detect_and_score(store: Store, frame: Frame, config: MinerConfig, result: MineResult, clock: _Clock,
-                      grouped: tuple[list[str], list[str]], training: Future[Any] | None, *, full: bool) -> Any:
-    """Detect, localize and calibrate, then finish the scorer (trained meanwhile, or now): ``result``'s rule flags,
-    detector table, grouping and scorer report; the scorer's output, or None when another model wrote the stored
-    scores."""
-    from tracemill.miner.quality.calibration import calibrate_flags
-    from tracemill.miner.scoring.scorer import finish_scoring, train_scorer
-
     peers = _peers(store, frame, config, full=full)
     ctx = Context(frame=frame, config=config, peers=peers)
     flags = detect(ctx)
@@ -177,16 +135,24 @@ def _detect_and_score(store: Store, frame: Frame, config: MinerConfig, result: M
     flags = _localize_excess(store, frame, flags, peers)
     clock.done("localize")
 
-    calibrated = calibrate_flags(frame, flags, config, grouped)
-    result.flags = calibrated.flags
+    calibrated = calibrate_flags(frame, flags, config)
+    flags = calibrated.flags
     result.detectors = [row.to_dict() for row in calibrated.table.values()]
     result.grouping = calibrated.grouping
-    trained = training.result() if training is not None else train_scorer(frame, config, grouped[0], store)
-    scored = finish_scoring(frame, trained, calibrated.flags)
+    if not full and model_changed(store, planned_version(frame, config, calibrated.groups)):
+        return None  # known before training: the labels or settings changed
+    scored = score_traces(frame, config, flags, calibrated.groups, store)
     if not full and model_changed(store, scored.model_version):
         return None
+    flags += scored.flags
     result.scorer = scored.report
     clock.done("score")
+
+    result.flags = flags
+    result.summarize()
+    result.taxonomy = build_taxonomy(_messages(frame, flags))
+    clock.done("taxonomy")
+
     return scored
 
 

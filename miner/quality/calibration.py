@@ -147,15 +147,13 @@ class Calibrated:
     grouping: str
 
 
-def calibrate_flags(frame: Frame, flags: Sequence[Flag], config: MinerConfig,
-                    grouped: tuple[list[str], list[str]] | None = None) -> Calibrated:
-    """Group the runs (unless ``grouped`` holds :func:`~tracemill.miner.grouping.group_keys` of the frame), read
-    their labels, measure every detector and apply the table to the flags."""
+def calibrate_flags(frame: Frame, flags: Sequence[Flag], config: MinerConfig) -> Calibrated:
+    """Group the runs, read their labels, measure every detector and apply the table to the flags."""
     from tracemill.miner.grouping import group_keys, grouping_note
     from tracemill.miner.scoring.scorer import labels_of
 
     labels = labels_of(frame, config)
-    groups, sources = grouped or group_keys(frame)
+    groups, sources = group_keys(frame)
     labelled = np.flatnonzero(labels >= 0)
     table = calibrate(flags, frame["trace_id"], labels, groups, config)
     note = grouping_note([sources[i] for i in labelled]) if labelled.size else grouping_note(sources)

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from tracemill.collector.store.store import Store
     from tracemill.miner.scoring.model_select import Design
 
-__all__ = ["NUMERIC_FEATURES", "UNSUPERVISED", "ScoreResult", "Trained", "finish_scoring", "planned_version",
-           "planned_version_in_store", "score_traces", "train_scorer"]
+__all__ = ["NUMERIC_FEATURES", "UNSUPERVISED", "ScoreResult", "planned_version", "planned_version_in_store",
+           "score_traces"]
 
 NUMERIC_FEATURES = (
     "spans", "llm_calls", "tool_calls", "errors", "tool_errors", "result_errors", "llm_errors", "timeouts",
@@ -97,44 +97,16 @@ def score_traces(frame: Frame, config: MinerConfig, rule_flags: Sequence[Flag],
     """Train (or fall back), evaluate, and score every trace of ``frame``; cross-validation is grouped by
     ``group_keys`` (see :mod:`tracemill.miner.grouping`; by default the peer groups). With ``store``, the
     supervised scorer also reads the conversations (:mod:`tracemill.miner.scoring.text_features`)."""
-    return finish_scoring(frame, train_scorer(frame, config, group_keys, store), rule_flags)
-
-
-@dataclass
-class Trained:
-    """What the scorer learns before it sees the rule detectors' flags: its scores, report and flags, and
-    the labelled rows its quality is measured on (the rules alone are measured on the same rows)."""
-
-    scored: ScoreResult
-    labels: np.ndarray
-    rows: np.ndarray | None = None
-    """The rows trained on, for the rules' quality; None when no supervised model was trained."""
-
-
-def train_scorer(frame: Frame, config: MinerConfig, group_keys: Sequence[str] | None = None,
-                 store: Store | None = None) -> Trained:
-    """Everything of :func:`score_traces` that does not read the rule flags. It reads the frame and the
-    conversations (the frame's background read, else ``store``) and nothing else, so a run can train while
-    its detectors run."""
     require("sklearn", extra="miner", feature="The miner's scorer")
     labels, labelled, groups = _labels_and_groups(frame, config, group_keys)
     why = _why_unsupervised(labels, labelled, groups, config)
     try:
-        trained = (Trained(_anomaly(frame, why), labels) if why
-                   else _supervised(frame, config, labels, labelled, groups, store))  # fmt: skip
+        scored = _anomaly(frame, why) if why else _supervised(frame, config, labels, labelled, groups, rule_flags,
+                                                              store)
     except ValueError as exc:  # e.g. a fold whose training tasks hold one class only
-        trained = Trained(_anomaly(frame, f"the grouped cross-validation could not train: {exc}"), labels)
+        scored = _anomaly(frame, f"the grouped cross-validation could not train: {exc}")
     if labelled.size:  # the labels this run tried, trained on or not (see planned_version_in_store)
-        trained.scored.report["labels_digest"] = _digest(frame, config, labels, labelled)
-    return trained
-
-
-def finish_scoring(frame: Frame, trained: Trained, rule_flags: Sequence[Flag]) -> ScoreResult:
-    """The trained scorer's result, with the rule detectors' quality on the rows it was measured on."""
-    scored = trained.scored
-    if trained.rows is not None:
-        y = trained.labels[trained.rows]
-        scored.report["rules"] = _quality(y, _rule_scores(frame, rule_flags)[trained.rows], 1e-9)
+        scored.report["labels_digest"] = _digest(frame, config, labels, labelled)
     return scored
 
 
@@ -207,8 +179,10 @@ def _digest_of(config: MinerConfig, labels: Iterable[tuple[str, int]]) -> str:
     return version_digest([MINER_VERSION, repr(config), *(f"{trace} {label}" for trace, label in labels)])
 
 
-def _supervised(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray,
-                groups: np.ndarray, store: Store | None) -> Trained:
+def _supervised(
+    frame: Frame, config: MinerConfig, labels: np.ndarray, labelled: np.ndarray, groups: np.ndarray,
+    rule_flags: Sequence[Flag], store: Store | None,
+) -> ScoreResult:
     from tracemill.miner.scoring.model_select import (
         CANDIDATES,
         Platt,
@@ -230,6 +204,7 @@ def _supervised(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled:
     threshold, precise = precision_threshold(y, cv_probs, config.flag_precision, confidence=config.flag_confidence)
     quality = _quality(y, cv_probs, threshold)
     quality["folds"] = folds
+    rules = _quality(y, _rule_scores(frame, rule_flags)[train], 1e-9)
     probabilities = platt(predict(name, choice.model, design, train))
     version = f"{name}-2-{_digest(frame, config, labels, labelled)}"
     good_enough = quality["auroc"] is not None and quality["auroc"] >= config.min_model_auroc and precise
@@ -247,9 +222,9 @@ def _supervised(frame: Frame, config: MinerConfig, labels: np.ndarray, labelled:
                    f"{labelled.size} labelled runs"),
         "labelled": int(labelled.size), "trained_on": int(train.size), "failures": int(y.sum()),
         "groups": len(set(g)), "threshold": threshold,
-        "model": quality, "rules": None,  # filled in by finish_scoring, once the rule flags are known
+        "model": quality, "rules": rules,
     }  # fmt: skip
-    return Trained(ScoreResult(probabilities, version, report, flags), labels, train)
+    return ScoreResult(probabilities, version, report, flags)
 
 
 _NAMES = {"logreg": "logistic regression", "hgb": "gradient-boosted trees"}

@@ -94,24 +94,6 @@ def test_a_run_writes_its_flags_and_scores_at_one_utc_time(scored: Any):
     assert timedelta(0) <= datetime.now(timezone.utc) - written < timedelta(minutes=30)
 
 
-def test_the_scorer_trained_beside_the_detectors_equals_the_scorer_trained_after_them(scored: Any):
-    from tracemill.miner.config import MinerConfig
-    from tracemill.miner.detectors import DETECTORS
-    from tracemill.miner.feature_cache import load_features
-    from tracemill.miner.grouping import group_keys
-    from tracemill.miner.scoring.scorer import score_traces
-
-    store, _, result = scored  # labels came first: the run trained while its detectors ran
-    frame = load_features(store, "1", {}, loop_min=MinerConfig().loop_min_repeats)  # no background read: in line
-    assert frame.conversations is None
-    rule_flags = [f for f in result.flags if f.detector in DETECTORS and f.detector != "outcome_model"]
-    in_line = score_traces(frame, MinerConfig(), rule_flags, group_keys(frame)[0], store)
-    assert in_line.report == result.scorer and in_line.report["rules"]["auroc"] is not None
-    assert set(in_line.flags) == {f for f in result.flags if f.detector == "outcome_model"} != set()
-    stored = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
-    assert [stored[t] for t in frame["trace_id"]] == pytest.approx(in_line.probabilities.tolist(), abs=1e-6)
-
-
 def test_failure_rates_per_version_show_a_significant_regression(new_database: Any, drop_database: Any, corpus: Any):
     store = new_database("versions")
     try:
