@@ -7,12 +7,12 @@ built once for every trace, not again in every fold: hashing needs no fitting. E
 folds grouped by task; the trees win only when their AUROC is at least 0.03 higher. Its probabilities are
 calibrated by Platt scaling fitted on its out-of-fold predictions (what
 ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does, without fitting every fold again), and the
-``outcome_model`` flag threshold is the lowest one whose cross-validated precision reaches the target with
-80% confidence (the lower bound of its Wilson interval), so a failure flag is one a reviewer can trust: the
-lowest threshold whose measured precision reaches the target is where chance lifted it there. Each fit runs
-on one thread: OpenMP's threads in the trees slow down by an order of magnitude on a machine shared with
-other work. The two candidates are cross-validated side by
-side, one thread each, which gives each the predictions it gets alone.
+``outcome_model`` flag threshold is the lowest one whose cross-validated precision reaches the target with the
+confidence asked (the lower bound of its Wilson interval; ``MinerConfig.flag_confidence``, 80% by default), so
+a failure flag is one a reviewer can trust: the lowest threshold whose measured precision reaches the target
+is where chance lifted it there. Each fit runs on one thread: OpenMP's threads in the trees slow down by an
+order of magnitude on a machine shared with other work. The two candidates are cross-validated side by side,
+one thread each, which gives each the predictions it gets alone.
 """
 
 from __future__ import annotations
