@@ -59,10 +59,12 @@ class MinerConfig:
     precision estimates barely move beyond a few thousand runs, while five folds of every candidate cost more
     with each run)."""
     calibration_min_runs: int = 5
-    """A detector is measured (its confidence becomes its precision, and it may be muted) once it fires on this
-    many labelled runs."""
+    """A detector's confidence becomes its measured precision, and a failure detector whose lift is not above 1 is
+    muted, once it fires on this many labelled runs. (A failure detector that fires on any labelled run is also
+    muted while its precision is not shown to reach ``flag_precision`` with ``flag_confidence``.)"""
     handoff_failure_lift: float = 1.25
-    """Hand-offs count as failures in a store where runs that hand off fail this many times the base rate."""
+    """Hand-offs count as failures in a store where runs that hand off fail this many times the base rate, and
+    their precision reaches ``flag_precision`` with ``flag_confidence``."""
     pinned: Mapping[str, bool] = field(default_factory=dict)
     """Detectors pinned on (True: never muted) or off (False: always muted), by name, whatever the labels say."""
 

@@ -6,8 +6,12 @@ store, each detector is measured on the labelled runs, weighted so that every ta
 however many trials it has: precision (the share of flagged runs that failed), recall, lift (precision over
 the base failure rate) and support. A failure detector whose lift is not above 1 with enough support is
 muted for this store: its flags are kept, marked muted, and left out of the review queue and of failure
-counts. An unmuted detector's flag confidence is its measured precision. A hand-off is a signal unless the
-outcomes say hand-offs fail here. ``MinerConfig.pinned`` forces a detector on (never muted) or off (muted).
+counts. So is one whose precision on the labelled runs it fired on cannot reach ``flag_precision`` with
+``flag_confidence``, the bar the learned scorer's flags meet: trials of one task look alike, so a rule that
+fired on a few labelled runs says little about the next tasks, and a failure flag that is right half the
+time costs a reviewer more than it finds. An unmuted detector's flag confidence is its measured precision.
+A hand-off is a signal unless the outcomes say hand-offs fail here, by the same bar. ``MinerConfig.pinned``
+forces a detector on (never muted) or off (muted).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class DetectorStats:
     muted: bool
     pinned: str  # "on", "off" or ""
     evidence: str
+    trusted: bool = False  # its precision reaches flag_precision with flag_confidence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,13 +105,32 @@ def _row(name: str, category: str, traces: set[str], weight: dict[str, float], l
     recall = wf / failed_weight if failed_weight else None
     lift = precision / base if base else None
     enough = runs >= config.calibration_min_runs
-    muted = pin is False or (pin is None and category == "failure" and enough and lift is not None and lift <= 1.0)
+    trusted = _trusted(precision, w, config)
     note = f"fires on {runs} labelled run{'s' if runs != 1 else ''}, {failed} failed; base rate {base:.2f}"
-    if not enough:
-        note += f" (fewer than {config.calibration_min_runs} runs: defaults stand)"
+    muted = pin is False
+    if pin is None and category == "failure":
+        if enough and lift is not None and lift <= 1.0:
+            muted = True
+        elif not trusted:
+            muted = True
+            note += (f"; precision {precision:.2f}, not shown to reach {config.flag_precision:.2f} with "
+                     f"{config.flag_confidence:.0%} confidence")
+    if not enough and not muted:
+        note += f" (fewer than {config.calibration_min_runs} runs: default confidence)"
     return DetectorStats(name, category, runs, failed, len({group[t] for t in traces}), round(precision, 4),
                          None if recall is None else round(recall, 4), None if lift is None else round(lift, 4),
-                         round(base, 4), muted, pinned, _pinned_note(pinned, note))
+                         round(base, 4), muted, pinned, _pinned_note(pinned, note), trusted)
+
+
+def _trusted(precision: float, tasks: float, config: MinerConfig) -> bool:
+    """Whether ``precision``, measured on runs worth ``tasks`` tasks (a task's trials count once), reaches
+    ``flag_precision`` with ``flag_confidence`` by Wilson's lower bound."""
+    from statistics import NormalDist
+
+    from tracemill.miner.scoring.model_select import wilson_lower_bound
+
+    z = NormalDist().inv_cdf(config.flag_confidence)
+    return bool(wilson_lower_bound(np.asarray([precision]), np.asarray([tasks]), z)[0] >= config.flag_precision)
 
 
 def _pinned_note(pinned: str, note: str) -> str:
@@ -128,7 +152,7 @@ def apply_calibration(flags: Sequence[Flag], table: dict[str, DetectorStats], co
         measured = stats.runs >= config.calibration_min_runs and stats.precision is not None
         if measured and flag.category != "near_miss":
             changes["confidence"] = round(float(stats.precision or 0.0), 3)
-        if (flag.category == "signal" and measured and not stats.muted and stats.lift is not None
+        if (flag.category == "signal" and measured and not stats.muted and stats.trusted and stats.lift is not None
                 and stats.lift >= config.handoff_failure_lift):
             changes["category"] = "failure"
             changes["evidence"] = f"{flag.evidence} [hand-offs fail here: {stats.evidence}]"[:1000]

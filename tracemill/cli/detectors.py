@@ -18,7 +18,7 @@ def default_rows() -> list[dict[str, Any]]:
 
     return [{"detector": d.name, "category": d.category, "runs": 0, "failed": 0, "groups": 0, "precision": None,
              "recall": None, "lift": None, "base_rate": None, "muted": False, "pinned": "",
-             "evidence": "no labelled runs"} for d in DETECTORS.values()]  # fmt: skip
+             "evidence": "no labelled runs", "trusted": False} for d in DETECTORS.values()]  # fmt: skip
 
 
 def latest_detectors(backend: Any) -> dict[str, Any]:

@@ -32,7 +32,11 @@ def test_a_detector_that_fires_on_successes_is_muted_with_its_evidence():
     assert (row.runs, row.failed, row.muted) == (13, 1, True)
     assert row.evidence == "fires on 13 labelled runs, 1 failed; base rate 0.58"
     assert row.precision == pytest.approx(1 / 13, abs=1e-4) and row.lift == pytest.approx((1 / 13) / 0.58, abs=1e-3)
-    assert not table["tool_error"].muted  # one run is not enough to judge
+    # One failed run cannot show that tool_error's flags are right often enough to trust: muted until more are.
+    assert table["tool_error"].muted and not table["tool_error"].trusted
+    assert table["tool_error"].evidence == ("fires on 1 labelled run, 1 failed; base rate 0.58; precision 1.00, "
+                                            "not shown to reach 0.70 with 80% confidence")
+    assert not table["loop"].muted and table["loop"].evidence == "fires on no labelled run; base rate 0.58"
     out = apply_calibration(flags, table, miner.MinerConfig())
     assert all(f.muted for f in out if f.detector == "give_up")
     assert all(f.confidence == pytest.approx(1 / 13, abs=1e-3) for f in out if f.detector == "give_up")
@@ -43,6 +47,46 @@ def test_a_detector_that_fires_on_successes_is_muted_with_its_evidence():
     assert off["loop"].muted and off["loop"].evidence.startswith("pinned off")
     with pytest.raises(ConfigError, match="unknown detector"):
         calibrate(flags, traces, labels, groups, miner.MinerConfig(pinned={"nope": True}))
+
+
+def test_a_failure_detector_counts_once_its_precision_reaches_the_target_with_confidence():
+    # 100 labelled runs, 58 failed. Every detector below beats the base rate; only the first two are trusted.
+    traces, labels, groups = _labelled(100, set(range(58)))
+    fired = {"tool_error": traces[:18] + traces[60:62],  # 18 of 20 failed
+             "loop": traces[:3],  # 3 of 3
+             "give_up": traces[:3] + traces[60:61],  # 3 of 4: lift 1.29, too few to show 0.70
+             "llm_error": traces[:14] + traces[60:66]}  # 14 of 20: 0.70 measured, not with confidence
+    flags = [_flag(t, name) for name, ts in fired.items() for t in ts]
+    table = calibrate(flags, traces, labels, groups, miner.MinerConfig())
+    assert {name: (table[name].trusted, table[name].muted) for name in fired} == {
+        "tool_error": (True, False), "loop": (True, False), "give_up": (False, True), "llm_error": (False, True)}
+    assert table["llm_error"].lift is not None and table["llm_error"].lift > 1
+    # At confidence 0.5 the measured precision is taken as it is: 0.70 and 0.75 reach 0.70.
+    loose = calibrate(flags, traces, labels, groups, miner.MinerConfig(flag_confidence=0.5))
+    assert not loose["llm_error"].muted and not loose["give_up"].muted
+    pinned = calibrate(flags, traces, labels, groups, miner.MinerConfig(pinned={"give_up": True}))
+    assert not pinned["give_up"].muted
+
+
+def test_a_tasks_trials_count_once_in_the_confidence_and_hand_offs_fail_only_where_trusted():
+    # Ten trials of one task, all failed and flagged, are one task's evidence: too little to trust.
+    traces = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(30)]
+    labels = np.asarray([1] * 10 + [1] * 10 + [0] * 20)
+    one_task = calibrate([_flag(t) for t in traces[:10]], traces, labels, ["A"] * 10 + traces[10:],
+                         miner.MinerConfig())["give_up"]
+    assert one_task.precision == 1.0 and one_task.muted and not one_task.trusted
+    ten_tasks = calibrate([_flag(t) for t in traces[:10]], traces, labels, traces, miner.MinerConfig())["give_up"]
+    assert ten_tasks.trusted and not ten_tasks.muted
+    # Hand-offs: 17 of 20 failed (base 0.5) are failures here; 5 of 7 are not shown to be, though their lift is 1.43.
+    traces, labels, groups = _labelled(100, set(range(50)))
+    config = miner.MinerConfig()
+    for handing_off, promoted in ((traces[:17] + traces[50:53], True), (traces[:5] + traces[50:52], False)):
+        flags = [_flag(t, "handoff", "signal") for t in handing_off]
+        table = calibrate(flags, traces, labels, groups, config)
+        assert table["handoff"].lift is not None and table["handoff"].lift > config.handoff_failure_lift
+        out = apply_calibration(flags, table, config)
+        assert {f.category for f in out} == ({"failure"} if promoted else {"signal"})
+        assert not any(f.muted for f in out)
 
 
 def test_trials_of_one_task_count_once():
