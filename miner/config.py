@@ -9,7 +9,7 @@ from tracemill.errors import ConfigError
 
 __all__ = ["MINER_VERSION", "MinerConfig"]
 
-MINER_VERSION = "2"
+MINER_VERSION = "3"
 """Written with every flag; bump when detector semantics change in a way readers should know, or the scorer's
 features do (a supervised model's version names it, so its scores are then written again)."""
 

@@ -1,46 +1,127 @@
 """Which runs are trials of the same task: the key that groups cross-validation and calibration.
 
-The task id when a trace has one (``tracemill.task.id``), else the closest key it has: the conversation
-or session id (``gen_ai.conversation.id``, OpenInference ``session.id``), else the first user input with
-numbers, ids and quoted values masked, else the trace itself. Instrumentations other than tracemill's
-rarely record a task id; without this fallback a store of their runs forms one group and never trains a
-supervised scorer.
+The task id when a trace has one (``tracemill.task.id``), else the closest key it has: a conversation or
+session id (``gen_ai.conversation.id``, OpenInference ``session.id``) that several runs share, else the
+identifiers the user gave (order, account or booking numbers: a token with a digit, of five characters or
+more) when another run's user gave one of them too, else the run's own conversation id, else the first user
+input with numbers, ids and quoted values masked, else the trace itself.
+
+Instrumentations other than tracemill's rarely record a task id, and many name each run its own
+conversation. Trials of one task then share no key, and cross-validation that splits them between folds
+measures how well the model recognises a task it has seen, not how it does on the next one: the user's
+identifiers are what trials of a task have in common (the same customer, the same order) and separate
+tasks do not. An identifier that more than 1% of the runs (and more than 20) share is a common value, not
+someone's. Without these fallbacks a store of other instrumentations' runs forms one group and never trains
+a supervised scorer.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from tracemill.miner.features import Frame
 from tracemill.miner.taxonomy import normalize
 
-__all__ = ["GROUPINGS", "group_keys", "grouping_note"]
+__all__ = ["GROUPINGS", "IDENTIFIER_PATTERN", "MIN_IDENTIFIER", "group_keys", "grouping_note", "identifiers"]
 
-GROUPINGS = ("task id", "conversation id", "first user input", "trace")
+GROUPINGS = ("task id", "conversation id", "user's identifiers", "first user input", "trace")
+
+IDENTIFIER_PATTERN = r"[\w#-]*\d[\w#-]*"
+"""An identifier in lower-cased text: a token with a digit (an order, account, booking or phone number)."""
+
+MIN_IDENTIFIER = 5
+"""Shorter tokens with a digit are quantities, years and times, not identifiers."""
+
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
-def group_keys(frame: Frame) -> tuple[list[str], list[str]]:
-    """Each trace's group key and which of :data:`GROUPINGS` gave it."""
+def identifiers(text: str) -> list[str]:
+    """The identifiers in ``text`` (lower case)."""
+    return [t for t in _IDENTIFIER.findall(text.lower()) if len(t) >= MIN_IDENTIFIER]
+
+
+def group_keys(frame: Frame, conversations: Any = None) -> tuple[list[str], list[str]]:
+    """Each trace's group key and which of :data:`GROUPINGS` gave it. ``conversations``: the table of
+    :func:`~tracemill.miner.scoring.text_features.conversation_sql` when the run read it (the identifiers of every
+    user turn, in its ``user_ids``), else the identifiers come from the first user input."""
     c = frame.columns
+    shared = Counter(c["conversation_id"])
+    candidates = [i for i, (task, conversation) in enumerate(zip(c["task_id"], c["conversation_id"], strict=True))
+                  if not task and not (conversation and shared[conversation] > 1)]
+    linked = _linked(_identifiers_of(frame, candidates, conversations), len(frame))
     keys, sources = [], []
-    for trace, task, conversation, first_user in zip(c["trace_id"], c["task_id"], c["conversation_id"],
-                                                     c["first_user"], strict=True):
+    for i, (trace, task, conversation, first_user) in enumerate(zip(c["trace_id"], c["task_id"], c["conversation_id"],
+                                                                    c["first_user"], strict=True)):
         if task:
             keys.append("task:" + task)
             sources.append("task id")
-            continue
-        if conversation:
+        elif conversation and shared[conversation] > 1:
             keys.append("conversation:" + conversation)
             sources.append("conversation id")
-            continue
-        text = normalize(first_user)
-        if text:
+        elif i in linked:
+            keys.append("user:" + linked[i])
+            sources.append("user's identifiers")
+        elif conversation:
+            keys.append("conversation:" + conversation)
+            sources.append("conversation id")
+        elif text := normalize(first_user):
             keys.append("input:" + text)
             sources.append("first user input")
         else:
             keys.append("trace:" + trace)
             sources.append("trace")
     return keys, sources
+
+
+def _identifiers_of(frame: Frame, rows: list[int], conversations: Any) -> dict[int, Sequence[str]]:
+    """The user's identifiers of each of ``rows``: from every user turn when the conversations were read."""
+    if not rows:
+        return {}
+    if conversations is None or not conversations.num_rows or "user_ids" not in conversations.column_names:
+        first = frame["first_user"]
+        return {i: identifiers(first[i]) for i in rows}
+    index = {trace: i for i, trace in enumerate(conversations.column("TraceId").to_pylist())}
+    wanted = {frame["trace_id"][i]: i for i in rows}
+    at = [index.get(trace, -1) for trace in wanted]
+    found = conversations.column("user_ids").take([a for a in at if a >= 0]).to_pylist()
+    out: dict[int, Sequence[str]] = {i: () for i in rows}
+    for i, ids in zip((i for i, a in zip(wanted.values(), at, strict=True) if a >= 0), found, strict=True):
+        out[i] = ids
+    return out
+
+
+def _linked(ids_of: dict[int, Sequence[str]], runs: int) -> dict[int, str]:
+    """The runs that share an identifier with another run, each with its group's name (the group's smallest
+    shared identifier): groups joined through any shared identifier, common values left out."""
+    runs_of: dict[str, list[int]] = defaultdict(list)
+    for i, ids in ids_of.items():
+        for token in set(ids):
+            runs_of[token].append(i)
+    common = max(20, runs // 100)
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.get(i, i) != i:
+            parent[i] = parent.get(parent[i], parent[i])
+            i = parent[i]
+        return i
+
+    name: dict[int, str] = {}
+    for token, members in sorted(runs_of.items()):
+        if not 1 < len(members) <= common:
+            continue
+        top = root(members[0])
+        for other in members[1:]:
+            top_other = root(other)
+            if top_other != top:
+                parent[top_other] = top
+                if top_other in name:
+                    name[top] = min(name.get(top, token), name.pop(top_other))
+        name[top] = min(name.get(top, token), token)
+    return {i: name[root(i)] for i in ids_of if root(i) in name}
 
 
 def grouping_note(sources: list[str]) -> str:

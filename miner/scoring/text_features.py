@@ -26,6 +26,7 @@ import numpy as np
 
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.miner.features import Frame
+from tracemill.miner.grouping import IDENTIFIER_PATTERN, MIN_IDENTIFIER
 from tracemill.miner.sql import FLATTENED_INPUTS, GENAI_USER_TURNS, _q, span_columns
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ def _user_turns_sql() -> str:
 
 def conversation_sql(where: str) -> str:
     """Per trace of the spans selected by ``where``: the token columns, the counts of user turns, write and read
-    calls and written tools, and the write signature (read by :func:`conversation_features`)."""
+    calls and written tools, the write signature (read by :func:`conversation_features`), and the identifiers in
+    the user's turns (read by :func:`~tracemill.miner.grouping.group_keys`)."""
     arguments = _tokens_sql("c.3", "concat(c.1, 'a:')", _TOKENS_PER_TEXT)
     results = _tokens_sql("c.4", "concat(c.1, 'r:')", _TOKENS_PER_RESULT)
     turns = _tokens_sql("u", "'u:'", _TOKENS_PER_TEXT)
@@ -111,7 +113,9 @@ SELECT
     length({writes}) AS write_calls,
     length(calls) - write_calls AS read_calls,
     length(arrayDistinct(arrayMap(c -> c.2, {writes}))) AS write_tools,
-    arrayStringConcat(arraySort(arrayMap(c -> concat(c.2, '(', c.3, ')'), {writes})), '|') AS write_signature
+    arrayStringConcat(arraySort(arrayMap(c -> concat(c.2, '(', c.3, ')'), {writes})), '|') AS write_signature,
+    arrayDistinct(arrayFilter(t -> length(t) >= {MIN_IDENTIFIER}, arrayFlatten(arrayMap(
+        u -> extractAll(lowerUTF8(u), {_q(IDENTIFIER_PATTERN)}), user)))) AS user_ids
 FROM (
     SELECT
         TraceId,

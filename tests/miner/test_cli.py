@@ -78,11 +78,11 @@ def test_mine_prints_the_detector_table_and_flags_detectors_shows_the_latest_run
     report = tmp_path / "report.html"
     mined = runner.invoke(app, ["mine", "--store", _dsn(store), *NO_SERVER, "--report", str(report)])
     assert mined.exit_code == 0, mined.output
-    assert "Detectors on labelled runs (grouping: conversation id (64 runs))" in mined.stdout
+    assert "Detectors on labelled runs (grouping: user's identifiers (64 runs))" in mined.stdout
     assert "Detectors on labelled runs" in report.read_text()
     shown = runner.invoke(app, ["flags", "--store", _dsn(store), *NO_SERVER, "--detectors", "--json"])
     latest = json.loads(shown.stdout)
-    assert latest["run"]["labelled"] == 64 and latest["run"]["grouping"] == "conversation id (64 runs)"
+    assert latest["run"]["labelled"] == 64 and latest["run"]["grouping"] == "user's identifiers (64 runs)"
     rows = {d["detector"]: d for d in latest["detectors"]}
     failed = sum(not c.success for c in conversations)
     assert rows["handoff"]["base_rate"] == round(failed / 64, 4)  # one run per conversation: plain rate

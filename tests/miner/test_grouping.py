@@ -36,3 +36,46 @@ def test_the_first_user_turn_is_read_after_a_long_system_prompt(store: Any, supp
     assert by_user["Refund order 1"] == by_user["Refund order 2"]  # numbers masked: trials of one task
     assert by_user["Where is my parcel?"] != by_user["Refund order 1"]
     assert sorted(sources) == ["first user input"] * 3 + ["trace"]
+
+
+def test_trials_that_each_name_their_own_conversation_are_grouped_by_the_users_identifiers(store: Any, support: Any):
+    # The plain OTel SDK, one gen_ai.conversation.id per run: trials of a task share only what the user says.
+    conversations = support.build(seed=4, tasks=6, trials=3)
+    traced = support.write_genai(store, conversations)
+    task_of = {t.trace_id: t.conversation.task.task_id for t in traced}
+    frame = load_features(store, "1", {}, loop_min=3, conversations=True)
+    assert frame.conversations is not None
+    table = frame.conversations.result()
+    assert len(set(frame["conversation_id"])) == len(traced)  # a conversation id per run: no grouping there
+    for read in (table, None):  # every user turn's identifiers, else the first user input's
+        keys, sources = group_keys(frame, read)
+        assert set(sources) == {"user's identifiers"}
+        same_key = {(a, b) for a, ka in zip(frame["trace_id"], keys, strict=True)
+                    for b, kb in zip(frame["trace_id"], keys, strict=True) if ka == kb}
+        assert same_key == {(a, b) for a in task_of for b in task_of if task_of[a] == task_of[b]}
+    user_turn_ids = dict(zip(table.column("TraceId").to_pylist(), table.column("user_ids").to_pylist(), strict=True))
+    task = conversations[0].task
+    assert {task.order.order_id.lower(), task.user_id} <= set(user_turn_ids[traced[0].trace_id])
+
+
+def test_common_values_and_short_numbers_do_not_join_runs():
+    from tracemill.miner.features import Frame
+    from tracemill.miner.grouping import identifiers
+
+    assert identifiers("Refund #W1234567 for emma_1234, 2 items, in 2024") == ["#w1234567", "emma_1234"]
+    # 30 customers, each with two runs naming their own account; every run also names one common product code.
+    firsts = [f"acct-{i // 2:05d}: my sku-77777 broke" for i in range(60)] + ["no id here", "acct-99999 once"]
+    n = len(firsts)
+    frame = Frame({"trace_id": [f"t{i}" for i in range(n)], "task_id": [""] * n,
+                   "conversation_id": [f"c{i}" for i in range(n)], "first_user": firsts})
+    keys, sources = group_keys(frame)
+    assert len(set(keys[:60])) == 30 and keys[0] == keys[1] == "user:acct-00000" and keys[1] != keys[2]
+    assert sources[:60] == ["user's identifiers"] * 60
+    assert sources[60:] == ["conversation id"] * 2  # nobody else names acct-99999: the run's own conversation
+    # A conversation id that several runs share comes before the identifiers; a task id before both.
+    frame.columns["conversation_id"][2] = frame.columns["conversation_id"][0]
+    frame.columns["task_id"][1] = "refund"
+    keys, sources = group_keys(frame)
+    assert (sources[0], sources[1], sources[2]) == ("conversation id", "task id", "conversation id")
+    assert keys[0] == keys[2] == "conversation:c0" and keys[4] == keys[5] == "user:acct-00002"
+    assert keys[3] == "conversation:c3"  # its account's other run is grouped by conversation: none left to join

@@ -153,10 +153,12 @@ def test_scorer_learns_from_the_conversation_where_no_error_is_raised(half_label
     store, traced, labelled, result = half_labelled
     report = result.scorer
     assert report["mode"] == "supervised" and report["labelled"] == 100
-    assert result.grouping == "conversation id (100 runs)"  # no task ids: the closest key
+    assert result.grouping == "user's identifiers (100 runs)"  # no task ids: the closest key
     assert set(report["candidates"]) == {"logreg", "hgb"} and report["model_name"] in report["candidates"]
     model, rules = report["model"], report["rules"]
-    assert model["auroc"] >= 0.8 and model["auroc"] >= rules["auroc"] + 0.2
+    # Cross-validated by task (20 labelled tasks: each fold's model meets 4 tasks it never saw), an estimate for the
+    # next task, not for another trial of a task it knows.
+    assert model["auroc"] >= 0.7 and model["auroc"] >= rules["auroc"] + 0.2
     assert model["precision"] >= 0.7  # the threshold is chosen for precision on the cross-validated predictions
     scores = dict(store.query("SELECT TraceId, FailureProbability FROM tracemill_trace_scores FINAL").result_rows)
     unlabelled = [t for t in traced if t.conversation.task.task_id not in labelled]
@@ -167,7 +169,7 @@ def test_scorer_learns_from_the_conversation_where_no_error_is_raised(half_label
     assert flagged and len(flagged & failed) / len(flagged) >= 0.6
     assert len(flagged & failed) / len(failed) >= 0.4
     row = store.query("SELECT Auroc, RulesAuroc, Grouping FROM tracemill_miner_runs").result_rows
-    assert row == [(model["auroc"], rules["auroc"], "conversation id (100 runs)")]
+    assert row == [(model["auroc"], rules["auroc"], "user's identifiers (100 runs)")]
 
 
 def test_scorer_trains_on_a_fixed_sample_when_labels_exceed_its_limit(new_database: Any, drop_database: Any,

@@ -127,7 +127,9 @@ def test_on_the_support_corpus_every_unmuted_measured_detector_beats_the_base_ra
     store, traced, _, result = mined_support
     failed = {t.trace_id: not t.conversation.success for t in traced}
     base = sum(failed.values()) / len(failed)
-    assert result.detectors and result.grouping.startswith("conversation id")
+    # Each run names its own session: its trials are grouped by the identifiers their user gave, one group a task.
+    assert result.detectors and result.grouping == "user's identifiers (100 runs)"
+    assert result.scorer["groups"] == len({t.conversation.task.task_id for t in traced}) // 2
     by_detector: dict[str, set[str]] = {}
     for flag in result.flags:
         if flag.category == "failure" and not flag.muted and flag.detector not in ("negative_feedback",):
