@@ -79,13 +79,13 @@ def _texts(frame: Frame) -> tuple[list[str], list[str]]:
     return sequences, errors
 
 
-def _design(frame: Frame, store: Store | None) -> Design:
+def _design(frame: Frame, store: Store | None, groups: Sequence[str] | None = None) -> Design:
     """Trace features and the conversation's numbers, its hashed tokens, the tool sequence and the error text:
-    one row per trace."""
+    one row per trace (``groups``: the run's task groups, which name the peers)."""
     from tracemill.miner.scoring.model_select import Design
     from tracemill.miner.scoring.text_features import conversation_features, hashed_counts, peer_keys
 
-    conversation = conversation_features(store, frame, peer_keys(frame))
+    conversation = conversation_features(store, frame, peer_keys(frame, groups))
     sequences, errors = _texts(frame)
     steps = hashed_counts(sequences, columns=2**12, token_pattern=r"[^ ]+", lowercase=False, ngrams=(1, 2))
     return Design(np.hstack([_numeric(frame), conversation.numbers]), conversation.tokens, steps,
@@ -192,7 +192,7 @@ def _supervised(
         predict,
     )
 
-    design = _design(frame, store)
+    design = _design(frame, store, groups.tolist())
     train = _training_sample(frame, labelled, config.max_training_runs)
     matrices = {name: features(name, design, train, train) for name in CANDIDATES}
     y, g = labels[train], groups[train]

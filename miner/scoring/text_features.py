@@ -237,11 +237,20 @@ def hashed_counts(texts: Sequence[str], *, columns: int, token_pattern: str = r"
     return vectorizer.transform(list(distinct))[rows]
 
 
-def peer_keys(frame: Frame) -> list[str]:
-    """Runs of the same task for peer statistics: the task id, else the exact first user input (lower case);
-    a conversation id names one run, not a task, so it makes no peers."""
+def peer_keys(frame: Frame, groups: Sequence[str] | None = None) -> list[str]:
+    """Runs of the same task for peer statistics: the task id, else the trials the run's grouping found
+    (``groups``, :func:`~tracemill.miner.grouping.group_keys`: a conversation id that several runs share, or the
+    identifiers their users gave), else the exact first user input (lower case). A conversation id that names one
+    run names no task, and the masked first input names a phrasing that many tasks share, so neither makes peers."""
+    sizes = Counter(groups) if groups is not None else Counter()
     keys = []
-    for task, first_user in zip(frame["task_id"], frame["first_user"], strict=True):
-        text = " ".join(first_user.lower().split())
-        keys.append("task:" + task if task else ("input:" + text if text else ""))
+    for i, (task, first_user) in enumerate(zip(frame["task_id"], frame["first_user"], strict=True)):
+        group = groups[i] if groups is not None else ""
+        if task:
+            keys.append("task:" + task)
+        elif group.startswith(("conversation:", "user:")) and sizes[group] > 1:
+            keys.append(group)
+        else:
+            text = " ".join(first_user.lower().split())
+            keys.append("input:" + text if text else "")
     return keys

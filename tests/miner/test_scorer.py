@@ -164,12 +164,34 @@ def test_scorer_learns_from_the_conversation_where_no_error_is_raised(half_label
     unlabelled = [t for t in traced if t.conversation.task.task_id not in labelled]
     auroc = roc_auc_score([not t.conversation.success for t in unlabelled], [scores[t.trace_id] for t in unlabelled])
     assert auroc >= 0.8, auroc
-    flagged = {f.trace_id for f in result.flags if f.detector == "outcome_model"}
-    failed = {t.trace_id for t in unlabelled if not t.conversation.success}
-    assert flagged and len(flagged & failed) / len(flagged) >= 0.6
-    assert len(flagged & failed) / len(failed) >= 0.4
     row = store.query("SELECT Auroc, RulesAuroc, Grouping FROM tracemill_miner_runs").result_rows
     assert row == [(model["auroc"], rules["auroc"], "user's identifiers (100 runs)")]
+
+
+def test_the_models_flags_on_unlabelled_tasks_are_right_and_find_failures_across_corpora(
+        new_database: Any, drop_database: Any, support: Any):
+    # Four corpora, each half labelled (a label sample drawn apart from the corpus's seed). On a single split the
+    # threshold may find no precision it can trust (then the model flags nothing); across them the flags hold.
+    right = flagged = found = failed = 0
+    for seed in (21, 11, 5, 7):
+        conversations = support.build(seed=seed, tasks=40, trials=5)
+        tasks = sorted({c.task.task_id for c in conversations})
+        labelled = set(random.Random(seed * 7919 + 1).sample(tasks, len(tasks) // 2))
+        store = new_database(f"model_flags_{seed}")
+        try:
+            traced = support.write_genai(store, conversations)
+            support.record_outcomes(store, traced, tasks=labelled)
+            result = miner.mine(store)
+        finally:
+            drop_database(store)
+        failing = {t.trace_id for t in traced
+                   if t.conversation.task.task_id not in labelled and not t.conversation.success}
+        flags = {f.trace_id for f in result.flags if f.detector == "outcome_model"}
+        assert flags, (seed, result.scorer["note"])
+        right, flagged = right + len(flags & failing), flagged + len(flags)
+        found, failed = found + len(flags & failing), failed + len(failing)
+    assert right / flagged >= 0.7, (right, flagged)
+    assert found / failed >= 0.5, (found, failed)
 
 
 def test_scorer_trains_on_a_fixed_sample_when_labels_exceed_its_limit(new_database: Any, drop_database: Any,

@@ -86,3 +86,25 @@ def test_a_failed_background_read_raises_where_the_conversations_are_used(new_da
         assert isinstance(frame.conversations, Future) and frame.conversations.done()
     finally:
         drop_database(store)
+
+
+def test_peers_are_the_trials_the_grouping_found_where_no_task_id_is_recorded(store: Any, support: Any):
+    from tracemill.miner.grouping import group_keys
+
+    conversations = support.build(seed=4, tasks=6, trials=3)
+    traced = support.write_genai(store, conversations)  # plain OTel SDK: no task id, a conversation id per run
+    frame = load_features(store, "1", {}, loop_min=3)
+    groups, _ = group_keys(frame)
+    column = {name: k for k, name in enumerate(TEXT_NUMERIC)}
+    order = [frame["trace_id"].index(t.trace_id) for t in traced]
+    by_group = conversation_features(store, frame, peer_keys(frame, groups)).numbers[order]
+    by_input = conversation_features(store, frame, peer_keys(frame)).numbers[order]
+    assert by_group[:, column["peers"]].tolist() == [2.0] * len(traced)  # the task's two other trials
+    assert by_input[:, column["peers"]].min() < 2  # an opening phrased another way makes no peer of the same task
+    writes = [sorted((e.tool, str(e.args)) for e in c.events if e.kind == "tool" and e.tool not in support.READ_TOOLS)
+              for c in conversations]
+    for i, c in enumerate(conversations):
+        others = [j for j, o in enumerate(conversations) if o.task.task_id == c.task.task_id and j != i]
+        agreeing = sum(writes[j] == writes[i] for j in others)
+        assert by_group[i, column["peer_agreement"]] == pytest.approx(agreeing / 2)
+    assert len(set(by_group[:, column["peer_agreement"]].tolist())) > 1  # some trials did what the others did not
