@@ -11,8 +11,8 @@ conversation. Trials of one task then share no key, and cross-validation that sp
 measures how well the model recognises a task it has seen, not how it does on the next one: the user's
 identifiers are what trials of a task have in common (the same customer, the same order) and separate
 tasks do not. An identifier that more than 1% of the runs (and more than 20) share is a common value, not
-someone's. Without these fallbacks a store of other instrumentations' runs forms one group and never trains
-a supervised scorer.
+someone's, and no group grows past that size. Without these fallbacks a store of other instrumentations'
+runs forms one group and never trains a supervised scorer.
 """
 
 from __future__ import annotations
@@ -35,22 +35,27 @@ IDENTIFIER_PATTERN = r"[\w#-]*\d[\w#-]*"
 MIN_IDENTIFIER = 5
 """Shorter tokens with a digit are quantities, years and times, not identifiers."""
 
-_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+_WORD = re.compile(r"[\w#-]+")
+_DIGIT = re.compile(r"\d")
 
 
 def identifiers(text: str) -> list[str]:
-    """The identifiers in ``text`` (lower case)."""
-    return [t for t in _IDENTIFIER.findall(text.lower()) if len(t) >= MIN_IDENTIFIER]
+    """The identifiers in ``text`` (lower case): the matches of :data:`IDENTIFIER_PATTERN`, found as the words
+    that hold a digit (the pattern itself backtracks through every word without one)."""
+    return [w for w in _WORD.findall(text.lower()) if len(w) >= MIN_IDENTIFIER and _DIGIT.search(w)]
 
 
-def group_keys(frame: Frame, conversations: Any = None) -> tuple[list[str], list[str]]:
+def group_keys(frame: Frame, conversations: Any = None,
+               rows: Sequence[int] | None = None) -> tuple[list[str], list[str]]:
     """Each trace's group key and which of :data:`GROUPINGS` gave it. ``conversations``: the table of
     :func:`~tracemill.miner.scoring.text_features.conversation_sql` when the run read it (the identifiers of every
-    user turn, in its ``user_ids``), else the identifiers come from the first user input."""
+    user turn, in its ``user_ids``), else the identifiers come from the first user input. ``rows``: the only rows
+    whose identifiers are compared (all by default); the others skip that step."""
     c = frame.columns
     shared = Counter(c["conversation_id"])
-    candidates = [i for i, (task, conversation) in enumerate(zip(c["task_id"], c["conversation_id"], strict=True))
-                  if not task and not (conversation and shared[conversation] > 1)]
+    tasks, conversation_ids = c["task_id"], c["conversation_id"]
+    candidates = [i for i in (range(len(frame)) if rows is None else rows)
+                  if not tasks[i] and not (conversation_ids[i] and shared[conversation_ids[i]] > 1)]
     linked = _linked(_identifiers_of(frame, candidates, conversations), len(frame))
     keys, sources = [], []
     for i, (trace, task, conversation, first_user) in enumerate(zip(c["trace_id"], c["task_id"], c["conversation_id"],
@@ -95,33 +100,33 @@ def _identifiers_of(frame: Frame, rows: list[int], conversations: Any) -> dict[i
 
 def _linked(ids_of: dict[int, Sequence[str]], runs: int) -> dict[int, str]:
     """The runs that share an identifier with another run, each with its group's name (the group's smallest
-    shared identifier): groups joined through any shared identifier, common values left out."""
+    shared identifier). Groups are joined through shared identifiers, the rarest first, and never grow past the
+    cap on a common value: chains of shared values (a zip code, a product number) would otherwise join most of a
+    large store into one group, which no cross-validation can split."""
     runs_of: dict[str, list[int]] = defaultdict(list)
     for i, ids in ids_of.items():
         for token in set(ids):
             runs_of[token].append(i)
     common = max(20, runs // 100)
-    parent: dict[int, int] = {}
+    parent, size = list(range(runs)), [1] * runs
+    name: dict[int, str] = {}
 
     def root(i: int) -> int:
-        while parent.get(i, i) != i:
-            parent[i] = parent.get(parent[i], parent[i])
-            i = parent[i]
+        while parent[i] != i:
+            parent[i] = i = parent[parent[i]]
         return i
 
-    name: dict[int, str] = {}
-    for token, members in sorted(runs_of.items()):
-        if not 1 < len(members) <= common:
-            continue
-        top = root(members[0])
+    shared = [(len(members), token, members) for token, members in runs_of.items() if 1 < len(members) <= common]
+    for _, token, members in sorted(shared):
+        first = members[0]
         for other in members[1:]:
-            top_other = root(other)
-            if top_other != top:
-                parent[top_other] = top
-                if top_other in name:
-                    name[top] = min(name.get(top, token), name.pop(top_other))
-        name[top] = min(name.get(top, token), token)
-    return {i: name[root(i)] for i in ids_of if root(i) in name}
+            top, top_other = root(first), root(other)
+            if top_other == top or size[top] + size[top_other] > common:
+                continue
+            parent[top_other] = top
+            size[top] += size[top_other]
+            name[top] = min(name.get(top, token), name.pop(top_other, token), token)
+    return {i: name[r] for i in ids_of if (r := root(i)) in name}
 
 
 def grouping_note(sources: list[str]) -> str:

@@ -177,11 +177,14 @@ def calibrate_flags(frame: Frame, flags: Sequence[Flag], config: MinerConfig) ->
     from tracemill.miner.scoring.scorer import labels_of
 
     labels = labels_of(frame, config)
-    # The run reads the conversations when it expects to train the scorer: their user turns name the identifiers
-    # that group trials of one task. (The scorer waits for them right after calibration anyway.)
-    conversations = frame.conversations.result() if frame.conversations is not None else None
-    groups, sources = group_keys(frame, conversations)
     labelled = np.flatnonzero(labels >= 0)
+    # The run reads the conversations when it expects to train the scorer: their user turns name the identifiers
+    # that group trials of one task, and the scorer's peers (it waits for them right after calibration anyway).
+    # Without them, only the labelled runs, the ones calibration measures, are grouped by identifiers.
+    if frame.conversations is not None:
+        groups, sources = group_keys(frame, frame.conversations.result())
+    else:
+        groups, sources = group_keys(frame, rows=labelled.tolist())
     table = calibrate(flags, frame["trace_id"], labels, groups, config)
     note = grouping_note([sources[i] for i in labelled]) if labelled.size else grouping_note(sources)
     return Calibrated(apply_calibration(flags, table, config), table, labels, groups, note)

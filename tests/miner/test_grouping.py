@@ -79,3 +79,21 @@ def test_common_values_and_short_numbers_do_not_join_runs():
     assert (sources[0], sources[1], sources[2]) == ("conversation id", "task id", "conversation id")
     assert keys[0] == keys[2] == "conversation:c0" and keys[4] == keys[5] == "user:acct-00002"
     assert keys[3] == "conversation:c3"  # its account's other run is grouped by conversation: none left to join
+
+
+def test_a_chain_of_shared_identifiers_does_not_join_a_store_into_one_group():
+    from collections import Counter
+
+    from tracemill.miner.features import Frame
+
+    # Run i names account i and account i + 1: every run shares an identifier with the next, a chain of 300.
+    n = 300
+    frame = Frame({"trace_id": [f"t{i}" for i in range(n)], "task_id": [""] * n,
+                   "conversation_id": [f"c{i}" for i in range(n)],
+                   "first_user": [f"acct-{i:05d} and acct-{i + 1:05d}" for i in range(n)]})
+    keys, sources = group_keys(frame)
+    sizes = Counter(keys)
+    assert set(sources) == {"user's identifiers"}
+    assert max(sizes.values()) <= 20 and len(sizes) >= n // 20  # no group past the cap on a common value
+    assert keys[0] == keys[1] == "user:acct-00001"  # neighbours share a group where the cap allows, named by
+    # the smallest identifier they share
