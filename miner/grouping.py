@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tracemill.miner.features import Frame
@@ -45,12 +45,13 @@ def identifiers(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if len(w) >= MIN_IDENTIFIER and _DIGIT.search(w)]
 
 
-def group_keys(frame: Frame, conversations: Any = None,
+def group_keys(frame: Frame, conversations: Callable[[], Any] | None = None,
                rows: Sequence[int] | None = None) -> tuple[list[str], list[str]]:
-    """Each trace's group key and which of :data:`GROUPINGS` gave it. ``conversations``: the table of
-    :func:`~tracemill.miner.scoring.text_features.conversation_sql` when the run read it (the identifiers of every
-    user turn, in its ``user_ids``), else the identifiers come from the first user input. ``rows``: the only rows
-    whose identifiers are compared (all by default); the others skip that step."""
+    """Each trace's group key and which of :data:`GROUPINGS` gave it. ``conversations``: when the run reads them,
+    returns the table of :func:`~tracemill.miner.scoring.text_features.conversation_sql` (the identifiers of every
+    user turn, in its ``user_ids``), called only when some run has no task id or shared conversation (the table may
+    still be on its way); else the identifiers come from the first user input. ``rows``: the only rows whose
+    identifiers are compared (all by default); the others skip that step."""
     c = frame.columns
     shared = Counter(c["conversation_id"])
     tasks, conversation_ids = c["task_id"], c["conversation_id"]
@@ -81,10 +82,12 @@ def group_keys(frame: Frame, conversations: Any = None,
     return keys, sources
 
 
-def _identifiers_of(frame: Frame, rows: list[int], conversations: Any) -> dict[int, Sequence[str]]:
-    """The user's identifiers of each of ``rows``: from every user turn when the conversations were read."""
+def _identifiers_of(frame: Frame, rows: list[int],
+                    read: Callable[[], Any] | None) -> dict[int, Sequence[str]]:
+    """The user's identifiers of each of ``rows``: from every user turn when the conversations are read."""
     if not rows:
         return {}
+    conversations = read() if read is not None else None
     if conversations is None or not conversations.num_rows or "user_ids" not in conversations.column_names:
         first = frame["first_user"]
         return {i: identifiers(first[i]) for i in rows}

@@ -179,10 +179,11 @@ def calibrate_flags(frame: Frame, flags: Sequence[Flag], config: MinerConfig) ->
     labels = labels_of(frame, config)
     labelled = np.flatnonzero(labels >= 0)
     # The run reads the conversations when it expects to train the scorer: their user turns name the identifiers
-    # that group trials of one task, and the scorer's peers (it waits for them right after calibration anyway).
-    # Without them, only the labelled runs, the ones calibration measures, are grouped by identifiers.
+    # that group trials of one task, and the scorer's peers. (Waited for only where a run has no task id: the
+    # engine reads them while calibration goes on.) Without them, only the labelled runs, the ones calibration
+    # measures, are grouped by identifiers.
     if frame.conversations is not None:
-        groups, sources = group_keys(frame, frame.conversations.result())
+        groups, sources = group_keys(frame, frame.conversations.result)
     else:
         groups, sources = group_keys(frame, rows=labelled.tolist())
     table = calibrate(flags, frame["trace_id"], labels, groups, config)

@@ -47,7 +47,7 @@ def test_trials_that_each_name_their_own_conversation_are_grouped_by_the_users_i
     assert frame.conversations is not None
     table = frame.conversations.result()
     assert len(set(frame["conversation_id"])) == len(traced)  # a conversation id per run: no grouping there
-    for read in (table, None):  # every user turn's identifiers, else the first user input's
+    for read in (lambda: table, None):  # every user turn's identifiers, else the first user input's
         keys, sources = group_keys(frame, read)
         assert set(sources) == {"user's identifiers"}
         same_key = {(a, b) for a, ka in zip(frame["trace_id"], keys, strict=True)
@@ -97,3 +97,19 @@ def test_a_chain_of_shared_identifiers_does_not_join_a_store_into_one_group():
     assert max(sizes.values()) <= 20 and len(sizes) >= n // 20  # no group past the cap on a common value
     assert keys[0] == keys[1] == "user:acct-00001"  # neighbours share a group where the cap allows, named by
     # the smallest identifier they share
+
+
+def test_the_conversations_are_waited_for_only_where_a_run_has_no_task_id():
+    from tracemill.miner.features import Frame
+
+    asked: list[int] = []
+
+    def read() -> None:
+        asked.append(1)
+
+    frame = Frame({"trace_id": ["t0", "t1"], "task_id": ["refund", "refund"], "conversation_id": ["c0", "c1"],
+                   "first_user": ["acct-00001", "acct-00001"]})
+    assert group_keys(frame, read) == (["task:refund"] * 2, ["task id"] * 2) and not asked
+    frame.columns["task_id"][1] = ""
+    _, sources = group_keys(frame, read)  # read once; no other run without a task id shares its identifier
+    assert asked == [1] and sources == ["task id", "conversation id"]
