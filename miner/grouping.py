@@ -91,13 +91,12 @@ def _identifiers_of(frame: Frame, rows: list[int],
     if conversations is None or not conversations.num_rows or "user_ids" not in conversations.column_names:
         first = frame["first_user"]
         return {i: identifiers(first[i]) for i in rows}
-    index = {trace: i for i, trace in enumerate(conversations.column("TraceId").to_pylist())}
-    wanted = {frame["trace_id"][i]: i for i in rows}
-    at = [index.get(trace, -1) for trace in wanted]
-    found = conversations.column("user_ids").take([a for a in at if a >= 0]).to_pylist()
-    out: dict[int, Sequence[str]] = {i: () for i in rows}
-    for i, ids in zip((i for i, a in zip(wanted.values(), at, strict=True) if a >= 0), found, strict=True):
-        out[i] = ids
+    position = {trace: k for k, trace in enumerate(conversations.column("TraceId").to_pylist())}
+    traces = frame["trace_id"]
+    present = [i for i in rows if traces[i] in position]  # a trace written after the read has no conversation
+    found = conversations.column("user_ids").take([position[traces[i]] for i in present]).to_pylist()
+    out: dict[int, Sequence[str]] = dict.fromkeys(rows, ())
+    out.update(zip(present, found, strict=True))
     return out
 
 

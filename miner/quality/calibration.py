@@ -125,12 +125,10 @@ def _row(name: str, category: str, traces: set[str], weight: dict[str, float], l
 def _trusted(precision: float, tasks: float, config: MinerConfig) -> bool:
     """Whether ``precision``, measured on runs worth ``tasks`` tasks (a task's trials count once), reaches
     ``flag_precision`` with ``flag_confidence`` by Wilson's lower bound."""
-    from statistics import NormalDist
-
     from tracemill.miner.scoring.model_select import wilson_lower_bound
 
-    z = NormalDist().inv_cdf(config.flag_confidence)
-    return bool(wilson_lower_bound(np.asarray([precision]), np.asarray([tasks]), z)[0] >= config.flag_precision)
+    lower = wilson_lower_bound(np.asarray([precision]), np.asarray([tasks]), config.flag_confidence)
+    return bool(lower[0] >= config.flag_precision)
 
 
 def _pinned_note(pinned: str, note: str) -> str:

@@ -170,12 +170,11 @@ def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_fla
     least ``min_flags`` flags, True), else (the threshold of the best precision, False). The precision counts
     as reached when the one-sided lower bound of its Wilson score interval does (at ``confidence`` 0.5, the
     measured precision itself)."""
-    from scipy.stats import norm
     from sklearn.metrics import precision_recall_curve
 
     precision, _, thresholds = precision_recall_curve(y, probs)
     flagged = np.asarray([int((probs >= t).sum()) for t in thresholds])
-    lower = wilson_lower_bound(precision[:-1], flagged, float(norm.ppf(confidence)))
+    lower = wilson_lower_bound(precision[:-1], flagged, confidence)
     ok = np.flatnonzero((lower >= target) & (flagged >= min_flags))
     if ok.size:
         return float(thresholds[ok[0]]), True
@@ -186,10 +185,13 @@ def precision_threshold(y: np.ndarray, probs: np.ndarray, target: float, min_fla
     return float(thresholds[best]), False
 
 
-def wilson_lower_bound(share: np.ndarray, count: np.ndarray, z: float) -> np.ndarray:
-    """The lower end of the Wilson score interval of each ``share`` measured on ``count`` runs (``z`` standard
-    deviations; the share itself at z = 0)."""
+def wilson_lower_bound(share: np.ndarray, count: np.ndarray, confidence: float) -> np.ndarray:
+    """The one-sided lower bound, at ``confidence``, of the Wilson score interval of each ``share`` measured on
+    ``count`` runs (the share itself at 0.5)."""
+    from statistics import NormalDist
+
     share, count = np.asarray(share, dtype=float), np.maximum(np.asarray(count, dtype=float), 1.0)
+    z = NormalDist().inv_cdf(confidence)
     if z <= 0:
         return share
     spread = z * np.sqrt(share * (1 - share) / count + z * z / (4 * count * count))

@@ -41,10 +41,10 @@ def test_the_threshold_asks_more_precision_of_a_few_flags_than_of_many():
 def test_the_wilson_lower_bound_is_the_share_itself_without_confidence_and_tightens_with_runs():
     from tracemill.miner.scoring.model_select import wilson_lower_bound
 
-    bounds = wilson_lower_bound(np.array([0.75, 0.75, 0.75, 1.0]), np.array([4, 40, 400, 3]), 0.8416)
+    bounds = wilson_lower_bound(np.array([0.75, 0.75, 0.75, 1.0]), np.array([4, 40, 400, 3]), 0.8)
     assert bounds[0] < bounds[1] < bounds[2] < 0.75
     assert 0.5 < bounds[0] < 0.6 and bounds[2] > 0.72 and 0.8 < bounds[3] < 0.82
-    assert wilson_lower_bound(np.array([0.75]), np.array([4]), 0.0).tolist() == [0.75]
+    assert wilson_lower_bound(np.array([0.75]), np.array([4]), 0.5).tolist() == [0.75]
 
 
 def _random_design(rng: np.random.Generator, rows: int, *, seeds: tuple[int, int, int]) -> Any:
