@@ -129,10 +129,11 @@ class FeatureCache:
             self.store.insert(self.endings, [list(traces), list(features_at), *columns.values()],
                               ["trace_id", "features_at", *columns], column_oriented=True)
 
-    def read_conversations(self, where: str, params: dict[str, Any]) -> Any:
-        """The conversation features (:func:`~tracemill.miner.scoring.text_features.conversation_sql`) of the
-        traces selected by ``where``, ordered by trace id, as a ``pyarrow.Table``: read from the conversations of
-        their kept features, computed (and kept) first for those that have none."""
+    def keep_conversations(self, where: str, params: dict[str, Any]) -> None:
+        """Compute and keep the conversation features (:func:`~tracemill.miner.scoring.text_features.conversation_sql`)
+        of the traces selected by ``where`` whose kept features have none yet. In the embedded store the engine
+        works on them with one thread: it runs beside the run's own Python work and shares the machine's cores
+        with it (a server's cores are its own)."""
         table = quote_identifier(self.conversations)
         features = f"(SELECT trace_id, cached_at FROM {quote_identifier(self.table)} FINAL)"
         current = (f"SELECT c.TraceId FROM {table} AS c INNER JOIN {features} AS f "
@@ -140,29 +141,37 @@ class FeatureCache:
         query = conversation_sql(f"({where}) AND TraceId NOT IN ({current})")
         self.store.command(
             f"INSERT INTO {table} SELECT q.*, f.cached_at FROM ({query}) AS q "
-            f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId",
+            f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId"
+            + (" SETTINGS max_threads = 1" if self.store.embedded else ""),
             params,
         )
+
+    def read_conversations(self, where: str, params: dict[str, Any]) -> Any:
+        """The conversation features of the traces selected by ``where``, ordered by trace id, as a
+        ``pyarrow.Table``: read from the conversations of their kept features, computed (and kept) first for
+        those that have none."""
+        self.keep_conversations(where, params)
         return self.store.query_arrow(
-            f"SELECT * EXCEPT features_at FROM {table} FINAL "
+            f"SELECT * EXCEPT features_at FROM {quote_identifier(self.conversations)} FINAL "
             f"WHERE TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) ORDER BY TraceId",
             params,
         )
 
-    def read_conversations_in_background(self, where: str, params: dict[str, Any]) -> Future[Any]:
-        """:meth:`read_conversations` on a second connection, in a thread. The engine computes and reads them
-        while the run's Python work (detectors, calibration) goes on: chDB and a server's client release the
-        interpreter while a query runs, so the two share the machine's cores instead of taking turns."""
+    def conversations_in_background(self, where: str, params: dict[str, Any], *, read: bool) -> Future[Any]:
+        """:meth:`read_conversations` (or, without ``read``, :meth:`keep_conversations`: the future's result is
+        then None) on a second connection, in a thread. The engine computes and reads them while the run's Python
+        work (final actions, detectors, calibration) goes on: chDB and a server's client release the interpreter
+        while a query runs, so the two share the machine's cores instead of taking turns."""
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         connection = self.store.another_connection()
 
-        def read() -> None:
+        def work() -> None:
             other = copy.copy(self)
             other.store = connection
             try:
                 try:
-                    table = other.read_conversations(where, params)
+                    table = other.read_conversations(where, params) if read else other.keep_conversations(where, params)
                 finally:  # before the result is handed over: nothing of the read is left once it is
                     connection.close()
             except BaseException as exc:  # handed to whoever waits for the result
@@ -170,20 +179,23 @@ class FeatureCache:
             else:
                 future.set_result(table)
 
-        threading.Thread(target=read, name="tracemill-conversations", daemon=True).start()
+        threading.Thread(target=work, name="tracemill-conversations", daemon=True).start()
         return future
 
 
 def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min: int, again: bool = False,
-                  conversations: bool = False) -> Frame:
+                  conversations: bool = False, keep_conversations: bool = False) -> Frame:
     """The features and final actions of the traces selected by ``where``: the kept ones read back, the others
     (every one when ``again``) computed from their spans and kept first. With ``conversations`` (the run expects
     to train the supervised scorer), their conversations are read in the background from then on
     (:attr:`Frame.conversations`): the engine works on them while Python reads the features and runs the
-    detectors."""
+    detectors. With ``keep_conversations``, the conversations of the traces whose features this call computes
+    are computed and kept in the background (:attr:`Frame.keeping`), though this run does not read them: when
+    the first labels come, the re-score of every trace then reads them instead of reading every span again."""
     cache = FeatureCache(store, loop_min).create()
     wanted = where if again else cache.missing(where)
-    if where != "0" and (again or any_trace(store, wanted, params)):  # a re-score has every trace kept already
+    computed = where != "0" and (again or any_trace(store, wanted, params))  # a re-score has every trace kept
+    if computed:
         definitions = [
             row[0]
             for row in store.query(
@@ -193,11 +205,15 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
             ).result_rows
         ]
         cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
-    later = cache.read_conversations_in_background(where, params) if conversations and where != "0" else None
+    result = cache.read(where, params)
+    read = conversations and where != "0"
+    # Started once the engine has read the features: the two reads would only share the cores.
+    later = (cache.conversations_in_background(where, params, read=read)
+             if read or (keep_conversations and computed) else None)  # fmt: skip
     try:
-        result = cache.read(where, params)
         frame = Frame(dict(zip(result.column_names, result.result_columns or [[] for _ in result.column_names],
-                               strict=True)), where, params, cache, later)  # fmt: skip
+                               strict=True)), where, params, cache,
+                      conversations=later if read else None, keeping=None if read else later)  # fmt: skip
         _add_final_actions(frame, cache)
     except BaseException:
         if later is not None:

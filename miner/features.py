@@ -45,7 +45,10 @@ class Frame:
     features, such as their conversations, are kept there)."""
     conversations: Future[Any] | None = None
     """The traces' conversations being read in the background, when the run expects to train the supervised
-    scorer (:meth:`~tracemill.miner.feature_cache.FeatureCache.read_conversations_in_background`)."""
+    scorer (:meth:`~tracemill.miner.feature_cache.FeatureCache.conversations_in_background`)."""
+    keeping: Future[Any] | None = None
+    """The traces' conversations being computed and kept in the background for a later run, when this one does
+    not read them (its result is None)."""
     _groups: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:

@@ -77,12 +77,14 @@ def mine_store(
     clock.done("select")
 
     frame = load_features(store, where, params, loop_min=config.loop_min_repeats,
-                          again=remine or since_s is not None, conversations=planned != UNSUPERVISED)
+                          again=remine or since_s is not None, conversations=planned != UNSUPERVISED,
+                          keep_conversations=True)
     try:
         mined = _mine_frame(store, frame, config, result, clock, started, fresh=fresh, full=where == "1")
     finally:  # no read of this run's outlives it
-        if frame.conversations is not None:
-            wait([frame.conversations])
+        wait([f for f in (frame.conversations, frame.keeping) if f is not None])
+    if frame.keeping is not None:
+        frame.keeping.result()  # raises what went wrong in keeping them
     if mined is None:  # another model wrote the stored scores: re-score (and re-flag) every trace with this one
         return mine_store(store, config=config, rescore=True, progress=progress)
     return mined

@@ -36,6 +36,8 @@ def test_a_rescore_reads_the_kept_features_with_the_new_labels(store: Any, suppo
     assert set(kept) == set(endings) == ids
     assert {at for at, _ in endings.values()} <= set(kept.values())
     assert {kind for _, kind in endings.values()} <= {"answer", "tool_call", "none"}
+    # No labels yet, so no supervised scorer read the conversations; they were kept for the first one that will.
+    assert first.scorer["mode"] == "anomaly" and _conversations(store, cache) == kept
 
     # The kept features are what the spans give when computed again.
     fresh = load_features(store, "1", {}, loop_min=3, again=True)
@@ -55,7 +57,7 @@ def test_a_rescore_reads_the_kept_features_with_the_new_labels(store: Any, suppo
     assert first.scorer["mode"] == "anomaly" and rescored.scorer["mode"] == "supervised"
     assert rescored.traces == len(ids)  # every trace scored by the new model...
     assert _kept(store, cache) == kept and _endings(store, cache).keys() == ids  # ...from the kept rows
-    assert _conversations(store, cache) == kept  # the supervised scorer read (and kept) their conversations
+    assert _conversations(store, cache) == kept  # the supervised scorer read the kept conversations
     assert _root_errors(store) == list(kept_frame["root_error"]) and 0 in kept_frame["root_error"]
     labelled = load_features(store, "1", {}, loop_min=3)
     assert sum(labelled["has_outcome"]) == len(ids) > sum(kept_frame["has_outcome"])  # the feedback as it is now

@@ -80,7 +80,7 @@ def test_a_failed_background_read_raises_where_the_conversations_are_used(new_da
     try:
         support.write_genai(store, support.build(seed=5, tasks=3, trials=3))
         frame = load_features(store, "1", {}, loop_min=3)
-        frame.conversations = frame.cache.read_conversations_in_background("no_such_column = 1", {})
+        frame.conversations = frame.cache.conversations_in_background("no_such_column = 1", {}, read=True)
         with pytest.raises(StoreError, match="no_such_column"):
             conversation_features(store, frame, peer_keys(frame))
         assert isinstance(frame.conversations, Future) and frame.conversations.done()
