@@ -114,8 +114,9 @@ def choose(matrices: dict[str, Any], y: np.ndarray, groups: np.ndarray, folds: i
     from threadpoolctl import threadpool_limits
 
     def out_of_fold(name: str) -> np.ndarray:
-        return cross_val_predict(make_model(name), matrices[name], y, groups=groups, cv=GroupKFold(n_splits=folds),
-                                 method="predict_proba")[:, 1]
+        with threadpool_limits(1):  # OpenMP's limit is the calling thread's: set in the pool's threads too
+            return cross_val_predict(make_model(name), matrices[name], y, groups=groups,
+                                     cv=GroupKFold(n_splits=folds), method="predict_proba")[:, 1]
 
     # Side by side: the trees' histograms and the linear model's solver release the interpreter while they work.
     # (Fitting the final models in the same pool is slower: the trees' growers then contend for the interpreter.)
@@ -157,7 +158,8 @@ def predict(name: str, model: Any, design: Design, fit_rows: np.ndarray, *, chun
 
     def predict_slice(start: int) -> None:
         part = slice(start, min(rows, start + chunk))
-        out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]
+        with threadpool_limits(1):
+            out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]
 
     with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
         list(pool.map(predict_slice, range(0, rows, chunk)))
