@@ -44,6 +44,9 @@ __all__ = ["PREFIX", "FeatureCache", "load_features"]
 
 PREFIX = "tracemill_trace_features_"
 
+_SQL_ONLY = ("first_llm_user", "first_flat_user", "root_input")
+"""Feature columns that only go into others (``first_user``): kept, not read back."""
+
 _VERSION = "toUInt64(toUnixTimestamp64Micro(now64(6)))"
 """A feature row's version (``cached_at``): the newest computation of a trace wins, and its final action names it."""
 
@@ -105,12 +108,13 @@ class FeatureCache:
         current feedback, ordered by trace id. A trace whose final action is not kept has an empty
         ``final_kind``; ``features_at`` names the feature row for :meth:`keep_final_actions`. The columns a final
         action is read from (:data:`~tracemill.miner.final_action.COLUMNS`, the run's longest texts) are read only
-        for those traces: the others' come back empty."""
+        for those traces: the others' come back empty. Columns that only go into others are not read back."""
         finals = ", ".join(f"e.{name}" for name in FINAL_COLUMNS)
+        left_out = ", ".join(("cached_at", *_SQL_ONLY, *FINAL_INPUTS))
         inputs = ", ".join(f"if(e.ending_of = '', t.{name}, defaultValueOfArgumentType(t.{name})) AS {name}"
                            for name in FINAL_INPUTS)
         return self.store.query(
-            f"SELECT t.* EXCEPT (cached_at, {', '.join(FINAL_INPUTS)}), t.cached_at AS features_at, {inputs}, "
+            f"SELECT t.* EXCEPT ({left_out}), t.cached_at AS features_at, {inputs}, "
             f"{finals}, {FEEDBACK_COLUMNS} "
             f"FROM {quote_identifier(self.table)} AS t FINAL "
             f"LEFT JOIN (SELECT * EXCEPT (trace_id, features_at), trace_id AS ending_of, features_at AS ending_at "
