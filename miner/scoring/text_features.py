@@ -16,8 +16,8 @@ instead of every conversation's text. The few tokens of the final action (known 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from typing import TYPE_CHECKING
@@ -207,18 +207,20 @@ def _rows_of(frame: Frame, traces: Sequence[str]) -> np.ndarray:
 
 def _peer_agreement(peer_keys: Sequence[str], signatures: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per trace, the share of its peers that made the same state-changing calls (0.5 without peers), and how
-    many peers it has."""
-    by_peer: dict[str, Counter[str]] = defaultdict(Counter)
-    for key, signature in zip(peer_keys, signatures, strict=True):
-        if key:
-            by_peer[key][signature] += 1
-    sizes = {key: sum(counter.values()) for key, counter in by_peer.items()}
-    agreement, others = np.full(len(signatures), 0.5), np.zeros(len(signatures))
-    for i, (key, signature) in enumerate(zip(peer_keys, signatures, strict=True)):
-        if key and sizes[key] > 1:
-            others[i] = sizes[key] - 1
-            agreement[i] = (by_peer[key][signature] - 1) / others[i]
+    many peers it has. Counted a column at a time: each trace's group and (group, signature) pair is numbered
+    once, and the counts are NumPy's."""
+    groups, pairs = _numbered(peer_keys), _numbered(zip(peer_keys, signatures, strict=True))
+    group_size, pair_size = np.bincount(groups)[groups], np.bincount(pairs)[pairs]
+    has_peers = np.fromiter(map(bool, peer_keys), dtype=bool, count=len(groups)) & (group_size > 1)
+    others = np.where(has_peers, group_size - 1, 0).astype(float)
+    agreement = np.where(has_peers, (pair_size - 1) / np.maximum(others, 1.0), 0.5)
     return agreement, others
+
+
+def _numbered(values: Iterable[Hashable]) -> np.ndarray:
+    """Each value's number, equal values numbered alike."""
+    numbers: dict[Hashable, int] = {}
+    return np.fromiter((numbers.setdefault(v, len(numbers)) for v in values), dtype=np.int64)
 
 
 def hashed_counts(texts: Sequence[str], *, columns: int, token_pattern: str = r"(?u)\b\w\w+\b",
