@@ -219,11 +219,11 @@ def _give_up(ctx: Context, unit: Detector) -> Iterator[Any]:
     ``handoff``). The final answer is the root's output, else the outermost agent's, else the last LLM
     message's text. Points at the LLM decision that produced that ending."""
     f = ctx.frame
-    for i in range(len(f)):
-        raw = f["last_finish_reasons"][i]
+    for i, (raw, root_error, gives_up) in enumerate(zip(f["last_finish_reasons"], f["root_error"],
+                                                        f["final_gives_up"], strict=True)):
         reasons = _finish_reasons(raw) & _TRUNCATING_FINISH if _MAYBE_TRUNCATED.search(raw) else set()
-        limit = f["root_error"][i] and _LIMIT_ERROR.search(f["root_error_text"][i] or "")
-        if f["final_gives_up"][i]:
+        limit = root_error and _LIMIT_ERROR.search(f["root_error_text"][i] or "")
+        if gives_up:
             evidence = f"the final answer gives up: {_short(f['final_output'][i])}"
         elif reasons:
             evidence = f"the last LLM output stopped with finish reason {', '.join(sorted(reasons))}"
@@ -293,9 +293,8 @@ def _negative_feedback(ctx: Context, unit: Detector) -> Iterator[Any]:
     below it, a bad/thumbs-down label, or a correction. Points at the corrected or labelled span, else the
     first error, else the last LLM decision."""
     f, cfg = ctx.frame, ctx.config
-    for i in range(len(f)):
-        if not (f["has_outcome"][i] or f["scores"][i] or f["bad_labels"][i] or f["corrections"][i]):
-            continue
+    with_feedback = zip(f["has_outcome"], f["scores"], f["bad_labels"], f["corrections"], strict=True)
+    for i in (i for i, feedback in enumerate(with_feedback) if any(feedback)):
         reasons = []
         if outcome_failed(f["outcome_label"][i], f["outcome_score"][i], f["has_outcome"][i], cfg.outcome_threshold):
             reasons.append("outcome failure" if f["outcome_label"][i] else f"reward {f['outcome_score'][i]:.2f}")
@@ -320,8 +319,8 @@ def _recovered_error(ctx: Context, unit: Detector) -> Iterator[Any]:
     LLM call succeeded) and the run ended with an output that does not give up. Points at the first failing
     step."""
     f, cfg = ctx.frame, ctx.config
-    for i in range(len(f)):
-        if not (f["tool_errors"][i] or f["llm_errors"][i]) or i in ctx.failed or not _recovered(f, i, cfg):
+    for i, errors in enumerate(zip(f["tool_errors"], f["llm_errors"], strict=True)):
+        if not any(errors) or i in ctx.failed or not _recovered(f, i, cfg):
             continue
         tool_end, llm_end = f["first_tool_error_end"][i], f["first_llm_error_end"][i]
         if tool_end and (not llm_end or tool_end <= llm_end):
@@ -382,8 +381,8 @@ def _near_threshold(ctx: Context, unit: Detector) -> Iterator[Any]:
     near_threshold_margin. Points at the last LLM decision."""
     f, cfg = ctx.frame, ctx.config
     low, high = cfg.outcome_threshold, cfg.outcome_threshold + cfg.near_threshold_margin
-    for i in range(len(f)):
-        if i in ctx.failed or not (f["has_outcome"][i] or f["scores"][i]):
+    for i, feedback in enumerate(zip(f["has_outcome"], f["scores"], strict=True)):
+        if i in ctx.failed or not any(feedback):
             continue
         values = []
         if f["has_outcome"][i] and f["outcome_label"][i] == "" and f["outcome_score"][i] is not None:
