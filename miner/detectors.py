@@ -68,10 +68,10 @@ class Detector:
     run: Callable[[Context, Detector], Iterator[tuple[int, str, str, Severity, float, str]]]
 
     def flags(self, ctx: Context) -> Iterator[tuple[int, Flag]]:
-        trace_ids = ctx.frame["trace_id"]
+        trace_ids, roots = ctx.frame["trace_id"], ctx.frame["root_span"]
         for index, span, kind, severity, confidence, evidence in self.run(ctx, self):
-            yield index, Flag(trace_ids[index], span or ctx.frame["root_span"][index], self.name, self.version,
-                              self.category, kind or self.kind, severity, round(confidence, 3), evidence[:1000])
+            yield index, Flag(trace_ids[index], span or roots[index], self.name, self.version, self.category,
+                              kind or self.kind, severity, round(confidence, 3), evidence[:1000])
 
 
 DETECTORS: dict[str, Detector] = {}
