@@ -5,7 +5,9 @@ aggregating every span of the store again (the bulk of a re-score's time). A tra
 computed once, inside ClickHouse (``INSERT ... SELECT``: nothing travels through Python), and read back
 joined with the trace's current feedback, which is the part that changes. Its final action, which is read in
 Python from those features (:mod:`tracemill.miner.final_action`), is kept beside them in a second table,
-tied to the feature row it was read from.
+tied to the feature row it was read from, and so are its conversation features (a third table, computed in
+the background by the run that computes the features, whether or not it trains the supervised scorer: the
+re-score after the first labels then reads them too).
 
 A trace is taken as complete once mined, as the incremental miner already does; ``since`` and ``remine``
 (``tracemill mine --since``, ``--all``) compute the features of the traces they select again. The tables'
