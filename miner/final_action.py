@@ -71,6 +71,9 @@ call, and whether it is empty, gives up or hands off."""
 
 _GIVE_UP = re.compile(GIVE_UP_PATTERN)
 _HANDOFF = re.compile(HANDOFF_PATTERN)
+_EITHER = re.compile("(?i)(?:" + HANDOFF_PATTERN.removeprefix("(?i)") + ")|(?:"
+                     + GIVE_UP_PATTERN.removeprefix("(?i)") + ")")
+"""Either pattern, in one search: most answers match neither, and then one search tells."""
 _HANDOFF_TOOL = re.compile(HANDOFF_TOOL_PATTERN)
 _EMPTY = {"", "null", '""', "[]", "{}", "None"}
 
@@ -127,7 +130,9 @@ def _as_text(value: Any) -> str:
 
 def _text_of(raw: str) -> str:
     """The text of an output attribute: GenAI messages' text parts, a JSON string, or the raw text."""
-    raw = (raw or "").strip()
+    if not raw:  # most runs' root and agent spans record no output
+        return ""
+    raw = raw.strip()
     parsed = _genai_text_and_call(raw)
     if parsed is not None:
         return parsed[0].strip()
@@ -142,21 +147,29 @@ def _text_of(raw: str) -> str:
 
 def final_action(row: dict[str, Any]) -> FinalAction:
     """The final action of one trace's feature row (the columns of :data:`COLUMNS`)."""
-    text = _text_of(row["root_output"]) or _text_of(row["agent_output"])
+    return _final_action(*(row[name] for name in COLUMNS))
+
+
+def _final_action(root_output: str, agent_output: str, last_llm_output: str, last_flat_text: str,
+                  last_flat_tool: str, last_flat_args: str, ends_with_tool: int, last_tool: str,
+                  last_tool_args: str) -> FinalAction:
+    """:func:`final_action` of the columns of :data:`COLUMNS`, in that order."""
+    text = _text_of(root_output) or _text_of(agent_output)
     if text:  # the run's own answer: the last LLM message is not read
         return _answer(text)
-    llm = (row["last_llm_output"] or "").strip()
+    llm = (last_llm_output or "").strip()
     parsed = _genai_text_and_call(llm)
     llm_text, tool, arguments = parsed if parsed is not None else (_text_of(llm), "", "")
-    llm_text = llm_text.strip() or (row["last_flat_text"] or "").strip()
-    if not tool and row["last_flat_tool"]:
-        tool, arguments = row["last_flat_tool"], row["last_flat_args"]
-    if not tool and row["ends_with_tool"] and row["last_tool"]:
-        tool, arguments = row["last_tool"], row["last_tool_args"]
+    llm_text = llm_text.strip() or (last_flat_text or "").strip()
+    if not tool and last_flat_tool:
+        tool, arguments = last_flat_tool, last_flat_args
+    if not tool and ends_with_tool and last_tool:
+        tool, arguments = last_tool, last_tool_args
     if not tool:
         return _answer(llm_text)
-    handoff = bool(_HANDOFF_TOOL.search(tool)) or bool(llm_text and _HANDOFF.search(llm_text))
-    gives_up = not handoff and bool(llm_text and _GIVE_UP.search(llm_text))
+    said = bool(llm_text) and _EITHER.search(llm_text) is not None
+    handoff = bool(_HANDOFF_TOOL.search(tool)) or (said and bool(_HANDOFF.search(llm_text)))
+    gives_up = not handoff and said and bool(_GIVE_UP.search(llm_text))
     return FinalAction("tool_call", llm_text, tool, arguments, gives_up, handoff)
 
 
@@ -164,6 +177,8 @@ def _answer(text: str) -> FinalAction:
     """A run that ended with ``text`` (an answer, or nothing when it is empty)."""
     if not text or text in _EMPTY:
         return FinalAction("none", text)
+    if _EITHER.search(text) is None:
+        return FinalAction("answer", text)
     handoff = bool(_HANDOFF.search(text))
     return FinalAction("answer", text, gives_up=not handoff and bool(_GIVE_UP.search(text)), handoff=handoff)
 
@@ -173,7 +188,7 @@ def final_columns(frame: Frame, rows: Sequence[int]) -> dict[str, list[Any]]:
     columns = [frame[name] for name in COLUMNS]
     every = len(rows) == len(frame)
     values = zip(*columns, strict=True) if every else ([column[i] for column in columns] for i in rows)
-    actions = [final_action(dict(zip(COLUMNS, row, strict=True))) for row in values]
+    actions = [_final_action(*row) for row in values]
     return {
         "final_output": [a.text[:1000] for a in actions],
         "final_kind": [a.kind for a in actions],
