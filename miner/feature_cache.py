@@ -182,7 +182,11 @@ class FeatureCache:
             other.store = connection
             try:
                 try:
-                    table = other.read_conversations(where, params) if read else other.keep_conversations(where, params)
+                    table = None
+                    if read:
+                        table = other.read_conversations(where, params)
+                    else:
+                        other.keep_conversations(where, params)
                 finally:  # before the result is handed over: nothing of the read is left once it is
                     connection.close()
             except BaseException as exc:  # handed to whoever waits for the result
