@@ -11,8 +11,9 @@ calibrated by Platt scaling fitted on its out-of-fold predictions (what
 confidence asked (the lower bound of its Wilson interval; ``MinerConfig.flag_confidence``, 80% by default), so
 a failure flag is one a reviewer can trust: the lowest threshold whose measured precision reaches the target
 is where chance lifted it there. Each fit runs on one thread: OpenMP's threads in the trees slow down by an
-order of magnitude on a machine shared with other work. The two candidates are cross-validated side by side,
-one thread each, which gives each the predictions it gets alone.
+order of magnitude on a machine shared with other work. Every fold of both candidates is fitted in a pool of two
+threads, each fold on the rows ``GroupKFold`` gives it, so the predictions are those of scikit-learn's
+``cross_val_predict`` for each candidate alone.
 """
 
 from __future__ import annotations
@@ -110,18 +111,24 @@ def choose(matrices: dict[str, Any], y: np.ndarray, groups: np.ndarray, folds: i
     """The candidate with the best grouped-CV AUROC, fitted on every labelled row; ``matrices`` holds each
     candidate's features of the labelled traces."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.model_selection import GroupKFold
     from threadpoolctl import threadpool_limits
 
-    def out_of_fold(name: str) -> np.ndarray:
-        with threadpool_limits(1):  # OpenMP's limit is the calling thread's: set in the pool's threads too
-            return cross_val_predict(make_model(name), matrices[name], y, groups=groups,
-                                     cv=GroupKFold(n_splits=folds), method="predict_proba")[:, 1]
+    splits = list(GroupKFold(n_splits=folds).split(y, y, groups))
+    fits = [(name, train, test) for name in CANDIDATES for train, test in splits]
 
-    # Side by side: the trees' histograms and the linear model's solver release the interpreter while they work.
-    # (Fitting the final models in the same pool is slower: the trees' growers then contend for the interpreter.)
-    with threadpool_limits(1), ThreadPoolExecutor(len(CANDIDATES)) as pool:
-        predictions = dict(zip(CANDIDATES, pool.map(out_of_fold, CANDIDATES), strict=True))
+    def out_of_fold(fit: tuple[str, np.ndarray, np.ndarray]) -> np.ndarray:
+        name, train, test = fit
+        with threadpool_limits(1):  # OpenMP's limit is the calling thread's: set in the pool's threads too
+            model = make_model(name).fit(matrices[name][train], y[train])
+            return model.predict_proba(matrices[name][test])[:, list(model.classes_).index(1)]
+
+    # Every fold of every candidate, two at a time: the linear model's folds are quick, and the trees' then share
+    # both threads (their histograms and the solver release the interpreter while they work).
+    predictions = {name: np.empty(len(y)) for name in CANDIDATES}
+    with ThreadPoolExecutor(2) as pool:
+        for (name, _, test), predicted in zip(fits, pool.map(out_of_fold, fits), strict=True):
+            predictions[name][test] = predicted
     scores = {name: round(float(roc_auc_score(y, predictions[name])), 4) for name in CANDIDATES}
     # The trees must beat the linear model clearly: on a few hundred runs, small AUROC differences are noise.
     best = "hgb" if scores["hgb"] >= scores["logreg"] + 0.03 else "logreg"
