@@ -10,17 +10,16 @@ trace's earlier flags are deleted first, so mining again never duplicates a flag
 
 from __future__ import annotations
 
-import gc
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import wait
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
+from tracemill.gc_paused import cyclic_gc_paused
 from tracemill.miner.config import MINER_VERSION, MinerConfig
 from tracemill.miner.detectors import Context, Flag, detect
 from tracemill.miner.feature_cache import load_features
@@ -50,22 +49,7 @@ _SCORE_COLUMNS = ("TraceId", "ModelVersion", "FailureProbability", "CreatedAt", 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while the run works, and started again after it. A run holds
-    a row of features per trace and makes a flag object per finding, hundreds of thousands at a million spans,
-    none of them in a reference cycle; each pass of the collector walks them all, which cost a mine of 1M spans
-    0.3-0.6 s. Reference counting still frees what the run drops."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@_cyclic_gc_paused()
+@cyclic_gc_paused()  # a 1M-span run's rows and flags: the collector's passes cost it 0.3-0.6 s
 def mine_store(
     store: Store,
     *,

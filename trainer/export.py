@@ -10,14 +10,12 @@ load back exactly as written. :func:`build` returns the rows and manifest withou
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +25,7 @@ import msgspec
 from tracemill.collector.feedback.conflicts import current_feedback, parse_policy, settle
 from tracemill.collector.store.store import using_store
 from tracemill.errors import ConfigError
+from tracemill.gc_paused import cyclic_gc_paused
 from tracemill.trainer.assemble import BuildOptions, assemble
 from tracemill.trainer.config_versions import row_versions, version_counts
 from tracemill.trainer.rows import COLUMNS, Row, clean, encode_row, length_bias, split
@@ -72,7 +71,7 @@ def _build_rows(
     policy = parse_policy(resolve)
     since_ns = _since_ns(since)
     options = BuildOptions(**{**(options.__dict__ if options else {}), "since_ns": since_ns})
-    with _no_cyclic_gc():
+    with cyclic_gc_paused():  # millions of small row objects: building 50k rows took seconds longer without
         with using_store(store) as opened:
             feedback = current_feedback(opened, since_ns=since_ns)
             kept, settled, conflicted = settle(feedback, policy)
@@ -111,7 +110,7 @@ def export(
     """
     train, held_out, manifest = _build_rows(kind, store=store, resolve=resolve, since=since,
                                             eval_fraction=eval_fraction, seed=seed, options=options)
-    with _no_cyclic_gc():
+    with cyclic_gc_paused():
         return _write(Path(output), train, held_out, manifest, progress)
 
 
@@ -131,7 +130,7 @@ def write_dataset(
     directory = Path(output)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with _no_cyclic_gc():
+        with cyclic_gc_paused():
             return _write(directory, rows(train), rows(held_out), manifest, progress)
     except OSError as exc:  # a file in the way, a path under a file, a read-only place, a full disk
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(output) else ""
@@ -250,17 +249,3 @@ def _applied(store: Store) -> set[int]:
     from tracemill.collector.store.schema import applied_versions
 
     return applied_versions(store)
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while rows are built: they are millions of small dicts and lists
-    that live until written, and each full collection would walk all of them again (the build of 50k rows
-    took seconds longer with it). Reference counting still frees everything that is dropped."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
