@@ -8,20 +8,23 @@ Runs are added and scored a column at a time (NumPy), not a run at a time: a min
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["METRICS", "PeerStats"]
+__all__ = ["METRICS", "PeerStats", "numbered"]
 
 METRICS = ("steps", "tokens", "duration_s")
 
+H = TypeVar("H", bound=Hashable)
 
-def _codes(groups: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Each group's number (in order of first appearance), and the groups in that order."""
-    seen: dict[str, int] = {}
-    codes = np.fromiter((seen.setdefault(g, len(seen)) for g in groups), dtype=np.int64, count=len(groups))
+
+def numbered(values: Sequence[H]) -> tuple[np.ndarray, list[H]]:
+    """Each value's number (in order of first appearance; equal values numbered alike), and the values in that
+    order."""
+    seen: dict[H, int] = {}
+    codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int64, count=len(values))
     return codes, list(seen)
 
 
@@ -35,10 +38,10 @@ class PeerStats:
         self._coded: tuple[Sequence[str], np.ndarray, list[str]] | None = None
 
     def _codes(self, groups: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """:func:`_codes` of ``groups``, numbered once for the same list (a run adds and scores the frame's peer
+        """:func:`numbered` of ``groups``, computed once for the same list (a run adds and scores the frame's peer
         groups, one list, for each metric)."""
         if self._coded is None or self._coded[0] is not groups:
-            self._coded = (groups, *_codes(groups))
+            self._coded = (groups, *numbered(groups))
         return self._coded[1], self._coded[2]
 
     def add_many(self, rows: Iterable[Sequence[Any]]) -> None:

@@ -17,7 +17,7 @@ instead of every conversation's text. The few tokens of the final action (known 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ import numpy as np
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.miner.features import Frame
 from tracemill.miner.grouping import IDENTIFIER_PATTERN, MIN_IDENTIFIER
+from tracemill.miner.peers import numbered
 from tracemill.miner.sql import FLATTENED_INPUTS, GENAI_USER_TURNS, _q, span_columns
 
 if TYPE_CHECKING:
@@ -209,18 +210,12 @@ def _peer_agreement(peer_keys: Sequence[str], signatures: Sequence[str]) -> tupl
     """Per trace, the share of its peers that made the same state-changing calls (0.5 without peers), and how
     many peers it has. Counted a column at a time: each trace's group and (group, signature) pair is numbered
     once, and the counts are NumPy's."""
-    groups, pairs = _numbered(peer_keys), _numbered(zip(peer_keys, signatures, strict=True))
+    groups, pairs = numbered(peer_keys)[0], numbered(list(zip(peer_keys, signatures, strict=True)))[0]
     group_size, pair_size = np.bincount(groups)[groups], np.bincount(pairs)[pairs]
     has_peers = np.fromiter(map(bool, peer_keys), dtype=bool, count=len(groups)) & (group_size > 1)
     others = np.where(has_peers, group_size - 1, 0).astype(float)
     agreement = np.where(has_peers, (pair_size - 1) / np.maximum(others, 1.0), 0.5)
     return agreement, others
-
-
-def _numbered(values: Iterable[Hashable]) -> np.ndarray:
-    """Each value's number, equal values numbered alike."""
-    numbers: dict[Hashable, int] = {}
-    return np.fromiter((numbers.setdefault(v, len(numbers)) for v in values), dtype=np.int64)
 
 
 def hashed_counts(texts: Sequence[str], *, columns: int, token_pattern: str = r"(?u)\b\w\w+\b",
@@ -232,11 +227,10 @@ def hashed_counts(texts: Sequence[str], *, columns: int, token_pattern: str = r"
 
     if not texts:
         return sparse.csr_matrix((0, columns))
-    distinct: dict[str, int] = {}
-    rows = np.fromiter((distinct.setdefault(text, len(distinct)) for text in texts), dtype=np.int64, count=len(texts))
+    rows, distinct = numbered(texts)
     vectorizer = HashingVectorizer(n_features=columns, token_pattern=token_pattern, lowercase=lowercase,
                                    ngram_range=ngrams, alternate_sign=False, norm=None)
-    return vectorizer.transform(list(distinct))[rows]
+    return vectorizer.transform(distinct)[rows]
 
 
 def peer_keys(frame: Frame, groups: Sequence[str] | None = None) -> list[str]:
