@@ -168,7 +168,7 @@ def predict(name: str, model: Any, design: Design, fit_rows: np.ndarray, *, chun
         with threadpool_limits(1):
             out[part] = model.predict_proba(features(name, design, fit_rows, part))[:, 1]
 
-    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(2) as pool:  # each slice sets its own thread limit
         list(pool.map(predict_slice, range(0, rows, chunk)))
     return out
 
