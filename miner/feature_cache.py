@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
 from tracemill.miner.config import MINER_VERSION
 from tracemill.miner.features import MAX_DEFINITIONS, Frame, any_trace, tool_schema_check
@@ -214,7 +215,7 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
         definitions = [
             row[0]
             for row in store.query(
-                f"SELECT any(d) FROM (SELECT SpanAttributes['gen_ai.tool.definitions'] AS d FROM {SPANS_TABLE} "
+                f"SELECT any(d) FROM (SELECT {attribute('gen_ai.tool.definitions')} AS d FROM {SPANS_TABLE} "
                 f"WHERE TraceId != '' AND {wanted} AND d != '') GROUP BY cityHash64(d) LIMIT {MAX_DEFINITIONS}",
                 params,
             ).result_rows

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 
 if TYPE_CHECKING:
@@ -23,14 +24,15 @@ __all__ = ["report_from_rows", "report_from_traces", "version_report"]
 
 _EPOCH = date(1970, 1, 1)
 
+_SERVICE_VERSION = attribute("service.version", "ResourceAttributes")
+
 _SQL = f"""
 SELECT version, toDate(toDateTime(start)) AS day, count() AS traces,
        countIf(failures > 0) AS failed, countIf(failures = 0 AND near_misses > 0) AS near_missed
 FROM (
     SELECT TraceId, anyIf(v, v != '') AS version, min(Timestamp) AS start
     FROM (SELECT TraceId, Timestamp,
-                 if(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
-                    SpanAttributes['gen_ai.agent.version']) AS v
+                 if({_SERVICE_VERSION} != '', {_SERVICE_VERSION}, {attribute('gen_ai.agent.version')}) AS v
           FROM {SPANS_TABLE}
           WHERE TraceId IN (SELECT TraceId FROM {TRACE_SCORES_TABLE}) AND {{where}})
     GROUP BY TraceId

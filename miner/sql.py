@@ -11,12 +11,11 @@ repetitions, cost, the final output and the trace's feedback, so nothing span-le
 
 from __future__ import annotations
 
+from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
 
 __all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "FLATTENED_INPUTS", "GENAI_USER_TURNS", "QUERY_SETTINGS",
            "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "trace_features_sql"]  # fmt: skip
-
-A = "SpanAttributes"
 
 RESULT_ERROR_PATTERN = (
     r"(?i)^\s*\"?\s*(error|exception|failed|failure)\b"
@@ -53,19 +52,21 @@ and OpenLLMetry's ``gen_ai.prompt.N.role`` (with ``content`` beside each role)."
 def _flat_user(i: int) -> str:
     """The conditions and values of a multiIf: flattened input message ``i`` when it is the user's, in each
     convention of :data:`FLATTENED_INPUTS`."""
-    return ", ".join(f"{A}['{prefix}{i}{infix}role'] = 'user', {A}['{prefix}{i}{infix}content']"
+    return ", ".join(f"{attribute(f'{prefix}{i}{infix}role')} = 'user', {attribute(f'{prefix}{i}{infix}content')}"
                      for prefix, infix in FLATTENED_INPUTS.values())
 
 
 def _first_set(*keys: str) -> str:
     """The first of these span attributes that is set."""
     *earlier, last = keys
-    return "multiIf(" + "".join(f"{A}['{k}'] != '', {A}['{k}'], " for k in earlier) + f"{A}['{last}'])"
+    return "multiIf(" + "".join(f"{attribute(k)} != '', {attribute(k)}, " for k in earlier) + f"{attribute(last)})"
 
 
 def span_columns(bad_args_check: str) -> str:
     """The per-span derived columns the aggregate reads (``bad_args_check`` is the tool-schema check)."""
-    oi_kind, traceloop_kind = f"{A}['openinference.span.kind']", f"{A}['traceloop.span.kind']"
+    oi_kind, traceloop_kind = attribute("openinference.span.kind"), attribute("traceloop.span.kind")
+    service_version = attribute("service.version", "ResourceAttributes")
+    error_type = attribute("error.type")
     return f"""
         TraceId, SpanId, ParentSpanId, SpanName, ServiceName, Timestamp AS ts,
         toUnixTimestamp64Nano(Timestamp) AS start_ns, start_ns + Duration AS end_ns, Duration AS dur,
@@ -73,14 +74,15 @@ def span_columns(bad_args_check: str) -> str:
                 startsWith(SpanName, 'execute_tool '), 'execute_tool',
                 match(SpanName, '^(chat|text_completion|generate_content) '), 'chat',
                 {oi_kind} = 'LLM', 'chat', {oi_kind} = 'TOOL', 'execute_tool',
-                {A}['llm.request.type'] IN ('chat', 'completion'), 'chat', {traceloop_kind} = 'tool', 'execute_tool',
+                {attribute('llm.request.type')} IN ('chat', 'completion'), 'chat',
+                {traceloop_kind} = 'tool', 'execute_tool',
                 {oi_kind} = 'AGENT' OR {traceloop_kind} = 'agent' OR startsWith(SpanName, 'invoke_agent '),
                 'invoke_agent',
                 '') AS op,
         op IN ('chat', 'text_completion', 'generate_content') AS is_llm,
         op = 'execute_tool' AS is_tool,
-        if(is_tool, multiIf(ToolName != '', ToolName, {A}['tool.name'] != '', {A}['tool.name'],
-                            {A}['traceloop.entity.name'] != '', {A}['traceloop.entity.name'],
+        if(is_tool, multiIf(ToolName != '', ToolName, {attribute('tool.name')} != '', {attribute('tool.name')},
+                            {attribute('traceloop.entity.name')} != '', {attribute('traceloop.entity.name')},
                             startsWith(SpanName, 'execute_tool '), substring(SpanName, 14), SpanName), '') AS tool,
         if(is_tool, {_first_set('gen_ai.tool.call.arguments', 'input.value', 'traceloop.entity.input')}, '') AS args,
         if(is_tool, {_first_set('gen_ai.tool.call.result', 'output.value', 'tracemill.output',
@@ -92,7 +94,7 @@ def span_columns(bad_args_check: str) -> str:
         status_error OR exception_text != '' AS span_error,
         if(span_error, trimBoth(concat(StatusMessage,
                                        if(StatusMessage = '' AND exception_text != '', exception_text, ''),
-                                       if(StatusMessage = '' AND exception_text = '', {A}['error.type'], ''))), '')
+                                       if(StatusMessage = '' AND exception_text = '', {error_type}, ''))), '')
             AS error_text,
         if(is_tool AND NOT span_error,
            match(result, {_q(RESULT_ERROR_PATTERN)})
@@ -100,7 +102,7 @@ def span_columns(bad_args_check: str) -> str:
            0) AS result_error,
         is_tool AND (span_error OR result_error) AS tool_failed,
         is_llm AND (span_error OR position(finish_reasons, '"error"') > 0) AS llm_failed,
-        if(span_error, match(concat(error_text, ' ', {A}['error.type']), {_q(TIMEOUT_PATTERN)}), 0) AS timed_out,
+        if(span_error, match(concat(error_text, ' ', {error_type}), {_q(TIMEOUT_PATTERN)}), 0) AS timed_out,
         if(is_tool AND args != '' AND NOT span_error, {bad_args_check}, 0) AS bad_args,
         if(length(Links.SpanId) > 0, Links.SpanId[1], '') AS link_span,
         InputTokens + OutputTokens + if(is_llm AND InputTokens + OutputTokens = 0,
@@ -108,16 +110,15 @@ def span_columns(bad_args_check: str) -> str:
             + toUInt64OrZero({_first_set('llm.token_count.completion', 'gen_ai.usage.completion_tokens')}), 0)
             AS tokens,
         ParentSpanId = '' AS is_root,
-        if(is_llm, {A}['gen_ai.output.messages'], '') AS genai_output,
-        if(is_llm, if(genai_output != '', genai_output, {A}['output.value']), '') AS llm_output,
+        if(is_llm, {attribute('gen_ai.output.messages')}, '') AS genai_output,
+        if(is_llm, if(genai_output != '', genai_output, {attribute('output.value')}), '') AS llm_output,
         if(is_llm, {_first_set('gen_ai.response.finish_reasons', 'gen_ai.completion.0.finish_reason')}, '')
             AS finish_reasons,
         {_conversation_columns()},
         TaskId AS task_id,
         AgentName AS agent_name,
         if(is_root OR op = 'invoke_agent',
-           multiIf(ResourceAttributes['service.version'] != '', ResourceAttributes['service.version'],
-                   {A}['gen_ai.agent.version']), '') AS version"""
+           multiIf({service_version} != '', {service_version}, {attribute('gen_ai.agent.version')}), '') AS version"""
 
 
 def _conversation_columns() -> str:
@@ -131,9 +132,9 @@ def _conversation_columns() -> str:
         is_llm AND genai_output = '' AS flat_output,
         if(flat_output, {_first_set('llm.output_messages.0.message.content', 'gen_ai.completion.0.content')}, '')
             AS flat_text,
-        if(ConversationId != '', ConversationId, {A}['session.id']) AS conversation,
+        if(ConversationId != '', ConversationId, {attribute('session.id')}) AS conversation,
         if(is_root, {_first_set('tracemill.input', 'input.value', 'traceloop.entity.input')}, '') AS root_input,
-        if(is_llm, {A}['gen_ai.input.messages'], '') AS genai_input,
+        if(is_llm, {attribute('gen_ai.input.messages')}, '') AS genai_input,
         if(is_llm AND genai_input = '', multiIf({_flat_user(0)}, {_flat_user(1)}, {_flat_user(2)}, ''), '')
             AS flat_first_user,
         if(flat_output, {_first_set('llm.output_messages.0.message.tool_calls.0.tool_call.function.name',

@@ -23,6 +23,7 @@ __all__ = [
     "ERROR_CONDITION",
     "MAX_PAGE",
     "Filter",
+    "attribute",
     "check_page",
     "iso",
     "parse_attributes",
@@ -35,6 +36,17 @@ MAX_PAGE = 1000
 
 ERROR_CONDITION = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 """A span failed: both status spellings (the current exporter's and the older ``STATUS_CODE_ERROR``)."""
+
+
+def attribute(key: str, column: str = "SpanAttributes") -> str:
+    """The SQL value of attribute ``key`` in the map ``column`` ('' when unset), as ``column[key]`` reads it.
+
+    Looked up in the map's key array instead: with the exporter's ``LowCardinality`` keys, a subscript costs
+    about seven times as much per span (eight lookups over 1M spans: 0.29 s against 0.11 s, 0.08 s of which is
+    reading the map). The mining queries make dozens per span, one for each convention they read."""
+    literal = "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{column}.values[indexOf({column}.keys, {literal})]"
+
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

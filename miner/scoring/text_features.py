@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.miner.features import Frame
 from tracemill.miner.grouping import IDENTIFIER_PATTERN, MIN_IDENTIFIER
@@ -130,7 +131,7 @@ FROM (
         arraySlice(calls, -2) AS last_calls
     FROM (
         SELECT {span_columns('0')},
-            if(is_llm, SpanAttributes['gen_ai.input.messages'], '') AS genai_messages,
+            if(is_llm, {attribute('gen_ai.input.messages')}, '') AS genai_messages,
             {_flattened_messages('oi')},
             {_flattened_messages('prompts')}
         FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}

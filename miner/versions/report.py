@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.ingest.versions import record_versions
+from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import FEEDBACK_TABLE, FLAGS_TABLE, SPANS_TABLE
 from tracemill.collector.store.schema_versions import CONFIG_VERSIONS_TABLE
 from tracemill.errors import NotFoundError
@@ -52,16 +53,16 @@ SELECT t.TraceId, t.agent, t.decisions, t.agent_version, t.start_ns, t.rollout, 
 FROM (
     SELECT TraceId,
            if(anyIf(AgentName, AgentName != '') != '', anyIf(AgentName, AgentName != ''),
-              if(anyIf(SpanAttributes['tracemill.run.name'], SpanAttributes['tracemill.run.name'] != '') != '',
-                 anyIf(SpanAttributes['tracemill.run.name'], SpanAttributes['tracemill.run.name'] != ''),
+              if(anyIf({attribute('tracemill.run.name')}, {attribute('tracemill.run.name')} != '') != '',
+                 anyIf({attribute('tracemill.run.name')}, {attribute('tracemill.run.name')} != ''),
                  argMinIf(SpanName, Timestamp, ParentSpanId = ''))) AS agent,
-           arraySort(groupUniqArrayIf(SpanAttributes['{CONFIG_VERSION}'],
-                     SpanAttributes['{CONFIG_VERSION}'] != '' AND SpanAttributes['tracemill.llm.delegated'] != 'true'))
+           arraySort(groupUniqArrayIf({attribute(CONFIG_VERSION)},
+                     {attribute(CONFIG_VERSION)} != '' AND {attribute('tracemill.llm.delegated')} != 'true'))
                AS decisions,
-           anyIf(SpanAttributes['gen_ai.agent.version'], SpanAttributes['gen_ai.agent.version'] != '') AS agent_version,
+           anyIf({attribute('gen_ai.agent.version')}, {attribute('gen_ai.agent.version')} != '') AS agent_version,
            toUnixTimestamp64Nano(min(Timestamp)) AS start_ns,
-           anyIf(SpanAttributes['{NAME}'], SpanAttributes['{NAME}'] != '') AS rollout,
-           anyIf(SpanAttributes['{ARM}'], SpanAttributes['{ARM}'] != '') AS arm
+           anyIf({attribute(NAME)}, {attribute(NAME)} != '') AS rollout,
+           anyIf({attribute(ARM)}, {attribute(ARM)} != '') AS arm
     FROM {SPANS_TABLE} WHERE TraceId != '' AND {{where}}
     GROUP BY TraceId
     HAVING length(decisions) > 0 OR agent_version != '' OR rollout != ''
@@ -88,7 +89,7 @@ def run_versions(store: Store, *, rollout: str | None = None, config: MinerConfi
     # Only traces with one of the attributes can have a version: looking for the keys reads no attribute value.
     where, parameters = _VERSIONED, {}
     if rollout is not None:
-        where = f"TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE SpanAttributes['{NAME}'] = {{rollout:String}})"
+        where = f"TraceId IN (SELECT TraceId FROM {SPANS_TABLE} WHERE {attribute(NAME)} = {{rollout:String}})"
         parameters = {"rollout": rollout}
     rows = store.query(_RUNS_SQL.replace("{where}", where), parameters).result_rows
     out = []

@@ -15,6 +15,7 @@ import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import SPANS_TABLE
 from tracemill.collector.store.schema_versions import ROLLOUTS_TABLE
 from tracemill.errors import ConfigError, NotFoundError
@@ -39,7 +40,7 @@ def rollout_names(store: Store) -> list[str]:
     """Every rollout the store knows: recorded by runs or given a state."""
     rows = store.query(
         f"""SELECT DISTINCT n FROM (
-                SELECT SpanAttributes['{NAME}'] AS n FROM {SPANS_TABLE} WHERE n != ''
+                SELECT {attribute(NAME)} AS n FROM {SPANS_TABLE} WHERE n != ''
                 UNION ALL SELECT Name AS n FROM {ROLLOUTS_TABLE})
             ORDER BY n"""
     ).result_rows

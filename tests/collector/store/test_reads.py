@@ -15,7 +15,7 @@ from tracemill.collector.feedback.feedback import list_feedback, list_flags
 from tracemill.collector.ingest.rows import request_to_rows
 from tracemill.collector.server.api import get_trace, list_traces, span_json
 from tracemill.collector.store.bulk import read_spans, trace_aggregates
-from tracemill.collector.store.query import iso, parse_attributes
+from tracemill.collector.store.query import attribute, iso, parse_attributes
 from tracemill.collector.store.reads import trace_spans, trace_summaries
 from tracemill.collector.store.records import SpanRecord, TraceSummary
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
@@ -121,6 +121,25 @@ def test_attribute_filters_are_parsed_one_way():
     assert parse_attributes(["a=1", "b=", "c=x=y"]) == {"a": "1", "b": "", "c": "x=y"}
     with pytest.raises(ConfigError, match="--attr must look like KEY=VALUE"):
         parse_attributes(["novalue"])
+
+
+def test_an_attribute_reads_what_the_map_subscript_reads(stored):
+    keys = ["gen_ai.operation.name", "gen_ai.input.messages", "tracemill.task.id", "missing.key", "it's \\ quoted"]
+    for key in keys:
+        literal = "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        rows = stored.query(f"SELECT SpanId, SpanAttributes[{literal}], {attribute(key)} FROM otel_traces "
+                            "ORDER BY SpanId").result_rows
+        assert len(rows) == 4
+        assert [r[1] for r in rows] == [r[2] for r in rows]
+    assert [r[1] for r in stored.query(f"SELECT SpanId, {attribute('tracemill.task.id')} FROM otel_traces "
+                                       "ORDER BY SpanId").result_rows] == ["task-9", "", "", ""]
+    assert stored.query(f"SELECT {attribute('service.name', 'ResourceAttributes')} FROM otel_traces "
+                        "LIMIT 1").result_rows == [("desk",)]
+    # An odd key, and a map with a key twice: the first value, as the subscript reads it.
+    odd = "CAST((['a', 'it\\'s \\\\ quoted', 'a'], ['1', '2', '3']), 'Map(LowCardinality(String), String)')"
+    row = stored.query(f"SELECT m['a'], {attribute('a', 'm')}, {attribute(keys[-1], 'm')}, {attribute('b', 'm')} "
+                       f"FROM (SELECT {odd} AS m)").result_rows[0]
+    assert row == ("1", "1", "2", "")
 
 
 def test_times_are_written_one_way_from_nanoseconds_or_datetimes():
