@@ -18,12 +18,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from tracemill.miner.features import Frame
+
+try:  # CPython's own parser of patterns, read by _with_first_letters
+    from re import _constants as _sre  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+except ImportError:  # Python 3.10
+    import sre_constants as _sre
+    import sre_parse as _parser
 
 __all__ = ["COLUMNS", "FINAL_COLUMNS", "GIVE_UP_PATTERN", "HANDOFF_PATTERN", "HANDOFF_TOOL_PATTERN", "FinalAction",
            "final_action", "final_columns"]  # fmt: skip
@@ -71,16 +77,56 @@ call, and whether it is empty, gives up or hands off."""
 
 _GIVE_UP = re.compile(GIVE_UP_PATTERN)
 _HANDOFF = re.compile(HANDOFF_PATTERN)
-_EITHER = re.compile("(?i)(?:" + HANDOFF_PATTERN.removeprefix("(?i)") + ")|(?:"
-                     + GIVE_UP_PATTERN.removeprefix("(?i)") + ")")
+
+
+def _first_letters(items: Any) -> set[int] | None:
+    """The characters a parsed pattern (``re._parser`` items) can start with after word boundaries, or None when
+    that is not a set of literal characters."""
+    for op, value in items:
+        if op is _sre.AT and value is _sre.AT_BOUNDARY:
+            continue
+        if op is _sre.LITERAL:
+            return {value}
+        if op is _sre.IN and all(kind is _sre.LITERAL for kind, _ in value):  # a|b is parsed as [ab]
+            return {code for _, code in value}
+        if op is _sre.SUBPATTERN:
+            return _first_letters(value[-1])
+        if op is _sre.BRANCH:
+            letters: set[int] = set()
+            for branch in value[1]:
+                found = _first_letters(branch)
+                if found is None:
+                    return None
+                letters |= found
+            return letters
+        return None
+    return None
+
+
+def _with_first_letters(pattern: str) -> re.Pattern[str]:
+    """``pattern`` (case-insensitive) with a look-ahead for the letters its matches can start with: the same
+    matches, but a search skips the other positions at once instead of trying every branch there (three times
+    faster on short answers). The pattern as is when those letters cannot be read from it."""
+    try:
+        letters = _first_letters(_parser.parse(pattern))
+    except Exception:  # the parser is CPython's own: a pattern it does not read keeps no look-ahead
+        letters = None
+    if not letters or not all(chr(c).isalpha() for c in letters):
+        return re.compile(pattern)
+    ahead = "".join(sorted(chr(c) for c in letters))
+    return re.compile(f"(?i)(?=[{ahead}])(?:{pattern.removeprefix('(?i)')})")
+
+
+_EITHER = _with_first_letters("(?i)(?:" + HANDOFF_PATTERN.removeprefix("(?i)") + ")|(?:"
+                              + GIVE_UP_PATTERN.removeprefix("(?i)") + ")")
 """Either pattern, in one search: most answers match neither, and then one search tells."""
 _HANDOFF_TOOL = re.compile(HANDOFF_TOOL_PATTERN)
 _EMPTY = {"", "null", '""', "[]", "{}", "None"}
 
 
-@dataclass(frozen=True)
-class FinalAction:
-    """``kind`` is "answer", "tool_call" or "none"; ``text`` the final answer (may accompany a tool call)."""
+class FinalAction(msgspec.Struct, frozen=True):
+    """``kind`` is "answer", "tool_call" or "none"; ``text`` the final answer (may accompany a tool call). A
+    struct, not a dataclass: one is made per mined trace, and a frozen dataclass is several times slower to make."""
 
     kind: str
     text: str
@@ -95,13 +141,54 @@ class FinalAction:
         return self.text[:200]
 
 
+class _Part(msgspec.Struct):
+    type: Any = None
+    content: Any = None
+    name: Any = None
+    arguments: Any = None
+
+
+class _Message(msgspec.Struct):
+    parts: list[_Part] | None = None
+    content: Any = None
+
+
+_MESSAGES = msgspec.json.Decoder(list[_Message] | _Message)
+"""GenAI messages as most instrumentations write them, decoded straight into structs; any other shape is read
+by the generic path (:func:`_any_text_and_call`)."""
+
+
 def _genai_text_and_call(raw: str) -> tuple[str, str, str] | None:
     """(text, tool, arguments) of GenAI JSON messages (role + parts), or None when ``raw`` is not such JSON."""
     if not raw.startswith(("[", "{")):
         return None
     try:
+        value = _MESSAGES.decode(raw)
+    except msgspec.ValidationError:  # valid JSON of another shape
+        return _any_text_and_call(raw)
+    except msgspec.DecodeError:
+        return None
+    texts, tool, arguments = [], "", ""
+    for message in value if isinstance(value, list) else (value,):
+        parts = message.parts
+        if parts is None:
+            if isinstance(message.content, str):
+                texts.append(message.content)
+            continue
+        for part in parts:
+            if part.type == "text" and isinstance(part.content, str):
+                texts.append(part.content)
+            elif part.type == "tool_call":
+                tool, arguments = str(part.name or ""), _as_text(part.arguments)
+    return " ".join(texts), tool, arguments
+
+
+def _any_text_and_call(raw: str) -> tuple[str, str, str] | None:
+    """:func:`_genai_text_and_call` of JSON of any shape: messages that are not objects are no GenAI messages,
+    and parts that are not objects are skipped."""
+    try:
         value = msgspec.json.decode(raw)
-    except ValueError:
+    except msgspec.DecodeError:  # the typed decoder stopped at the first part of another shape, before the error
         return None
     messages = value if isinstance(value, list) else [value]
     texts, tool, arguments = [], "", ""

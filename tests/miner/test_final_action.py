@@ -111,3 +111,41 @@ def test_final_action_reads_each_convention():
     tail = final_action(_row(ends_with_tool=1, last_tool="escalate", last_tool_args="{}"))
     assert (tail.kind, tail.handoff) == ("tool_call", True)
     assert final_action(_row()).kind == "none"
+
+
+def test_final_action_reads_messages_of_any_shape():
+    def last_llm(value: Any) -> Any:
+        return final_action(_row(last_llm_output=value if isinstance(value, str) else json.dumps(value)))
+
+    text = {"type": "text", "content": "I cannot help with that."}
+    call = {"type": "tool_call", "name": "transfer_to_human", "arguments": {"why": "refund"}}
+    # GenAI messages, one message alone, a plain content string, and parts of other kinds skipped.
+    assert last_llm([{"role": "assistant", "parts": [text]}]).gives_up
+    assert last_llm({"role": "assistant", "parts": [text]}).text == "I cannot help with that."
+    assert last_llm([{"role": "assistant", "content": "Done."}]).text == "Done."
+    odd = last_llm([{"role": "assistant", "parts": ["loose", 5, {"type": 7}, text, call]}])
+    assert (odd.kind, odd.text, odd.tool, odd.arguments, odd.handoff) == (
+        "tool_call", "I cannot help with that.", "transfer_to_human", '{"why": "refund"}', True)
+    assert last_llm([{"role": "assistant", "parts": "not a list", "content": "Fine."}]).text == "Fine."
+    # A message that is not an object is no GenAI message: the output is read as text.
+    assert last_llm(["a string", {"parts": [text]}]).text == '["a string", {"parts": [{"type": "text", "content": ' \
+                                                             '"I cannot help with that."}]}]'
+    # Malformed JSON after a part of an unusual shape, and malformed JSON alone: read as text too.
+    for broken in ('[{"parts": ["loose", {"type": "text", "content": "x"}]}, oops]', '[{"parts": ['):
+        assert last_llm(broken).text == broken
+
+
+def test_the_give_up_or_hand_off_search_looks_ahead_for_the_letters_its_matches_start_with():
+    from tracemill.miner import final_action as module
+
+    plain = module.re.compile("(?i)(?:" + module.HANDOFF_PATTERN.removeprefix("(?i)") + ")|(?:"
+                              + module.GIVE_UP_PATTERN.removeprefix("(?i)") + ")")
+    assert module._EITHER.pattern.startswith("(?i)(?=[cefghimstu])")
+    texts = ["I cannot help.", "ESCALATING to a human agent", "Transferring you to support", "We gave up.",
+             "max steps", "STOPPED DUE TO limits", "İ cannot help", "Let me check", "human review", "", "I",
+             "thanks, I couldn’t finish", "unable to continue", "connect with the operator"]
+    for text in texts:
+        assert bool(module._EITHER.search(text)) == bool(plain.search(text)), text
+    # Where the first letters are not literal characters, the pattern is kept as it is.
+    assert module._with_first_letters(r"(?i)\b\w+ up").pattern == r"(?i)\b\w+ up"
+    assert module._with_first_letters(r"(?i)\b(a|b)c|d").pattern == r"(?i)(?=[abd])(?:\b(a|b)c|d)"
