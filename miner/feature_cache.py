@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
+from tracemill.errors import StoreError
 from tracemill.miner.config import MINER_VERSION
 from tracemill.miner.features import MAX_DEFINITIONS, Frame, any_trace, tool_schema_check
 from tracemill.miner.final_action import COLUMNS as FINAL_INPUTS
@@ -63,6 +64,8 @@ class FeatureCache:
 
     def __init__(self, store: Store, loop_min: int) -> None:
         self.store, self.loop_min = store, loop_min
+        self.created = True
+        """Whether the features table exists, as far as :meth:`create` found (taken to, without it)."""
         digest = version_digest([MINER_VERSION, trace_features_sql(where="1"), f"loop_min={loop_min}",
                                  GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN, conversation_sql("1")])
         self.table = PREFIX + digest
@@ -70,18 +73,14 @@ class FeatureCache:
         self.conversations = self.table + "_conversations"
 
     def create(self) -> FeatureCache:
-        """Create this cache's tables when missing, and drop those of other versions or settings."""
+        """Create this cache's tables when missing, and drop those of other versions or settings. A missing features
+        table is left to the first :meth:`compute`, which creates it with its rows: the feature query is then
+        planned once, not twice (on a fresh store, about 0.15 s of a first mine)."""
         found = {row[0] for row in self.store.query(
             "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {prefix:String})",
             {"prefix": PREFIX},
         ).result_rows}  # fmt: skip
-        if self.table not in found:  # the columns are the query's own: an empty SELECT gives names and types
-            self.store.command(
-                f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.table)} ENGINE = ReplacingMergeTree(cached_at) "
-                f"ORDER BY trace_id AS SELECT *, {_VERSION} AS cached_at FROM ({trace_features_sql(where='0')}) "
-                "LIMIT 0",
-                {"loop_min": self.loop_min},
-            )
+        self.created = self.table in found
         if self.endings not in found:
             columns = ", ".join(f"{name} {kind}" for name, kind in FINAL_COLUMNS.items())
             self.store.command(
@@ -98,13 +97,34 @@ class FeatureCache:
             self.store.command(f"DROP TABLE IF EXISTS {quote_identifier(stale)}")
         return self
 
+    def create_features_table(self, query: str, params: dict[str, Any]) -> bool:
+        """Create the features table with the rows of ``query`` (a feature query); False when another process
+        created it first (its rows are then to be inserted)."""
+        try:
+            self.store.command(
+                f"CREATE TABLE {quote_identifier(self.table)} ENGINE = ReplacingMergeTree(cached_at) ORDER BY trace_id "
+                f"AS SELECT *, {_VERSION} AS cached_at FROM ({query}) SETTINGS {QUERY_SETTINGS}, {_ONE_ROW_PER_TRACE}",
+                {**params, "loop_min": self.loop_min},
+            )
+        except StoreError as exc:
+            if "TABLE_ALREADY_EXISTS" not in str(exc):
+                raise
+            return False
+        finally:
+            self.created = True
+        return True
+
     def missing(self, where: str) -> str:
         """The traces selected by ``where`` whose features are not kept, as a condition on ``otel_traces``."""
+        if not self.created:
+            return where
         return f"({where}) AND TraceId NOT IN (SELECT trace_id FROM {quote_identifier(self.table)})"
 
     def compute(self, where: str, params: dict[str, Any], *, bad_args_check: str) -> None:
         """Compute the features of the traces selected by ``where`` and keep them (replacing earlier ones)."""
         query = trace_features_sql(where=where, bad_args_check=bad_args_check, settings=False)
+        if not self.created and self.create_features_table(query, params):
+            return
         self.store.command(
             f"INSERT INTO {quote_identifier(self.table)} SELECT *, {_VERSION} FROM ({query}) "
             f"SETTINGS {QUERY_SETTINGS}, {_ONE_ROW_PER_TRACE}",
@@ -221,6 +241,8 @@ def load_features(store: Store, where: str, params: dict[str, Any], *, loop_min:
             ).result_rows
         ]
         cache.compute(wanted, params, bad_args_check=tool_schema_check(definitions))
+    elif not cache.created:  # nothing to compute on a fresh store: the table, without rows
+        cache.create_features_table(trace_features_sql(where="0", settings=False), {})
     result = cache.read(where, params)
     read = conversations and where != "0"
     # Started once the engine has read the features: the two reads would only share the cores.

@@ -8,6 +8,7 @@ from typing import Any
 import tracemill.miner as miner
 from tracemill.miner.feature_cache import PREFIX, FeatureCache, load_features
 from tracemill.miner.final_action import COLUMNS as FINAL_INPUTS
+from tracemill.miner.sql import trace_features_sql
 
 
 def _kept(store: Any, cache: FeatureCache) -> dict[str, int]:
@@ -87,3 +88,37 @@ def test_another_setting_keeps_its_own_features_and_a_dropped_cache_is_computed_
         store.command(f"DROP TABLE {table}")
     rebuilt = load_features(store, "1", {}, loop_min=4)
     assert all(rebuilt[name] == looser[name] for name in rebuilt.columns if name != "features_at")
+
+
+def _columns(store: Any, table: str) -> list[tuple[str, str]]:
+    return [(name, kind) for name, kind, *_ in store.query(f"DESCRIBE TABLE {table}").result_rows]
+
+
+def test_the_first_computation_creates_the_features_table_with_its_rows(store: Any, support: Any, new_database: Any,
+                                                                         drop_database: Any):
+    traced = support.write_genai(store, support.build(seed=8, tasks=3, trials=2))
+    cache = FeatureCache(store, 3).create()
+    assert not cache.created and cache.missing("1") == "1"  # nothing kept: every trace is missing
+    frame = load_features(store, "1", {}, loop_min=3)
+    assert cache.table in {r[0] for r in store.query("SHOW TABLES").result_rows}
+    assert set(frame["trace_id"]) == set(_kept(store, cache)) == {t.trace_id for t in traced}
+
+    # The same columns as a table created without rows, as a store with nothing to mine gets it.
+    empty = new_database("features_empty")
+    try:
+        assert len(load_features(empty, "1", {}, loop_min=3)) == 0
+        assert _columns(empty, cache.table) == _columns(store, cache.table)
+    finally:
+        drop_database(empty)
+
+
+def test_a_features_table_created_by_another_miner_meanwhile_gets_the_rows(store: Any, support: Any):
+    traced = support.write_genai(store, support.build(seed=9, tasks=2, trials=2))
+    cache = FeatureCache(store, 3).create()
+    assert not cache.created
+    # Another miner creates the table (without rows) after this one looked and before it computes.
+    other, without_rows = FeatureCache(store, 3).create(), trace_features_sql(where="0", settings=False)
+    assert other.create_features_table(without_rows, {}) is True
+    assert other.create_features_table(without_rows, {}) is False  # already there: nothing created
+    cache.compute("1", {}, bad_args_check="0")  # inserted into the table the other one made
+    assert cache.created and set(_kept(store, cache)) == {t.trace_id for t in traced}
