@@ -37,10 +37,11 @@ ACTIONS = {"halt": "halted", "resume": "running", "promote": "promoted"}
 
 
 def rollout_names(store: Store) -> list[str]:
-    """Every rollout the store knows: recorded by runs or given a state."""
+    """Every rollout the store knows: recorded by runs or given a state. Spans are looked for by the attribute's
+    key first: that reads the keys of every span's attributes, not their values (run by every mine)."""
     rows = store.query(
         f"""SELECT DISTINCT n FROM (
-                SELECT {attribute(NAME)} AS n FROM {SPANS_TABLE} WHERE n != ''
+                SELECT {attribute(NAME)} AS n FROM {SPANS_TABLE} WHERE mapContains(SpanAttributes, '{NAME}') AND n != ''
                 UNION ALL SELECT Name AS n FROM {ROLLOUTS_TABLE})
             ORDER BY n"""
     ).result_rows
