@@ -66,6 +66,8 @@ class FeatureCache:
         self.store, self.loop_min = store, loop_min
         self.created = True
         """Whether the features table exists, as far as :meth:`create` found (taken to, without it)."""
+        self.holds_only: str | None = None
+        """The condition whose traces were the rows of the features table when this cache created it with them."""
         digest = version_digest([MINER_VERSION, trace_features_sql(where="1"), f"loop_min={loop_min}",
                                  GIVE_UP_PATTERN, HANDOFF_PATTERN, HANDOFF_TOOL_PATTERN, conversation_sql("1")])
         self.table = PREFIX + digest
@@ -97,9 +99,9 @@ class FeatureCache:
             self.store.command(f"DROP TABLE IF EXISTS {quote_identifier(stale)}")
         return self
 
-    def create_features_table(self, query: str, params: dict[str, Any]) -> bool:
-        """Create the features table with the rows of ``query`` (a feature query); False when another process
-        created it first (its rows are then to be inserted)."""
+    def create_features_table(self, query: str, params: dict[str, Any], where: str | None = None) -> bool:
+        """Create the features table with the rows of ``query`` (the feature query of the traces selected by
+        ``where``); False when another process created it first (its rows are then to be inserted)."""
         try:
             self.store.command(
                 f"CREATE TABLE {quote_identifier(self.table)} ENGINE = ReplacingMergeTree(cached_at) ORDER BY trace_id "
@@ -112,6 +114,7 @@ class FeatureCache:
             return False
         finally:
             self.created = True
+        self.holds_only = where
         return True
 
     def missing(self, where: str) -> str:
@@ -123,7 +126,7 @@ class FeatureCache:
     def compute(self, where: str, params: dict[str, Any], *, bad_args_check: str) -> None:
         """Compute the features of the traces selected by ``where`` and keep them (replacing earlier ones)."""
         query = trace_features_sql(where=where, bad_args_check=bad_args_check, settings=False)
-        if not self.created and self.create_features_table(query, params):
+        if not self.created and self.create_features_table(query, params, where):
             return
         self.store.command(
             f"INSERT INTO {quote_identifier(self.table)} SELECT *, {_VERSION} FROM ({query}) "
@@ -137,6 +140,9 @@ class FeatureCache:
         ``final_kind``; ``features_at`` names the feature row for :meth:`keep_final_actions`. The columns a final
         action is read from (:data:`~tracemill.miner.final_action.COLUMNS`, the run's longest texts) are read only
         for those traces: the others' come back empty. Columns that only go into others are not read back."""
+        # Every trace of a table this run created from all the spans is stored and selected: no look needed.
+        stored = ("" if where == self.holds_only == "1" else
+                  f"WHERE t.trace_id IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) ")
         finals = ", ".join(f"e.{name}" for name in FINAL_COLUMNS)
         left_out = ", ".join(("cached_at", *_SQL_ONLY, *FINAL_INPUTS))
         inputs = ", ".join(f"if(e.ending_of = '', t.{name}, defaultValueOfArgumentType(t.{name})) AS {name}"
@@ -149,8 +155,7 @@ class FeatureCache:
             f"FROM {quote_identifier(self.endings)} FINAL) AS e "
             "ON e.ending_of = t.trace_id AND e.ending_at = t.cached_at "
             f"LEFT JOIN ({FEEDBACK_PER_TRACE}) AS fb ON fb.TraceId = t.trace_id "
-            f"WHERE t.trace_id IN (SELECT TraceId FROM {SPANS_TABLE} WHERE TraceId != '' AND {where}) "
-            f"ORDER BY t.trace_id SETTINGS {QUERY_SETTINGS}",
+            f"{stored}ORDER BY t.trace_id SETTINGS {QUERY_SETTINGS}",
             params,
         )
 

@@ -102,6 +102,10 @@ def test_the_first_computation_creates_the_features_table_with_its_rows(store: A
     frame = load_features(store, "1", {}, loop_min=3)
     assert cache.table in {r[0] for r in store.query("SHOW TABLES").result_rows}
     assert set(frame["trace_id"]) == set(_kept(store, cache)) == {t.trace_id for t in traced}
+    # A later run reads only the traces still stored.
+    gone = traced[0].trace_id
+    store.command("DELETE FROM otel_traces WHERE TraceId = {t:String}", {"t": gone})
+    assert set(load_features(store, "1", {}, loop_min=3)["trace_id"]) == set(frame["trace_id"]) - {gone}
 
     # The same columns as a table created without rows, as a store with nothing to mine gets it.
     empty = new_database("features_empty")
