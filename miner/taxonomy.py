@@ -52,9 +52,13 @@ def normalize(text: str) -> str:
 def build_taxonomy(messages: Sequence[Message], *, max_groups: int = 20) -> list[dict[str, Any]]:
     """Named groups, largest first: name, trace count, templates, tools, detectors, example traces."""
     by_template: dict[str, list[Message]] = defaultdict(list)
+    template_of: dict[str, str] = {}  # one error text recurs in many runs: reduced once
     for message in messages:
         if message.text.strip():
-            by_template[normalize(message.text)].append(message)
+            template = template_of.get(message.text)
+            if template is None:
+                template = template_of[message.text] = normalize(message.text)
+            by_template[template].append(message)
     if not by_template:
         return []
     templates = sorted(by_template, key=lambda t: -len(by_template[t]))
