@@ -111,10 +111,9 @@ class FeatureCache:
         except StoreError as exc:
             if "TABLE_ALREADY_EXISTS" not in str(exc):
                 raise
-            return False
-        finally:
             self.created = True
-        self.holds_only = where
+            return False
+        self.created, self.holds_only = True, where
         return True
 
     def missing(self, where: str) -> str:
