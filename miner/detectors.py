@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
+
 from tracemill.errors import ConfigError
 from tracemill.miner.config import MinerConfig
 from tracemill.miner.features import Frame
@@ -28,9 +30,9 @@ Category = Literal["failure", "near_miss", "signal"]
 Severity = Literal["high", "medium", "low"]
 
 
-@dataclass(frozen=True)
-class Flag:
-    """One finding: a trace, its decisive span, the detector that found it and why."""
+class Flag(msgspec.Struct, frozen=True):
+    """One finding: a trace, its decisive span, the detector that found it and why. A struct, not a dataclass:
+    a large store's mine makes tens of thousands, and a frozen dataclass is ten times slower to make."""
 
     trace_id: str
     span_id: str
@@ -45,7 +47,7 @@ class Flag:
     """Its detector does not beat the base failure rate on this store's labelled runs (see calibration)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return msgspec.structs.asdict(self)
 
 
 @dataclass

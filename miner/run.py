@@ -14,9 +14,10 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import wait
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
 from tracemill.gc_paused import cyclic_gc_paused
@@ -240,7 +241,7 @@ def _localize_excess(store: Store, frame: Frame, flags: list[Flag], peers: PeerS
         if flag.kind == "excess_steps" and steps.get(flag.trace_id):
             _, median = peers.score(frame.peer_group(index[flag.trace_id]), "steps", 0)
             ordered = steps[flag.trace_id]
-            flag = replace(flag, span_id=ordered[min(len(ordered) - 1, int(median))])
+            flag = msgspec.structs.replace(flag, span_id=ordered[min(len(ordered) - 1, int(median))])
         out.append(flag)
     return out
 
