@@ -12,7 +12,7 @@ repetitions, cost, the final output and the trace's feedback, so nothing span-le
 from __future__ import annotations
 
 from tracemill.collector.store.query import attribute
-from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE
+from tracemill.collector.store.schema import FEEDBACK_TABLE, SPANS_TABLE, quote_literal
 
 __all__ = ["FEEDBACK_COLUMNS", "FEEDBACK_PER_TRACE", "FLATTENED_INPUTS", "GENAI_USER_TURNS", "QUERY_SETTINGS",
            "RESULT_ERROR_LEAD_PATTERN", "RESULT_ERROR_PATTERN", "TIMEOUT_PATTERN", "trace_features_sql"]  # fmt: skip
@@ -39,9 +39,8 @@ TIMEOUT_PATTERN = r"(?i)time[d]?[ _-]?out|deadline exceeded"
 _ERROR_STATUS = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')"
 
 
-def _q(pattern: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + pattern.replace("\\", "\\\\").replace("'", "\\'") + "'"
+_q = quote_literal
+"""A ClickHouse string literal (the short name the miner's SQL builders use)."""
 
 
 FLATTENED_INPUTS = {"oi": ("llm.input_messages.", ".message."), "prompts": ("gen_ai.prompt.", ".")}

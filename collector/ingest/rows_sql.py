@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.ingest.rows import SPAN_COLUMNS
-from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier
+from tracemill.collector.store.schema import SPANS_TABLE, quote_identifier, quote_literal
 from tracemill.errors import StoreError
 
 if TYPE_CHECKING:
@@ -358,10 +358,6 @@ def _schema_file() -> str:
     return path
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def insert_requests(store: Store, payloads: Iterable[bytes], *, dedup_token: str | None) -> None:
     """Insert serialized ``ExportTraceServiceRequest`` payloads into ``otel_traces`` as one block.
 
@@ -392,10 +388,10 @@ def insert_requests(store: Store, payloads: Iterable[bytes], *, dedup_token: str
                 count += 1
         if not count:
             return
-        source = f"file({_quote(path)}, 'Protobuf', {_quote(STRUCTURE)})"
+        source = f"file({quote_literal(path)}, 'Protobuf', {quote_literal(STRUCTURE)})"
         table = f"{quote_identifier(store.database)}.{quote_identifier(SPANS_TABLE)}"
         columns = ", ".join(quote_identifier(c) for c in SPAN_COLUMNS)
-        clause = ", ".join(f"{name} = {_quote(str(value))}" for name, value in settings.items())
+        clause = ", ".join(f"{name} = {quote_literal(str(value))}" for name, value in settings.items())
         sql = f"INSERT INTO {table} ({columns}) SETTINGS {clause}\n{select_rows_sql(source)}"
         try:
             store.client.command(sql)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from tracemill.collector.store.schema import quote_literal
 from tracemill.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ def attribute(key: str, column: str = "SpanAttributes") -> str:
     Looked up in the map's key array instead: with the exporter's ``LowCardinality`` keys, a subscript costs
     about seven times as much per span (eight lookups over 1M spans: 0.29 s against 0.11 s, 0.08 s of which is
     reading the map). The mining queries make dozens per span, one for each convention they read."""
-    literal = "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return f"{column}.values[indexOf({column}.keys, {literal})]"
+    return f"{column}.values[indexOf({column}.keys, {quote_literal(key)})]"
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")

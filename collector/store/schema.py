@@ -48,6 +48,7 @@ __all__ = [
     "applied_versions",
     "migrate",
     "quote_identifier",
+    "quote_literal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,11 @@ class Migration:
 def quote_identifier(name: str) -> str:
     """Quote a ClickHouse identifier with backticks."""
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def quote_literal(text: str) -> str:
+    """Quote a ClickHouse string literal (for SQL text that is no query parameter: patterns, keys, paths)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _table(o: SchemaOptions, name: str) -> str:

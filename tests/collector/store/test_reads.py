@@ -18,6 +18,7 @@ from tracemill.collector.store.bulk import read_spans, trace_aggregates
 from tracemill.collector.store.query import attribute, iso, parse_attributes
 from tracemill.collector.store.reads import trace_spans, trace_summaries
 from tracemill.collector.store.records import SpanRecord, TraceSummary
+from tracemill.collector.store.schema import quote_literal
 from tracemill.errors import ConfigError, NotFoundError, SpanNotFoundError, TraceNotFoundError
 
 TRACE, OTHER = "1a" * 16, "2b" * 16
@@ -126,8 +127,7 @@ def test_attribute_filters_are_parsed_one_way():
 def test_an_attribute_reads_what_the_map_subscript_reads(stored):
     keys = ["gen_ai.operation.name", "gen_ai.input.messages", "tracemill.task.id", "missing.key", "it's \\ quoted"]
     for key in keys:
-        literal = "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        rows = stored.query(f"SELECT SpanId, SpanAttributes[{literal}], {attribute(key)} FROM otel_traces "
+        rows = stored.query(f"SELECT SpanId, SpanAttributes[{quote_literal(key)}], {attribute(key)} FROM otel_traces "
                             "ORDER BY SpanId").result_rows
         assert len(rows) == 4
         assert [r[1] for r in rows] == [r[2] for r in rows]
