@@ -81,10 +81,11 @@ def test_another_setting_keeps_its_own_features_and_a_dropped_cache_is_computed_
     names = {row[0] for row in store.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
         {"p": PREFIX}).result_rows}  # fmt: skip
-    assert names == {other.table, other.endings, other.conversations}  # the other setting's tables were dropped
+    # The other setting's tables were dropped; no conversations were kept, so their table is not made yet.
+    assert names == {other.table, other.endings}
     assert looser["trace_id"] == default["trace_id"]
 
-    for table in (other.table, other.endings, other.conversations):
+    for table in (other.table, other.endings):
         store.command(f"DROP TABLE {table}")
     rebuilt = load_features(store, "1", {}, loop_min=4)
     assert all(rebuilt[name] == looser[name] for name in rebuilt.columns if name != "features_at")
