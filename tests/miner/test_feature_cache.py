@@ -8,7 +8,7 @@ from typing import Any
 import tracemill.miner as miner
 from tracemill.miner.feature_cache import PREFIX, FeatureCache, load_features
 from tracemill.miner.final_action import COLUMNS as FINAL_INPUTS
-from tracemill.miner.sql import trace_features_sql
+from tracemill.miner.sql import QUERY_SETTINGS, trace_features_sql
 
 
 def _kept(store: Any, cache: FeatureCache) -> dict[str, int]:
@@ -127,3 +127,16 @@ def test_a_features_table_created_by_another_miner_meanwhile_gets_the_rows(store
     assert other.create_features_table(without_rows, {}) is False  # already there: nothing created
     cache.compute("1", {}, bad_args_check="0")  # inserted into the table the other one made
     assert cache.created and set(_kept(store, cache)) == {t.trace_id for t in traced}
+
+
+def test_the_kept_features_are_the_feature_query_s_rows_as_the_engine_computes_them_by_default(store: Any,
+                                                                                               support: Any):
+    """Keeping turns the engine's adaptive aggregation off where it has it (a speed setting): the rows are the same."""
+    support.write_genai(store, support.build(seed=10, tasks=3, trials=3))
+    cache = FeatureCache(store, 3).create()
+    assert cache._computing().endswith(", enable_adaptive_aggregator = 0")  # the embedded engine has it
+    cache.compute("1", {}, bad_args_check="0")
+    kept = store.query(f"SELECT * EXCEPT cached_at FROM {cache.table} FINAL ORDER BY trace_id").result_rows
+    plain = store.query(f"SELECT * FROM ({trace_features_sql(where='1', settings=False)}) ORDER BY trace_id "
+                        f"SETTINGS {QUERY_SETTINGS}", {"loop_min": 3}).result_rows
+    assert len(kept) == 9 and kept == plain
