@@ -296,11 +296,13 @@ def _write(store: Store, result: MineResult, frame: Frame, probabilities: Any, m
 
 
 def _top_steps(store: Store, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    # The spans are narrowed by the flagged span ids, not trace ids: span ids are nearly unique, so the join
+    # takes the few flagged spans, not every span of a flagged trace.
     rows = store.query(
-        f"SELECT s.SpanName, count() AS n, groupUniqArray(f.Detector) FROM {SPANS_TABLE} AS s "
+        f"SELECT s.SpanName, count() AS n, groupUniqArray(f.Detector) FROM (SELECT TraceId, SpanId, SpanName "
+        f"FROM {SPANS_TABLE} WHERE SpanId IN (SELECT SpanId FROM {FLAGS_TABLE} WHERE RunId = {{run:String}})) AS s "
         f"INNER JOIN (SELECT TraceId, SpanId, Detector FROM {FLAGS_TABLE} WHERE RunId = {{run:String}}) AS f "
         "ON s.TraceId = f.TraceId AND s.SpanId = f.SpanId "
-        f"WHERE s.TraceId IN (SELECT TraceId FROM {FLAGS_TABLE} WHERE RunId = {{run:String}}) "
         "GROUP BY s.SpanName ORDER BY n DESC, s.SpanName LIMIT {limit:UInt32}",
         {"run": run_id, "limit": limit},
     ).result_rows
