@@ -9,13 +9,10 @@ Fisher's exact test, for failures and for near-misses.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from itertools import compress
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from tracemill.collector.store.query import attribute
 from tracemill.collector.store.schema import FLAGS_TABLE, SPANS_TABLE, TRACE_SCORES_TABLE
@@ -56,17 +53,16 @@ def version_report(store: Store) -> dict[str, Any]:
     return report_from_rows(store.query(_SQL.replace("{where}", "1")).result_rows)
 
 
-def report_from_traces(versions: Sequence[str], starts: Sequence[float], failed: Sequence[bool],
-                       near: Sequence[bool]) -> dict[str, Any]:
-    """The same report from each trace's version, start (Unix seconds), failure and near miss, for a run that
-    mined every trace and so already holds them. Counted per column, not per trace in Python (147k traces in
-    0.02 s instead of 0.07 s)."""
-    days = (np.asarray(starts, dtype=float) // 86_400).astype(np.int64).tolist()  # UTC days since the epoch
-    keys = list(zip(versions, days, strict=True))
-    traces = Counter(keys)
-    failures = Counter(compress(keys, failed))
-    near_misses = Counter(compress(keys, [n and not f for n, f in zip(near, failed, strict=True)]))
-    rows = [(v, _EPOCH + timedelta(days=d), n, failures[v, d], near_misses[v, d]) for (v, d), n in traces.items()]
+def report_from_traces(traces: Iterable[tuple[str, float, bool, bool]]) -> dict[str, Any]:
+    """The same report from (version, start in Unix seconds, failed, near-missed) per trace, for a run that
+    mined every trace and so already holds them."""
+    counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for version, start_s, failed, near in traces:
+        entry = counts[(version, int(start_s // 86_400))]  # the UTC day, as days since the epoch
+        entry[0] += 1
+        entry[1] += int(failed)
+        entry[2] += int(near and not failed)
+    rows = [(v, _EPOCH + timedelta(days=d), *c) for (v, d), c in counts.items()]
     return report_from_rows(sorted(rows, key=lambda row: (row[1], row[0])))
 
 

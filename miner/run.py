@@ -191,9 +191,10 @@ def _regressions_of_run(store: Store, frame: Frame, flags: list[Flag], *, full: 
 
         failed = {f.trace_id for f in flags if f.category == "failure" and not f.muted}
         near = {f.trace_id for f in flags if f.category == "near_miss" and not f.muted}
-        ids = frame["trace_id"]
-        return report_from_traces([v or "(none)" for v in frame["version"]], frame["start_s"],
-                                  [t in failed for t in ids], [t in near for t in ids])
+        return report_from_traces(
+            (v or "(none)", s, t in failed, t in near)
+            for t, v, s in zip(frame["trace_id"], frame["version"], frame["start_s"], strict=True)
+        )
     return _regressions(store)
 
 

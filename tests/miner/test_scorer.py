@@ -122,8 +122,8 @@ def test_failure_rates_from_the_run_count_each_trace_on_its_utc_day():
 
     late = datetime(2026, 3, 1, 23, 59, 59, 900_000, tzinfo=timezone.utc).timestamp()
     midnight = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
-    report = report_from_traces(["2.0", "1.0", "2.0", "1.0"], [midnight, late, late, midnight + 86_399.5],
-                                [True, False, True, False], [False, True, True, False])
+    report = report_from_traces([("2.0", midnight, True, False), ("1.0", late, False, True),
+                                 ("2.0", late, True, True), ("1.0", midnight + 86_399.5, False, False)])
     days = [(d["day"], d["version"], d["traces"], d["failure_rate"], d["near_miss_rate"]) for d in report["by_day"]]
     assert days == [
         ("2026-03-01", "1.0", 1, 0.0, 1.0), ("2026-03-01", "2.0", 1, 1.0, 0.0),  # failed and near: counted failed
