@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tracemill.collector.store.query import attribute
-from tracemill.collector.store.schema import SPANS_TABLE
+from tracemill.collector.store.schema import SPANS_TABLE, quote_literal
 from tracemill.collector.store.schema_versions import ROLLOUTS_TABLE
 from tracemill.errors import ConfigError, NotFoundError
 from tracemill.miner.versions.report import group_counts, run_versions
@@ -41,7 +41,8 @@ def rollout_names(store: Store) -> list[str]:
     key first: that reads the keys of every span's attributes, not their values (run by every mine)."""
     rows = store.query(
         f"""SELECT DISTINCT n FROM (
-                SELECT {attribute(NAME)} AS n FROM {SPANS_TABLE} WHERE mapContains(SpanAttributes, '{NAME}') AND n != ''
+                SELECT {attribute(NAME)} AS n FROM {SPANS_TABLE}
+                WHERE mapContains(SpanAttributes, {quote_literal(NAME)}) AND n != ''
                 UNION ALL SELECT Name AS n FROM {ROLLOUTS_TABLE})
             ORDER BY n"""
     ).result_rows
