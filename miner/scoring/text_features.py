@@ -73,11 +73,19 @@ def _tokens_sql(text: str, prefix: str, limit: int) -> str:
             f"arraySlice(extractAll({text}, {_q(VALUE_PATTERN)}), 1, {limit}))")  # fmt: skip
 
 
+_ATTRIBUTES = "mapFromArrays(SpanAttributes.keys, SpanAttributes.values)"
+"""A span's attributes as a map, built from the key and value arrays the query reads anyway: naming the map column
+itself reads every attribute a second time (0.1 s of the conversations of 1M spans)."""
+
+
 def _flattened_messages(name: str) -> str:
-    """The role and content attributes of an LLM span's flattened input messages, as a map."""
+    """The role and content attributes of an LLM span's flattened input messages, as a map. Read only from a span
+    without GenAI JSON messages, which the user's turns are read from first (as the trace features' first user
+    input is)."""
     prefix, infix = FLATTENED_INPUTS[name]
-    return (f"if(is_llm, mapFilter((k, v) -> startsWith(k, {_q(prefix)}) AND (endsWith(k, {_q(infix + 'role')}) "
-            f"OR endsWith(k, {_q(infix + 'content')})), SpanAttributes), map()) AS {name}_messages")
+    return (f"if(is_llm AND genai_messages = '', mapFilter((k, v) -> startsWith(k, {_q(prefix)}) "
+            f"AND (endsWith(k, {_q(infix + 'role')}) OR endsWith(k, {_q(infix + 'content')})), {_ATTRIBUTES}), "
+            f"map()) AS {name}_messages")
 
 
 def _flattened_user_turns(name: str) -> str:
