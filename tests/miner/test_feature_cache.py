@@ -8,6 +8,7 @@ from typing import Any
 import tracemill.miner as miner
 from tracemill.miner.feature_cache import PREFIX, FeatureCache, load_features
 from tracemill.miner.final_action import COLUMNS as FINAL_INPUTS
+from tracemill.miner.scoring.text_features import conversation_sql
 from tracemill.miner.sql import QUERY_SETTINGS, trace_features_sql
 
 
@@ -127,6 +128,30 @@ def test_a_features_table_created_by_another_miner_meanwhile_gets_the_rows(store
     assert other.create_features_table(without_rows, {}) is False  # already there: nothing created
     cache.compute("1", {}, bad_args_check="0")  # inserted into the table the other one made
     assert cache.created and set(_kept(store, cache)) == {t.trace_id for t in traced}
+
+
+def test_the_first_keep_creates_the_conversations_table_with_its_rows_and_one_made_meanwhile_gets_them(
+        store: Any, support: Any):
+    traced = support.write_genai(store, support.build(seed=11, tasks=3, trials=2))
+    ids = {t.trace_id for t in traced}
+    load_features(store, "1", {}, loop_min=3)
+    cache = FeatureCache(store, 3).create()
+    assert not cache.conversations_created  # the features were kept, their conversations not yet
+    cache.keep_conversations("1", {})
+    assert cache.conversations_created and set(_conversations(store, cache)) == ids
+    # The query's columns, and the version of the feature row each was computed from.
+    query = conversation_sql("1").split("SETTINGS")[0]
+    described = [(name, kind) for name, kind, *_ in store.query(f"DESCRIBE ({query})").result_rows]
+    assert _columns(store, cache.conversations) == [*described, ("features_at", "UInt64")]
+    assert set(_conversations(store, cache).items()) <= set(_kept(store, cache).items())
+
+    # Another miner found no table, and this one created it before the other kept its conversations: the other's
+    # rows go into it, replacing none of the current ones.
+    store.command(f"TRUNCATE TABLE {cache.conversations}")
+    late = FeatureCache(store, 3)
+    late.conversations_created = False
+    late.keep_conversations("1", {})
+    assert late.conversations_created and set(_conversations(store, cache)) == ids
 
 
 def test_the_kept_features_are_the_feature_query_s_rows_as_the_engine_computes_them_by_default(store: Any,
