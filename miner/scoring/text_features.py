@@ -68,9 +68,11 @@ class ConversationFeatures:
 
 
 def _tokens_sql(text: str, prefix: str, limit: int) -> str:
-    """The prefixed, lower-cased tokens of ``text`` (at most ``limit``), as a ClickHouse array expression."""
-    return (f"arrayMap(t -> concat({prefix}, lowerUTF8(t)), "
-            f"arraySlice(extractAll({text}, {_q(VALUE_PATTERN)}), 1, {limit}))")  # fmt: skip
+    """The prefixed, lower-cased tokens of ``text`` (at most ``limit``), as a ClickHouse array expression. A token
+    holds ASCII characters only, so lower-casing the text's ASCII letters once (``lower``) gives the tokens that
+    lower-casing each one gives, in one pass instead of one per token (5% of the conversation query)."""
+    return (f"arrayMap(t -> concat({prefix}, t), "
+            f"arraySlice(extractAll(lower({text}), {_q(VALUE_PATTERN)}), 1, {limit}))")  # fmt: skip
 
 
 _ATTRIBUTES = "mapFromArrays(SpanAttributes.keys, SpanAttributes.values)"

@@ -10,7 +10,14 @@ import pytest
 
 from tracemill.collector.store.store import StoreError
 from tracemill.miner.feature_cache import load_features
-from tracemill.miner.scoring.text_features import TEXT_NUMERIC, conversation_features, peer_keys
+from tracemill.miner.scoring.text_features import (
+    TEXT_NUMERIC,
+    VALUE_PATTERN,
+    _tokens_sql,
+    conversation_features,
+    peer_keys,
+)
+from tracemill.miner.sql import _q
 
 
 def _features(store: Any, traced: list[Any]) -> tuple[np.ndarray, Any]:
@@ -52,6 +59,19 @@ def test_hashed_counts_hash_each_distinct_text_once_and_match_the_vectorizer():
     assert counts.shape == (5, 2**10) and (counts != direct).nnz == 0
     assert counts[0].sum() == 7  # four tokens and three pairs, counted again for the repeated text
     assert hashed_counts([], columns=16).shape == (0, 16)
+
+
+def test_tokens_are_those_of_each_token_lower_cased_whatever_the_text_s_letters(store: Any):
+    """The text is lower-cased once, in ASCII: the same tokens as lower-casing each token (in UTF-8) gives."""
+    texts = ["Refund ORDER-4711 for €12.50 to Zoë", "ÉTÉ Straße İstanbul 42\u212a Kelvin", "ΣΊΣΥΦΟΣ 7Ω x", "", "A b CD"]
+    tokens = _tokens_sql("x", "'u:'", 60)
+    each_lowered = f"arrayMap(t -> concat('u:', lowerUTF8(t)), extractAll(x, {_q(VALUE_PATTERN)}))"
+    rows = store.query(
+        f"SELECT {tokens}, {each_lowered} FROM (SELECT arrayJoin({{texts:Array(String)}}) AS x)",
+        {"texts": texts},
+    ).result_rows
+    assert len(rows) == len(texts) and all(new == old for new, old in rows)
+    assert rows[0][0] == ["u:refund", "u:order", "u:4711", "u:for", "u:12.50", "u:to", "u:zo"]
 
 
 def test_conversations_read_in_the_background_give_the_features_read_in_line(new_database: Any, drop_database: Any,
