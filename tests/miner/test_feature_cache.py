@@ -146,7 +146,7 @@ def test_the_first_keep_creates_the_conversations_table_with_its_rows_and_one_ma
     assert set(_conversations(store, cache).items()) <= set(_kept(store, cache).items())
 
     # Another miner found no table, and this one created it before the other kept its conversations: the other's
-    # rows go into it, replacing none of the current ones.
+    # create finds the table there, and its rows are inserted into it.
     store.command(f"TRUNCATE TABLE {cache.conversations}")
     late = FeatureCache(store, 3)
     late.conversations_created = False
