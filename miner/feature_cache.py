@@ -108,18 +108,30 @@ class FeatureCache:
     def create_features_table(self, query: str, params: dict[str, Any], where: str | None = None) -> bool:
         """Create the features table with the rows of ``query`` (the feature query of the traces selected by
         ``where``); False when another process created it first (its rows are then to be inserted)."""
+        created = self._create_with_rows(
+            self.table, "cached_at", "trace_id",
+            f"SELECT *, {_VERSION} AS cached_at FROM ({query}) SETTINGS {self._computing()}",
+            {**params, "loop_min": self.loop_min},
+        )  # fmt: skip
+        self.created = True
+        if created:
+            self.holds_only = where
+        return created
+
+    def _create_with_rows(self, table: str, version: str, key: str, rows: str, params: dict[str, Any]) -> bool:
+        """Create ``table`` (a ``ReplacingMergeTree(version)`` ordered by ``key``) with the rows of the query
+        ``rows``: the query is planned once, not once for an empty table and again for its rows. False when
+        another process created the table first (the rows are then to be inserted)."""
         try:
             self.store.command(
-                f"CREATE TABLE {quote_identifier(self.table)} ENGINE = ReplacingMergeTree(cached_at) ORDER BY trace_id "
-                f"AS SELECT *, {_VERSION} AS cached_at FROM ({query}) SETTINGS {self._computing()}",
-                {**params, "loop_min": self.loop_min},
+                f"CREATE TABLE {quote_identifier(table)} ENGINE = ReplacingMergeTree({version}) ORDER BY {key} "
+                f"AS {rows}",
+                params,
             )
         except StoreError as exc:
             if "TABLE_ALREADY_EXISTS" not in str(exc):
                 raise
-            self.created = True
             return False
-        self.created, self.holds_only = True, where
         return True
 
     def missing(self, where: str) -> str:
@@ -198,35 +210,19 @@ class FeatureCache:
         table = quote_identifier(self.conversations)
         features = f"(SELECT trace_id, cached_at FROM {quote_identifier(self.table)} FINAL)"
         settings = _ONE_ROW_PER_TRACE + (", max_threads = 1" if self.store.embedded else "")
-        if not self.conversations_created and self._create_conversations_table(where, features, settings, params):
-            return
+
+        def rows(condition: str) -> str:  # each conversation with the version of the feature row it came from
+            return (f"SELECT q.*, f.cached_at AS features_at FROM ({conversation_sql(condition)}) AS q "
+                    f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId SETTINGS {settings}")
+
+        if not self.conversations_created:  # none kept yet: the first keep creates the table with its rows
+            created = self._create_with_rows(self.conversations, "features_at", "TraceId", rows(where), params)
+            self.conversations_created = True
+            if created:
+                return
         current = (f"SELECT c.TraceId FROM {table} AS c INNER JOIN {features} AS f "
                    "ON f.trace_id = c.TraceId AND f.cached_at = c.features_at")
-        query = conversation_sql(f"({where}) AND TraceId NOT IN ({current})")
-        self.store.command(
-            f"INSERT INTO {table} SELECT q.*, f.cached_at FROM ({query}) AS q "
-            f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId SETTINGS {settings}",
-            params,
-        )
-
-    def _create_conversations_table(self, where: str, features: str, settings: str, params: dict[str, Any]) -> bool:
-        """Create the conversations table with the conversations of the traces selected by ``where``, as
-        :meth:`create_features_table` creates the features table: the conversation query is planned once, not twice
-        (about 0.08 s). False when another process created it first (the rows are then to be inserted)."""
-        try:
-            self.store.command(
-                f"CREATE TABLE {quote_identifier(self.conversations)} ENGINE = ReplacingMergeTree(features_at) "
-                f"ORDER BY TraceId AS SELECT q.*, f.cached_at AS features_at FROM ({conversation_sql(where)}) AS q "
-                f"INNER JOIN {features} AS f ON f.trace_id = q.TraceId SETTINGS {settings}",
-                params,
-            )
-        except StoreError as exc:
-            if "TABLE_ALREADY_EXISTS" not in str(exc):
-                raise
-            self.conversations_created = True
-            return False
-        self.conversations_created = True
-        return True
+        self.store.command(f"INSERT INTO {table} {rows(f'({where}) AND TraceId NOT IN ({current})')}", params)
 
     def read_conversations(self, where: str, params: dict[str, Any]) -> Any:
         """The conversation features of the traces selected by ``where``, ordered by trace id, as a
